@@ -1,0 +1,3 @@
+from image_sidecar.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""One middleware turns every error into the contract's JSON shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from image_sidecar.errors import DatabaseUnavailable, InvalidField, SidecarError
+
+log = structlog.get_logger(__name__)
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def error_response(exc: SidecarError) -> web.Response:
+    extra = {"field": exc.field} if isinstance(exc, InvalidField) else {}
+    headers = {}
+    if isinstance(exc, DatabaseUnavailable):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    return web.json_response(
+        error_body(exc.code, exc.message, **extra), status=exc.status, headers=headers
+    )
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except SidecarError as exc:
+        if exc.status >= 500:
+            log.warning("request_failed", error=exc.code, message=exc.message)
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return web.json_response(
+            error_body(code, exc.reason), status=exc.status, headers=_allow_header(exc)
+        )
+    except Exception:
+        log.exception("unhandled_error", path=request.path, method=request.method)
+        return web.json_response(
+            error_body("internal_error", "internal server error"), status=500
+        )
+
+
+def _allow_header(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}

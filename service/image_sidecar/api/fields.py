@@ -1,0 +1,122 @@
+"""Validation of every client-supplied value. Each failure names its field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from uuid import UUID
+
+from image_sidecar.errors import InvalidField
+from image_sidecar.models import ImageMetadata, RoundRef
+
+# Game codes become directory names: letters, digits, "-" and "_" only, never "." or "/".
+_GAME_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# Art styles and AI service names become metric labels, so they stay short and plain.
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}")
+MAX_ROUND_NUMBER = 10_000
+MAX_SENTENCE_CHARS = 1_000
+MAX_PROMPT_CHARS = 4_000
+MAX_RETENTION_DAYS = 3_650
+MAX_GENERATION_COST_USD = Decimal(100)
+
+IMAGE_METADATA_FIELDS = frozenset({
+    "game_code", "game_id", "round_id", "round_number", "player_id", "submission_id",
+    "completed_sentence", "art_style", "ai_service", "prompt", "generation_cost_usd",
+    "retention_days",
+})
+
+
+def game_code(raw: str, field: str = "game_code") -> str:
+    if not _GAME_CODE.fullmatch(raw):
+        raise InvalidField(field, "must be 1-32 letters, digits, '-' or '_'")
+    return raw
+
+
+def uuid_value(raw: str, field: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise InvalidField(field, "must be a UUID") from None
+
+
+def bounded_int(raw: str, field: str, low: int, high: int) -> int:
+    if not re.fullmatch(r"\d{1,9}", raw) or not low <= int(raw) <= high:
+        raise InvalidField(field, f"must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def round_ref(raw: str) -> RoundRef:
+    """A round given as its number or as the game server's round UUID."""
+    if raw.isdigit():
+        return bounded_int(raw, "round", 0, MAX_ROUND_NUMBER)
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise InvalidField("round", "must be a round number or a round UUID") from None
+
+
+def text(raw: str, field: str, max_chars: int) -> str:
+    value = raw.strip()
+    if not value:
+        raise InvalidField(field, "must not be empty")
+    if len(value) > max_chars:
+        raise InvalidField(field, f"must be at most {max_chars} characters")
+    if "\x00" in value:
+        raise InvalidField(field, "must not contain NUL characters")
+    return value
+
+
+def label(raw: str | None, field: str) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip()
+    if not _LABEL.fullmatch(value):
+        raise InvalidField(field, "must be 1-64 letters, digits, spaces or '_.:/-'")
+    return value
+
+
+def cost_usd(raw: str | None, field: str = "generation_cost_usd") -> Decimal | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise InvalidField(field, "must be a decimal number of US dollars") from None
+    if not value.is_finite() or not Decimal(0) <= value <= MAX_GENERATION_COST_USD:
+        raise InvalidField(field, f"must be between 0 and {MAX_GENERATION_COST_USD}")
+    return value
+
+
+def _required(fields: Mapping[str, str], name: str) -> str:
+    value = fields.get(name)
+    if value is None:
+        raise InvalidField(name, "is required")
+    return value
+
+
+def image_metadata(fields: Mapping[str, str]) -> ImageMetadata:
+    """The metadata of an upload (or of a cache hit, which is an upload without bytes)."""
+    unknown = sorted(set(fields) - IMAGE_METADATA_FIELDS)
+    if unknown:
+        raise InvalidField(unknown[0], "is not a known field")
+    sentence = text(_required(fields, "completed_sentence"), "completed_sentence",
+                    MAX_SENTENCE_CHARS)
+    prompt = fields.get("prompt")
+    retention = fields.get("retention_days")
+    return ImageMetadata(
+        game_code=game_code(_required(fields, "game_code")),
+        game_id=uuid_value(_required(fields, "game_id"), "game_id"),
+        round_id=uuid_value(_required(fields, "round_id"), "round_id"),
+        round_number=bounded_int(_required(fields, "round_number"), "round_number", 0,
+                                 MAX_ROUND_NUMBER),
+        player_id=uuid_value(_required(fields, "player_id"), "player_id"),
+        submission_id=uuid_value(_required(fields, "submission_id"), "submission_id"),
+        completed_sentence=sentence,
+        prompt=sentence if prompt is None else text(prompt, "prompt", MAX_PROMPT_CHARS),
+        art_style=label(fields.get("art_style"), "art_style"),
+        ai_service=label(fields.get("ai_service"), "ai_service"),
+        generation_cost_usd=cost_usd(fields.get("generation_cost_usd")),
+        retention_days=None if retention is None else bounded_int(
+            retention, "retention_days", 1, MAX_RETENTION_DAYS),
+    )

@@ -1,0 +1,46 @@
+"""Liveness, readiness and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+
+from aiohttp import web
+
+from image_sidecar import db
+from image_sidecar.errors import SidecarError
+from image_sidecar.typedefs import blob_store_key, db_pool_key
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        await db.ping(request.app[db_pool_key])
+        checks["database"] = "ok"
+    except SidecarError as exc:
+        checks["database"] = exc.message
+    try:
+        await request.app[blob_store_key].health_check()
+        checks["storage"] = "ok"
+    except SidecarError as exc:
+        checks["storage"] = exc.message
+    ready = all(value == "ok" for value in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status=200 if ready else 503,
+        headers={} if ready else {"Retry-After": "5"},
+    )
+
+
+@cache
+def load_openapi() -> dict:
+    return json.loads(resources.files("image_sidecar").joinpath("openapi.json").read_text())
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(load_openapi())

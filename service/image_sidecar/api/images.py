@@ -1,0 +1,53 @@
+"""Handlers for uploading and listing images."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from image_sidecar import images
+from image_sidecar.api import fields
+from image_sidecar.api.serialize import image_json
+from image_sidecar.api.upload import read_upload
+from image_sidecar.models import ImageRecord
+from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key
+
+
+def _images_response(request: web.Request, records: list[ImageRecord]) -> web.Response:
+    base_url = request.app[config_key].public_base_url
+    return web.json_response({"images": [image_json(r, base_url) for r in records]})
+
+
+async def upload_image(request: web.Request) -> web.Response:
+    config = request.app[config_key]
+    form, data = await read_upload(request, config.max_upload_bytes)
+    meta = fields.image_metadata(form)
+    record, created = await images.store_image(
+        request.app[db_pool_key], request.app[blob_store_key], meta, data,
+        default_retention_days=config.retention_days,
+    )
+    return web.json_response(
+        image_json(record, config.public_base_url), status=201 if created else 200
+    )
+
+
+async def list_round_images(request: web.Request) -> web.Response:
+    game_code = fields.game_code(request.match_info["game_code"])
+    round_ref = fields.round_ref(request.match_info["round"])
+    records = await images.list_round(request.app[db_pool_key], game_code, round_ref)
+    return _images_response(request, records)
+
+
+async def list_game_images(request: web.Request) -> web.Response:
+    game_code = fields.game_code(request.match_info["game_code"])
+    records = await images.list_game(request.app[db_pool_key], game_code)
+    return _images_response(request, records)
+
+
+async def get_player_image(request: web.Request) -> web.Response:
+    game_code = fields.game_code(request.match_info["game_code"])
+    round_ref = fields.round_ref(request.match_info["round"])
+    player_id = fields.uuid_value(request.match_info["player_id"], "player_id")
+    record = await images.get_player_image(
+        request.app[db_pool_key], game_code, round_ref, player_id
+    )
+    return web.json_response(image_json(record, request.app[config_key].public_base_url))

@@ -1,0 +1,34 @@
+"""JSON shapes of the contract's records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from image_sidecar.models import ImageRecord
+
+
+def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
+    return {
+        "image_id": str(record.image_id),
+        "game_code": record.game_code,
+        "game_id": str(record.game_id),
+        "round_id": str(record.round_id),
+        "round_number": record.round_number,
+        "player_id": str(record.player_id),
+        "submission_id": str(record.submission_id),
+        "completed_sentence": record.completed_sentence,
+        "prompt": record.prompt,
+        "art_style": record.art_style,
+        "ai_service": record.ai_service,
+        "image_url": f"{public_base_url}/{record.storage_key}",
+        "content_type": record.content_type,
+        "size_bytes": record.size_bytes,
+        "sha256": record.sha256,
+        "prompt_hash": record.prompt_hash,
+        "generation_cost_usd": (
+            None if record.generation_cost_usd is None else float(record.generation_cost_usd)
+        ),
+        "reused_from": None if record.reused_from is None else str(record.reused_from),
+        "created_at": record.created_at.isoformat(),
+        "expires_at": record.expires_at.isoformat(),
+    }

@@ -1,0 +1,26 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from image_sidecar import db, storage
+from image_sidecar.api.auth import auth_middleware
+from image_sidecar.api.errors import error_middleware
+from image_sidecar.api.routes import setup_routes
+from image_sidecar.config import Config
+from image_sidecar.log import request_log_middleware
+from image_sidecar.typedefs import config_key
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        # The error middleware sits inside the request log so the log sees the final status,
+        # and outside auth so a refused token is rendered as JSON.
+        middlewares=[request_log_middleware, error_middleware, auth_middleware],
+    )
+    app[config_key] = config
+    app.cleanup_ctx.append(db.pool_context)
+    app.cleanup_ctx.append(storage.store_context)
+    setup_routes(app)
+    return app

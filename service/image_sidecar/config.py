@@ -1,0 +1,160 @@
+"""Every setting of the sidecar, read once from the environment (and `.env`), validated."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _optional(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _public_base_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not (value.startswith("/") or value.startswith(("http://", "https://"))):
+        raise ValueError("must be an absolute path such as /generated-images or an http(s) URL")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its default, its help text and how to parse it."""
+
+    name: str
+    field: str
+    default: str
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DATABASE_URL", "database_url", "",
+        "PostgreSQL URL (postgresql://user:pass@host:5432/db). Required for `serve` and `migrate`; "
+        "`dev` starts an embedded PostgreSQL when it is empty.",
+        _optional,
+    ),
+    Setting(
+        "DATABASE_POOL_SIZE", "database_pool_size", "10",
+        "Most connections one sidecar process holds.", _positive_int,
+    ),
+    Setting(
+        "DATABASE_TIMEOUT_SECONDS", "database_timeout_seconds", "5",
+        "How long a request waits for a database connection or statement before answering 503.",
+        _positive_float,
+    ),
+    Setting(
+        "IMAGE_STORAGE_BASE_DIR", "storage_base_dir", "./public/generated-images",
+        "Directory that holds the image files (filesystem storage).", Path,
+    ),
+    Setting(
+        "IMAGE_PUBLIC_BASE_URL", "public_base_url", "/generated-images",
+        "Prefix of every image_url: this service's own static route by default, or a CDN / nginx "
+        "URL such as https://cdn.example.com/generated-images.",
+        _public_base_url,
+    ),
+    Setting(
+        "IMAGE_RETENTION_DAYS", "retention_days", "30",
+        "Days an image lives before the cleanup deletes it (per-upload retention_days overrides).",
+        _positive_int,
+    ),
+    Setting(
+        "IMAGE_MAX_UPLOAD_BYTES", "max_upload_bytes", "10485760",
+        "Largest accepted image in bytes (default 10 MiB); larger uploads get 413.",
+        _positive_int,
+    ),
+    Setting(
+        "IMAGE_SIDECAR_HOST", "host", "127.0.0.1",
+        "Address to listen on. Anything but a loopback address requires IMAGE_SIDECAR_API_TOKEN.",
+    ),
+    Setting("IMAGE_SIDECAR_PORT", "port", "8080", "TCP port to listen on.", _port),
+    Setting(
+        "IMAGE_SIDECAR_API_TOKEN", "api_token", "",
+        "Bearer token required on every write endpoint when set.", _optional,
+    ),
+    Setting(
+        "IMAGE_SIDECAR_DEV_DATA_DIR", "dev_data_dir", "./var",
+        "Where `image-sidecar dev` keeps its embedded PostgreSQL cluster.", Path,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None
+    database_pool_size: int
+    database_timeout_seconds: float
+    storage_base_dir: Path
+    public_base_url: str
+    retention_days: int
+    max_upload_bytes: int
+    host: str
+    port: int
+    api_token: str | None
+    dev_data_dir: Path
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_config(environ: Mapping[str, str]) -> Config:
+    """Build a Config from a mapping (the process environment, or a dict in tests)."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name, setting.default)
+        try:
+            values[setting.field] = setting.parse(raw)
+        except ValueError as exc:
+            reason = str(exc) if "must" in str(exc) else "is not valid"
+            raise ConfigError(f"{setting.name}={raw!r} {reason}") from None
+    config = Config(**values)
+    if config.api_token is None and not is_loopback(config.host):
+        raise ConfigError(
+            f"IMAGE_SIDECAR_API_TOKEN must be set when IMAGE_SIDECAR_HOST={config.host!r} "
+            "is not a loopback address"
+        )
+    return config
+
+
+def load_environment(dotenv_path: str | os.PathLike[str] = ".env") -> dict[str, str]:
+    """The process environment over the values of `.env` (the environment wins)."""
+    from_file = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+    return {**from_file, **os.environ}

@@ -1,0 +1,94 @@
+"""The database: the aiopg pool, transactions, and (in submodules) every SQL statement."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiopg
+import psycopg2
+import structlog
+from aiohttp import web
+from psycopg2.extras import RealDictCursor
+
+from image_sidecar.db.migrations_runner import pending_migrations
+from image_sidecar.errors import DatabaseUnavailable, SidecarError
+from image_sidecar.typedefs import config_key, db_pool_key
+
+log = structlog.get_logger(__name__)
+
+
+class SchemaBehind(SidecarError):
+    """The database lacks migrations this code needs; `image-sidecar migrate` fixes it."""
+
+
+async def create_pool(database_url: str, *, size: int = 10, timeout: float = 5.0) -> aiopg.Pool:
+    # `timeout` bounds connecting and every statement (aiopg applies it per cursor call).
+    return await aiopg.create_pool(
+        database_url, minsize=1, maxsize=size, timeout=timeout, enable_hstore=False
+    )
+
+
+async def pool_context(app: web.Application) -> AsyncIterator[None]:
+    """Open the pool, refuse to serve on an old schema, close the pool on shutdown."""
+    config = app[config_key]
+    if config.database_url is None:
+        raise SchemaBehind("DATABASE_URL is not set")
+    pool = await create_pool(
+        config.database_url,
+        size=config.database_pool_size,
+        timeout=config.database_timeout_seconds,
+    )
+    try:
+        pending = await pending_migrations(pool)
+        if pending:
+            raise SchemaBehind(
+                f"database schema is behind ({', '.join(pending)} not applied): "
+                "run `image-sidecar migrate` first"
+            )
+        app[db_pool_key] = pool
+        yield
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+@asynccontextmanager
+async def _connection(pool: aiopg.Pool) -> AsyncIterator[aiopg.Connection]:
+    try:
+        async with asyncio.timeout(pool.timeout):
+            conn = await pool.acquire()
+    except (TimeoutError, psycopg2.OperationalError) as exc:
+        raise DatabaseUnavailable(f"database unavailable: {exc or 'timed out'}") from exc
+    try:
+        yield conn
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+    except TimeoutError as exc:
+        raise DatabaseUnavailable("database statement timed out") from exc
+    finally:
+        pool.release(conn)
+
+
+@asynccontextmanager
+async def cursor(pool: aiopg.Pool) -> AsyncIterator[aiopg.Cursor]:
+    """A dict cursor in autocommit mode, for single statements."""
+    async with _connection(pool) as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
+        yield cur
+
+
+@asynccontextmanager
+async def transaction(pool: aiopg.Pool) -> AsyncIterator[aiopg.Cursor]:
+    """A dict cursor inside BEGIN ... COMMIT; any exception rolls back."""
+    async with (
+        _connection(pool) as conn,
+        conn.cursor(cursor_factory=RealDictCursor) as cur,
+        cur.begin(),
+    ):
+        yield cur
+
+
+async def ping(pool: aiopg.Pool) -> None:
+    async with cursor(pool) as cur:
+        await cur.execute("SELECT 1")

@@ -1,0 +1,71 @@
+"""Numbered SQL migrations, applied in order under an advisory lock and recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiopg
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Any constant shared by every replica; two `migrate` runs serialize on it.
+_MIGRATION_LOCK_ID = 0x1D5E_0001
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+
+def available_migrations() -> list[Migration]:
+    return [
+        Migration(path.stem, path.read_text(encoding="utf-8"))
+        for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    ]
+
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+async def _applied(cur: aiopg.Cursor) -> set[str]:
+    await cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    (exists,) = await cur.fetchone()
+    if not exists:
+        return set()
+    await cur.execute("SELECT name FROM schema_migrations")
+    return {name for (name,) in await cur.fetchall()}
+
+
+async def pending_migrations(pool: aiopg.Pool) -> list[str]:
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        applied = await _applied(cur)
+    return [m.name for m in available_migrations() if m.name not in applied]
+
+
+async def apply_migrations(pool: aiopg.Pool) -> list[str]:
+    """Apply what is pending, each file in its own transaction; returns the names applied."""
+    done: list[str] = []
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_ID,))
+        try:
+            await cur.execute(_CREATE_TABLE)
+            applied = await _applied(cur)
+            for migration in available_migrations():
+                if migration.name in applied:
+                    continue
+                async with cur.begin():
+                    await cur.execute(migration.sql)
+                    await cur.execute(
+                        "INSERT INTO schema_migrations (name) VALUES (%s)", (migration.name,)
+                    )
+                done.append(migration.name)
+        finally:
+            await cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_ID,))
+    return done

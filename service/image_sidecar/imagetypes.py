@@ -1,0 +1,31 @@
+"""Recognise the image formats the sidecar accepts from their first bytes, never from names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from image_sidecar.errors import NotAnImage
+
+
+@dataclass(frozen=True)
+class ImageType:
+    content_type: str
+    extension: str
+
+
+JPEG = ImageType("image/jpeg", "jpg")
+PNG = ImageType("image/png", "png")
+WEBP = ImageType("image/webp", "webp")
+
+BY_EXTENSION = {t.extension: t for t in (JPEG, PNG, WEBP)}
+
+
+def sniff(data: bytes) -> ImageType:
+    """The type of `data`, or NotAnImage: a client's Content-Type header is not trusted."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return WEBP
+    raise NotAnImage("image must be a JPEG, PNG or WebP file")

@@ -1,0 +1,63 @@
+"""Value types shared by the use cases, the database layer and the handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+RoundRef = int | UUID
+"""A round named by its number within the game or by the game server's round UUID."""
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What the game server says about a picture; validated by the API before it gets here."""
+
+    game_code: str
+    game_id: UUID
+    round_id: UUID
+    round_number: int
+    player_id: UUID
+    submission_id: UUID
+    completed_sentence: str
+    prompt: str
+    art_style: str | None
+    ai_service: str | None
+    generation_cost_usd: Decimal | None
+    retention_days: int | None
+
+
+@dataclass(frozen=True)
+class StoredBytes:
+    """Facts about image bytes that are already in (or about to enter) the blob store."""
+
+    storage_key: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    image_id: UUID
+    submission_id: UUID
+    game_id: UUID
+    game_code: str
+    round_id: UUID
+    round_number: int
+    player_id: UUID
+    completed_sentence: str
+    prompt: str
+    art_style: str | None
+    ai_service: str | None
+    storage_key: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    prompt_hash: str
+    generation_cost_usd: Decimal | None
+    reused_from: UUID | None
+    created_at: datetime
+    expires_at: datetime

@@ -1,0 +1,61 @@
+"""The BlobStore protocol: the only way the rest of the sidecar touches image bytes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from image_sidecar.errors import StorageError
+
+# Keys are relative paths of plain segments: no "..", no hidden names, no absolute paths.
+_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}){0,7}")
+
+
+class BlobNotFound(StorageError):
+    status = 404
+    code = "not_found"
+
+
+class InvalidKey(BlobNotFound):
+    """A key that could name something outside the store is treated as absent."""
+
+
+def check_key(key: str) -> str:
+    if not _KEY.fullmatch(key) or ".." in key:
+        raise InvalidKey(f"no such image: {key}")
+    return key
+
+
+@dataclass(frozen=True)
+class ServableBlob:
+    """What the static route needs to answer for one key."""
+
+    path: Path
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    deleted: int
+    bytes_freed: int
+
+
+class BlobStore(Protocol):
+    async def put(self, key: str, data: bytes, sha256: str) -> None:
+        """Store `data` under `key` atomically: readers see the old blob, the new one, or none."""
+
+    async def link(self, source_key: str, target_key: str) -> None:
+        """Make `target_key` hold the bytes of `source_key` without copying them where possible."""
+
+    async def delete_many(self, keys: Iterable[str]) -> DeleteResult:
+        """Delete what exists of `keys`; missing keys are not an error."""
+
+    async def servable(self, key: str) -> ServableBlob:
+        """Locate a blob for serving; BlobNotFound when absent."""
+
+    async def health_check(self) -> None:
+        """Raise StorageError when the store cannot take writes."""

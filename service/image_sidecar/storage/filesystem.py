@@ -1,0 +1,163 @@
+"""Filesystem BlobStore: atomic writes, hard-linked reuse, all blocking calls off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+from image_sidecar.errors import StorageError, StorageFull
+from image_sidecar.storage.base import BlobNotFound, DeleteResult, ServableBlob, check_key
+
+# Digests of files already served, keyed by (inode, mtime, size) so a rewritten file is re-hashed.
+# 50,000 entries are a few MB and cover weeks of a busy game server's images.
+_DIGEST_CACHE_ENTRIES = 50_000
+
+
+def _storage_error(exc: OSError, action: str) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"storage is full while trying to {action}")
+    return StorageError(f"could not {action}: {exc.strerror or exc}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FilesystemBlobStore:
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir.resolve()
+        self._digests: OrderedDict[tuple[int, int, int], str] = OrderedDict()
+        self._digests_lock = threading.Lock()
+
+    def path_for(self, key: str) -> Path:
+        path = self.base_dir / check_key(key)
+        # check_key already forbids "..": this guards against symlinked directories as well.
+        if not path.resolve().is_relative_to(self.base_dir):
+            raise BlobNotFound(f"no such image: {key}")
+        return path
+
+    def _remember_digest(self, st: os.stat_result, sha256: str) -> None:
+        with self._digests_lock:
+            self._digests[(st.st_ino, st.st_mtime_ns, st.st_size)] = sha256
+            self._digests.move_to_end((st.st_ino, st.st_mtime_ns, st.st_size))
+            while len(self._digests) > _DIGEST_CACHE_ENTRIES:
+                self._digests.popitem(last=False)
+
+    def _known_digest(self, st: os.stat_result) -> str | None:
+        with self._digests_lock:
+            return self._digests.get((st.st_ino, st.st_mtime_ns, st.st_size))
+
+    def _put_sync(self, key: str, data: bytes, sha256: str) -> None:
+        path = self.path_for(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        except OSError as exc:
+            raise _storage_error(exc, f"create {key}") from exc
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise _storage_error(exc, f"write {key}") from exc
+        self._remember_digest(path.stat(), sha256)
+
+    async def put(self, key: str, data: bytes, sha256: str) -> None:
+        await asyncio.to_thread(self._put_sync, key, data, sha256)
+
+    def _link_sync(self, source_key: str, target_key: str) -> None:
+        source, target = self.path_for(source_key), self.path_for(target_key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp_name = target.parent / f".tmp-{uuid.uuid4().hex}.part"
+            os.link(source, tmp_name)
+            os.replace(tmp_name, target)
+            _fsync_dir(target.parent)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(f"no such image: {source_key}") from exc
+        except OSError as exc:
+            raise _storage_error(exc, f"link {target_key}") from exc
+
+    async def link(self, source_key: str, target_key: str) -> None:
+        await asyncio.to_thread(self._link_sync, source_key, target_key)
+
+    def _delete_many_sync(self, keys: list[str]) -> DeleteResult:
+        deleted = freed = 0
+        parents: set[Path] = set()
+        for key in keys:
+            path = self.path_for(key)
+            try:
+                st = path.stat()
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise _storage_error(exc, f"delete {key}") from exc
+            deleted += 1
+            # A hard-linked blob frees its bytes only when its last name goes.
+            if st.st_nlink == 1:
+                freed += st.st_size
+            parents.add(path.parent)
+        for parent in parents:
+            self._prune_empty_dirs(parent)
+        return DeleteResult(deleted=deleted, bytes_freed=freed)
+
+    def _prune_empty_dirs(self, directory: Path) -> None:
+        while directory != self.base_dir and directory.is_relative_to(self.base_dir):
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    async def delete_many(self, keys: Iterable[str]) -> DeleteResult:
+        return await asyncio.to_thread(self._delete_many_sync, list(keys))
+
+    def _servable_sync(self, key: str) -> ServableBlob:
+        path = self.path_for(key)
+        try:
+            st = path.lstat()
+        except OSError as exc:
+            raise BlobNotFound(f"no such image: {key}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise BlobNotFound(f"no such image: {key}")
+        digest = self._known_digest(st)
+        if digest is None:
+            with path.open("rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            self._remember_digest(st, digest)
+        return ServableBlob(path=path, size_bytes=st.st_size, sha256=digest)
+
+    async def servable(self, key: str) -> ServableBlob:
+        return await asyncio.to_thread(self._servable_sync, key)
+
+    def _health_check_sync(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.base_dir, os.W_OK | os.X_OK):
+            raise StorageError(f"storage directory is not writable: {self.base_dir}")
+
+    async def health_check(self) -> None:
+        try:
+            await asyncio.to_thread(self._health_check_sync)
+        except OSError as exc:
+            raise _storage_error(exc, "reach the storage directory") from exc

@@ -1,0 +1,17 @@
+"""Typed application keys: every resource the app factory wires, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiopg
+from aiohttp import web
+
+from image_sidecar.config import Config
+
+if TYPE_CHECKING:
+    from image_sidecar.storage.base import BlobStore
+
+config_key = web.AppKey("config", Config)
+db_pool_key = web.AppKey("db_pool", aiopg.Pool)
+blob_store_key: web.AppKey[BlobStore] = web.AppKey("blob_store")
