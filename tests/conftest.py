@@ -6,7 +6,7 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.name = psycopg2.extensions.parse_dsn(url)["dbname"]
 
     def rows(self, query: str, *params: Any) -> list[dict[str, Any]]:
         conn = psycopg2.connect(self.url)
@@ -111,9 +112,7 @@ class Database:
 def database(database_url: str) -> Database:
     """The session database, emptied before each test."""
     database = Database(database_url)
-    database.rows(
-        "TRUNCATE generated_images, image_cache RESTART IDENTITY CASCADE"
-    )
+    database.rows("TRUNCATE generated_images, image_cache RESTART IDENTITY CASCADE")
     return database
 
 
@@ -129,11 +128,13 @@ def make_config(database: Database, storage_dir: Path) -> Callable[..., Config]:
     """A Config for the test database and storage, with any variable overridden."""
 
     def make(**environ: str) -> Config:
-        return load_config({
-            "DATABASE_URL": database.url,
-            "IMAGE_STORAGE_BASE_DIR": str(storage_dir),
-            **environ,
-        })
+        return load_config(
+            {
+                "DATABASE_URL": database.url,
+                "IMAGE_STORAGE_BASE_DIR": str(storage_dir),
+                **environ,
+            }
+        )
 
     return make
 
@@ -190,8 +191,10 @@ def upload(client: Any) -> UploadFn:
         for name, value in image_fields(**overrides).items():
             form.add_field(name, value)
         form.add_field(
-            "image", png_bytes() if image is None else image,
-            filename="image.png", content_type="application/octet-stream",
+            "image",
+            png_bytes() if image is None else image,
+            filename="image.png",
+            content_type="application/octet-stream",
         )
         return await client.post("/api/images", data=form, headers=headers)
 
@@ -201,4 +204,3 @@ def upload(client: Any) -> UploadFn:
 @pytest.fixture
 def sample_png() -> bytes:
     return png_bytes(seed=7)
-

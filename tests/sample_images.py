@@ -13,13 +13,19 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def png_bytes(seed: int = 0, size: int = 8) -> bytes:
     """A real size x size RGB PNG whose pixels depend on `seed`."""
     rows = b"".join(
-        b"\x00" + bytes(((x * 31 + y * 17 + seed * 101 + c * 7) % 256)
-                        for x in range(size) for c in range(3))
+        b"\x00"
+        + bytes(
+            ((x * 31 + y * 17 + seed * 101 + c * 7) % 256) for x in range(size) for c in range(3)
+        )
         for y in range(size)
     )
     header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def jpeg_bytes(seed: int = 0) -> bytes:

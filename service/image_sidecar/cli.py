@@ -47,11 +47,10 @@ def migrate(config: Config) -> None:
 
 def serve(config: Config) -> None:
     _require_database(config, "serve")
-    log.info("serving", url=f"http://{config.host}:{config.port}", storage=str(
-        config.storage_base_dir))
-    web.run_app(
-        create_app(config), host=config.host, port=config.port, print=None, access_log=None
+    log.info(
+        "serving", url=f"http://{config.host}:{config.port}", storage=str(config.storage_base_dir)
     )
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
 
 
 def dev(config: Config) -> None:

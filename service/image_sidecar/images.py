@@ -43,14 +43,18 @@ async def store_image(
         return existing, False
     sha256 = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
     blob = StoredBytes(
-        storage_key=image_key(meta.game_code, meta.round_number, meta.player_id,
-                              image_type.extension),
+        storage_key=image_key(
+            meta.game_code, meta.round_number, meta.player_id, image_type.extension
+        ),
         content_type=image_type.content_type,
         size_bytes=len(data),
         sha256=sha256,
     )
     return await insert_with_blob(
-        pool, store, meta, blob,
+        pool,
+        store,
+        meta,
+        blob,
         write_blob=lambda: store.put(blob.storage_key, data, sha256),
         default_retention_days=default_retention_days,
     )

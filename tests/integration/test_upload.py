@@ -212,9 +212,7 @@ async def test_upload_without_token_is_401_when_a_token_is_set(
         return data
 
     missing = await client.post("/api/images", data=form())
-    wrong = await client.post(
-        "/api/images", data=form(), headers={"Authorization": "Bearer nope"}
-    )
+    wrong = await client.post("/api/images", data=form(), headers={"Authorization": "Bearer nope"})
     for response in (missing, wrong):
         assert response.status == 401
         assert (await response.json())["error"]["code"] == "unauthorized"

@@ -51,9 +51,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
-        return web.json_response(
-            error_body("internal_error", "internal server error"), status=500
-        )
+        return web.json_response(error_body("internal_error", "internal server error"), status=500)
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str]:

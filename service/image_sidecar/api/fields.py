@@ -20,11 +20,22 @@ MAX_PROMPT_CHARS = 4_000
 MAX_RETENTION_DAYS = 3_650
 MAX_GENERATION_COST_USD = Decimal(100)
 
-IMAGE_METADATA_FIELDS = frozenset({
-    "game_code", "game_id", "round_id", "round_number", "player_id", "submission_id",
-    "completed_sentence", "art_style", "ai_service", "prompt", "generation_cost_usd",
-    "retention_days",
-})
+IMAGE_METADATA_FIELDS = frozenset(
+    {
+        "game_code",
+        "game_id",
+        "round_id",
+        "round_number",
+        "player_id",
+        "submission_id",
+        "completed_sentence",
+        "art_style",
+        "ai_service",
+        "prompt",
+        "generation_cost_usd",
+        "retention_days",
+    }
+)
 
 
 def game_code(raw: str, field: str = "game_code") -> str:
@@ -100,16 +111,18 @@ def image_metadata(fields: Mapping[str, str]) -> ImageMetadata:
     unknown = sorted(set(fields) - IMAGE_METADATA_FIELDS)
     if unknown:
         raise InvalidField(unknown[0], "is not a known field")
-    sentence = text(_required(fields, "completed_sentence"), "completed_sentence",
-                    MAX_SENTENCE_CHARS)
+    sentence = text(
+        _required(fields, "completed_sentence"), "completed_sentence", MAX_SENTENCE_CHARS
+    )
     prompt = fields.get("prompt")
     retention = fields.get("retention_days")
     return ImageMetadata(
         game_code=game_code(_required(fields, "game_code")),
         game_id=uuid_value(_required(fields, "game_id"), "game_id"),
         round_id=uuid_value(_required(fields, "round_id"), "round_id"),
-        round_number=bounded_int(_required(fields, "round_number"), "round_number", 0,
-                                 MAX_ROUND_NUMBER),
+        round_number=bounded_int(
+            _required(fields, "round_number"), "round_number", 0, MAX_ROUND_NUMBER
+        ),
         player_id=uuid_value(_required(fields, "player_id"), "player_id"),
         submission_id=uuid_value(_required(fields, "submission_id"), "submission_id"),
         completed_sentence=sentence,
@@ -117,6 +130,7 @@ def image_metadata(fields: Mapping[str, str]) -> ImageMetadata:
         art_style=label(fields.get("art_style"), "art_style"),
         ai_service=label(fields.get("ai_service"), "ai_service"),
         generation_cost_usd=cost_usd(fields.get("generation_cost_usd")),
-        retention_days=None if retention is None else bounded_int(
-            retention, "retention_days", 1, MAX_RETENTION_DAYS),
+        retention_days=None
+        if retention is None
+        else bounded_int(retention, "retention_days", 1, MAX_RETENTION_DAYS),
     )

@@ -22,7 +22,10 @@ async def upload_image(request: web.Request) -> web.Response:
     form, data = await read_upload(request, config.max_upload_bytes)
     meta = fields.image_metadata(form)
     record, created = await images.store_image(
-        request.app[db_pool_key], request.app[blob_store_key], meta, data,
+        request.app[db_pool_key],
+        request.app[blob_store_key],
+        meta,
+        data,
         default_retention_days=config.retention_days,
     )
     return web.json_response(

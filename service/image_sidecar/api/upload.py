@@ -43,7 +43,8 @@ async def read_upload(request: web.Request, max_image_bytes: int) -> tuple[dict[
             raise InvalidField(name, "is given more than once")
         if name == "image":
             image = await _read_bounded(
-                part, max_image_bytes,
+                part,
+                max_image_bytes,
                 lambda: PayloadTooLarge(f"image must be at most {max_image_bytes} bytes"),
             )
             continue

@@ -1,0 +1,59 @@
+"""When PostgreSQL goes away the sidecar answers 503 with Retry-After, writes nothing, recovers."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from tests.conftest import storage_files
+
+
+def _set_connections_allowed(admin_url: str, database: str, allowed: bool) -> None:
+    conn = psycopg2.connect(admin_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
+                    sql.Identifier(database), sql.Literal(allowed)
+                )
+            )
+            if not allowed:
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (database,),
+                )
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def outage(postgres_admin_url, database):
+    """Call to cut the test database off (existing connections killed, new ones refused)."""
+
+    def start() -> None:
+        _set_connections_allowed(postgres_admin_url, database.name, False)
+
+    yield start
+    _set_connections_allowed(postgres_admin_url, database.name, True)
+
+
+async def test_database_down_is_503_with_retry_after_and_writes_nothing(
+    client, upload, outage, storage_dir, postgres_admin_url, database
+):
+    assert (await client.get("/api/games/ABCD/images")).status == 200
+    outage()
+    for response in (await client.get("/api/games/ABCD/images"), await upload()):
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "5"
+        assert (await response.json())["error"]["code"] == "database_unavailable"
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert storage_files(storage_dir) == []
+
+    _set_connections_allowed(postgres_admin_url, database.name, True)
+    assert database.count("generated_images") == 0
+    assert (await client.get("/readyz")).status == 200
+    assert (await upload()).status == 201

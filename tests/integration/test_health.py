@@ -1,0 +1,78 @@
+"""Liveness, readiness, the OpenAPI document, and the JSON error shape for unknown routes."""
+
+from __future__ import annotations
+
+from image_sidecar.api.health import load_openapi
+
+
+async def test_healthz_answers_ok(client):
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_readyz_checks_database_and_storage(client):
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert await response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "storage": "ok"},
+    }
+
+
+async def test_readyz_is_503_when_storage_is_gone(client, storage_dir):
+    import shutil
+
+    shutil.rmtree(storage_dir)
+    storage_dir.write_bytes(b"not a directory")
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"
+    body = await response.json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["storage"] != "ok"
+
+
+async def test_every_response_carries_a_request_id(client):
+    mine = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert mine.headers["X-Request-ID"] == "abc-123"
+    made = await client.get("/healthz")
+    assert len(made.headers["X-Request-ID"]) == 32
+
+
+async def test_unknown_route_is_404_json(client):
+    response = await client.get("/api/nothing-here")
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+
+
+async def test_wrong_method_is_405_json(client):
+    response = await client.delete("/api/images")
+    assert response.status == 405
+    assert (await response.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_openapi_document_is_served(client):
+    response = await client.get("/api/openapi.json")
+    assert response.status == 200
+    assert await response.json() == load_openapi()
+
+
+def _spec_routes() -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, operations in load_openapi()["paths"].items()
+        for method in operations
+        if method in {"get", "post", "delete", "put", "patch", "head"}
+    }
+
+
+async def test_openapi_document_lists_exactly_the_routes_the_app_serves(client):
+    served = set()
+    for route in client.app.router.routes():
+        if route.method == "HEAD":
+            continue
+        path = route.resource.canonical.replace("{key:.+}", "{key}")
+        served.add((route.method, path))
+    assert _spec_routes() == served

@@ -1,0 +1,94 @@
+"""GET/HEAD /generated-images/...: bytes, caching headers, ranges, and no way out of the store."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from image_sidecar.api.static import CACHE_CONTROL
+from tests.sample_images import png_bytes
+
+
+@pytest.fixture
+async def stored(upload):
+    image = png_bytes(seed=3, size=32)
+    record = await (await upload(image=image)).json()
+    return record["image_url"], image
+
+
+async def test_get_serves_bytes_with_type_digest_etag_and_cache_control(client, stored):
+    url, image = stored
+    response = await client.get(url)
+    assert response.status == 200
+    assert await response.read() == image
+    assert response.headers["Content-Type"] == "image/png"
+    assert response.headers["ETag"] == f'"{hashlib.sha256(image).hexdigest()}"'
+    assert response.headers["Cache-Control"] == CACHE_CONTROL
+    assert response.headers["Content-Length"] == str(len(image))
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_head_sends_headers_without_a_body(client, stored):
+    url, image = stored
+    response = await client.head(url)
+    assert response.status == 200
+    assert response.headers["Content-Length"] == str(len(image))
+    assert await response.read() == b""
+
+
+async def test_if_none_match_with_the_digest_is_304(client, stored):
+    url, image = stored
+    etag = f'"{hashlib.sha256(image).hexdigest()}"'
+    response = await client.get(url, headers={"If-None-Match": etag})
+    assert response.status == 304
+    assert response.headers["ETag"] == etag
+    assert await response.read() == b""
+
+
+async def test_range_request_returns_206_with_the_slice(client, stored):
+    url, image = stored
+    response = await client.get(url, headers={"Range": "bytes=10-29"})
+    assert response.status == 206
+    assert await response.read() == image[10:30]
+    assert response.headers["Content-Range"] == f"bytes 10-29/{len(image)}"
+
+
+async def test_unsatisfiable_range_is_416(client, stored):
+    url, image = stored
+    response = await client.get(url, headers={"Range": f"bytes={len(image) + 10}-"})
+    assert response.status == 416
+
+
+async def test_missing_image_is_404_json(client):
+    response = await client.get("/generated-images/game-ABCD/round-1/player-x.png")
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/generated-images/../../etc/passwd",
+        "/generated-images/%2e%2e/%2e%2e/etc/passwd",
+        "/generated-images/..%2f..%2fetc%2fpasswd",
+        "/generated-images/game-ABCD/../../secret.png",
+        "/generated-images/.tmp-partial.part",
+        "/generated-images//etc/passwd",
+    ],
+)
+async def test_no_request_reads_outside_the_storage_directory(client, storage_dir, path):
+    secret = storage_dir.parent / "secret.png"
+    secret.write_bytes(png_bytes(seed=99))
+    response = await client.get(path)
+    assert response.status == 404
+    assert png_bytes(seed=99) not in await response.read()
+
+
+async def test_symlink_out_of_the_store_is_not_followed(client, storage_dir):
+    secret = storage_dir.parent / "secret.png"
+    secret.write_bytes(png_bytes(seed=98))
+    (storage_dir / "game-EVIL").mkdir()
+    (storage_dir / "game-EVIL" / "player-x.png").symlink_to(secret)
+    response = await client.get("/generated-images/game-EVIL/player-x.png")
+    assert response.status == 404
