@@ -1,0 +1,87 @@
+"""The README's door: `image-sidecar dev` starts an embedded PostgreSQL, serves, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"image-sidecar exited early:\n{process.stderr.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail("image-sidecar dev did not become ready")
+
+
+def _run_dev(tmp_path, port):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "IMAGE_"))}
+    environ["IMAGE_SIDECAR_PORT"] = str(port)
+    return subprocess.Popen(
+        [sys.executable, "-m", "image_sidecar", "dev"],
+        cwd=tmp_path,
+        env=environ,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_dev_serves_with_embedded_postgres_and_keeps_data_across_restarts(tmp_path):
+    port = _free_port()
+    for _ in range(2):  # the second start reuses ./var and does not migrate again
+        process = _run_dev(tmp_path, port)
+        try:
+            assert _wait_ready(f"http://127.0.0.1:{port}/readyz", process) == 200
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        assert "embedded_postgres_stopped" in stderr
+    assert (tmp_path / "var" / "postgres" / "PG_VERSION").exists()
+    assert '"applied": []' in stderr
+
+
+def test_serve_without_database_url_explains_what_to_do(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "image_sidecar", "serve"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_bad_configuration_names_the_variable(tmp_path):
+    environ = {**os.environ, "IMAGE_RETENTION_DAYS": "soon"}
+    result = subprocess.run(
+        [sys.executable, "-m", "image_sidecar", "migrate"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "IMAGE_RETENTION_DAYS" in result.stderr

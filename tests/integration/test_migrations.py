@@ -1,0 +1,52 @@
+"""Migrations: idempotent, safe for concurrent replicas; `serve` refuses an old schema."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiohttp import web
+
+from image_sidecar import db
+from image_sidecar.app import create_app
+from image_sidecar.config import load_config
+from image_sidecar.db.migrations_runner import (
+    apply_migrations,
+    available_migrations,
+    pending_migrations,
+)
+from image_sidecar.embedded_db import database_url, drop_database, ensure_database
+
+
+@pytest.fixture
+def empty_database_url(postgres_admin_url):
+    name = f"sidecar_empty_{uuid.uuid4().hex[:10]}"
+    ensure_database(postgres_admin_url, name)
+    yield database_url(postgres_admin_url, name)
+    drop_database(postgres_admin_url, name)
+
+
+async def test_concurrent_migrate_runs_apply_each_migration_once(empty_database_url):
+    pools = [await db.create_pool(empty_database_url, size=1) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(apply_migrations(pool) for pool in pools))
+        names = [m.name for m in available_migrations()]
+        assert sorted(results, key=len, reverse=True)[0] == names
+        assert sum(len(applied) for applied in results) == len(names)
+        assert await pending_migrations(pools[0]) == []
+        assert await apply_migrations(pools[0]) == []
+    finally:
+        for pool in pools:
+            pool.close()
+            await pool.wait_closed()
+
+
+async def test_serve_refuses_to_start_on_an_unmigrated_database(empty_database_url, tmp_path):
+    config = load_config(
+        {"DATABASE_URL": empty_database_url, "IMAGE_STORAGE_BASE_DIR": str(tmp_path)}
+    )
+    runner = web.AppRunner(create_app(config))
+    with pytest.raises(db.SchemaBehind, match="image-sidecar migrate"):
+        await runner.setup()
+    await runner.cleanup()
