@@ -112,7 +112,9 @@ class Database:
 def database(database_url: str) -> Database:
     """The session database, emptied before each test."""
     database = Database(database_url)
-    database.rows("TRUNCATE generated_images, image_cache RESTART IDENTITY CASCADE")
+    database.rows(
+        "TRUNCATE generated_images, image_cache, cache_claims, cache_hits RESTART IDENTITY CASCADE"
+    )
     return database
 
 

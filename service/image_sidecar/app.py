@@ -9,6 +9,7 @@ from image_sidecar.api.auth import auth_middleware
 from image_sidecar.api.errors import error_middleware
 from image_sidecar.api.routes import setup_routes
 from image_sidecar.config import Config
+from image_sidecar.db.notify import notifications_context
 from image_sidecar.log import request_log_middleware
 from image_sidecar.typedefs import config_key
 
@@ -20,7 +21,8 @@ def create_app(config: Config) -> web.Application:
         middlewares=[request_log_middleware, error_middleware, auth_middleware],
     )
     app[config_key] = config
-    app.cleanup_ctx.append(db.pool_context)
+    app.cleanup_ctx.append(db.pool_context)  # first: it refuses a schema that is behind
+    app.cleanup_ctx.append(notifications_context)
     app.cleanup_ctx.append(storage.store_context)
     setup_routes(app)
     return app

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,34 @@ def _public_base_url(raw: str) -> str:
     if not (value.startswith("/") or value.startswith(("http://", "https://"))):
         raise ValueError("must be an absolute path such as /generated-images or an http(s) URL")
     return value
+
+
+@dataclass(frozen=True)
+class GenerationCosts:
+    """What one AI call costs per service, in USD; `default` covers services not listed."""
+
+    per_service: Mapping[str, Decimal]
+    default: Decimal
+
+    def for_service(self, ai_service: str | None) -> Decimal:
+        return self.per_service.get(ai_service or "", self.default)
+
+
+def _generation_costs(raw: str) -> GenerationCosts:
+    costs: dict[str, Decimal] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        service, sep, amount = item.partition("=")
+        try:
+            value = Decimal(amount.strip())
+        except InvalidOperation:
+            value = Decimal("NaN")
+        if not sep or not service.strip() or not value.is_finite() or value < 0:
+            raise ValueError(
+                f"must be a list like dall-e-3=0.040,default=0.020 (bad entry {item!r})"
+            )
+        costs[service.strip()] = value
+    default = costs.pop("default", Decimal(0))
+    return GenerationCosts(per_service=costs, default=default)
 
 
 @dataclass(frozen=True)
@@ -132,6 +161,22 @@ SETTINGS: tuple[Setting, ...] = (
         "Where `image-sidecar dev` keeps its embedded PostgreSQL cluster.",
         Path,
     ),
+    Setting(
+        "IMAGE_CACHE_CLAIM_SECONDS",
+        "cache_claim_seconds",
+        "120",
+        "How long a cache miss's claim on a prompt lasts; if its holder never uploads, the next "
+        "caller gets the claim after this.",
+        _positive_int,
+    ),
+    Setting(
+        "IMAGE_GENERATION_COST_USD",
+        "generation_costs",
+        "dall-e-3=0.040,default=0.020",
+        "Cost of one AI call per ai_service, used for cost-saved figures when an upload carries "
+        "no generation_cost_usd; `default` covers the other services.",
+        _generation_costs,
+    ),
 )
 
 
@@ -148,6 +193,8 @@ class Config:
     port: int
     api_token: str | None
     dev_data_dir: Path
+    cache_claim_seconds: int
+    generation_costs: GenerationCosts
 
 
 def is_loopback(host: str) -> bool:

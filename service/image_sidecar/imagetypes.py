@@ -18,6 +18,7 @@ PNG = ImageType("image/png", "png")
 WEBP = ImageType("image/webp", "webp")
 
 BY_EXTENSION = {t.extension: t for t in (JPEG, PNG, WEBP)}
+BY_CONTENT_TYPE = {t.content_type: t for t in (JPEG, PNG, WEBP)}
 
 
 def sniff(data: bytes) -> ImageType:

@@ -1,27 +1,176 @@
-"""Canonical prompts and their hashes: the key under which an image is reused."""
+"""Use cases of the prompt cache: look up (single-flight), register a hit, moderate.
+
+Every AI call costs money. A lookup answers `hit` (reuse this image), `miss` (you hold the claim:
+generate, then upload) or `pending` (someone else is generating it). Claims lapse after
+IMAGE_CACHE_CLAIM_SECONDS so a caller that died never blocks a prompt for long.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import unicodedata
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
 
-CANONICAL_VERSION = "v1"
-_WHITESPACE = re.compile(r"\s+")
+import aiopg
+
+from image_sidecar import db
+from image_sidecar.config import GenerationCosts
+from image_sidecar.db import cache as cache_rows
+from image_sidecar.db import images as image_rows
+from image_sidecar.db.cache import CacheEntry
+from image_sidecar.db.notify import NotificationHub
+from image_sidecar.errors import NotFound
+from image_sidecar.images import (
+    AlreadyRegistered,
+    existing_submission_or_conflict,
+    find_submission,
+    image_key,
+    transaction_with_blobs,
+)
+from image_sidecar.imagetypes import BY_CONTENT_TYPE
+from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
+from image_sidecar.prompts import prompt_hash
+from image_sidecar.storage.base import BlobNotFound, BlobStore
+
+# A long-poll holds a request open; 30 s stays under common proxy idle timeouts.
+MAX_WAIT_MS = 30_000
+# Pending callers that do not long-poll are told to come back within this bound.
+MAX_RETRY_AFTER_MS = 2_000
+# Even when woken by nobody, a waiter re-checks this often, so a lost notification costs little.
+_RECHECK_SECONDS = 2.0
 
 
-def canonical_text(text: str) -> str:
-    """NFC, case-folded, whitespace collapsed: spellings a player cannot tell apart are equal."""
-    normalized = unicodedata.normalize("NFC", text)
-    return _WHITESPACE.sub(" ", normalized).strip().casefold()
+class CacheEntryNotFound(NotFound):
+    pass
 
 
-def prompt_hash(prompt: str, art_style: str | None) -> str:
-    """SHA-256 hex of the versioned canonical encoding of (prompt, art style)."""
-    encoded = json.dumps(
-        [CANONICAL_VERSION, canonical_text(prompt), canonical_text(art_style or "")],
-        ensure_ascii=False,
-        separators=(",", ":"),
+@dataclass(frozen=True)
+class LookupResult:
+    status: Literal["hit", "miss", "pending"]
+    prompt_hash: str
+    image: ImageRecord | None = None
+    claim_token: UUID | None = None
+    retry_after_ms: int | None = None
+
+
+async def _lookup_once(pool: aiopg.Pool, key: str, claim_seconds: int) -> LookupResult:
+    async with db.cursor(pool) as cur:
+        entry = await cache_rows.live_entry(cur, key)
+        if entry is not None:
+            return LookupResult("hit", key, image=entry.image)
+        token = uuid.uuid4()
+        if await cache_rows.take_claim(cur, key, token, claim_seconds):
+            # An upload may have landed between the two statements: then it is a hit after all.
+            entry = await cache_rows.live_entry(cur, key)
+            if entry is not None:
+                await cache_rows.release_claim(cur, token)
+                return LookupResult("hit", key, image=entry.image)
+            return LookupResult("miss", key, claim_token=token)
+        remaining_ms = await cache_rows.claim_remaining_ms(cur, key)
+    return LookupResult(
+        "pending", key, retry_after_ms=max(1, min(remaining_ms, MAX_RETRY_AFTER_MS))
     )
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+async def lookup(
+    pool: aiopg.Pool,
+    hub: NotificationHub,
+    prompt: str,
+    art_style: str | None,
+    *,
+    claim_seconds: int,
+    wait_ms: int = 0,
+) -> LookupResult:
+    """Hit, miss (with a claim) or pending; with `wait_ms`, wait for a pending prompt's image."""
+    key = prompt_hash(prompt, art_style)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_ms / 1000
+    # Subscribe before the first check, so an upload finishing right after it still wakes us.
+    with hub.subscribe(key) as announced:
+        while True:
+            announced.clear()
+            result = await _lookup_once(pool, key, claim_seconds)
+            remaining = deadline - loop.time()
+            if result.status != "pending" or remaining <= 0:
+                return result
+            # Wake on the upload's notification, or when the claim lapses and can be taken over.
+            claim_lapse = (result.retry_after_ms or 0) / 1000
+            timeout = min(remaining, max(claim_lapse, 0.01), _RECHECK_SECONDS)
+            try:
+                async with asyncio.timeout(timeout):
+                    await announced.wait()
+            except TimeoutError:
+                pass
+
+
+async def get_entry(pool: aiopg.Pool, key: str) -> CacheEntry:
+    async with db.cursor(pool) as cur:
+        entry = await cache_rows.live_entry(cur, key)
+    if entry is None:
+        raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
+    return entry
+
+
+async def forget(pool: aiopg.Pool, key: str) -> None:
+    """Moderation: the next identical prompt is generated afresh; existing images stay."""
+    async with db.cursor(pool) as cur:
+        if not await cache_rows.forget(cur, key):
+            raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
+
+
+async def register_hit(
+    pool: aiopg.Pool,
+    store: BlobStore,
+    key: str,
+    meta: ImageMetadata,
+    *,
+    costs: GenerationCosts,
+    default_retention_days: int,
+) -> tuple[ImageRecord, bool]:
+    """Count a hit and register the cached image as this player's, sharing its bytes.
+
+    The hit is counted, the saving recorded, the record inserted and the bytes linked in one
+    transaction: a failure anywhere (a gone image included) leaves no trace. A retry with the
+    same submission_id returns the first record and counts nothing.
+    """
+    existing = await find_submission(pool, meta.submission_id)
+    if existing is not None:
+        return existing, False
+    try:
+        async with transaction_with_blobs(pool, store) as (cur, staged):
+            source = await cache_rows.count_hit(cur, key)
+            if source is None:
+                raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
+            extension = BY_CONTENT_TYPE[source.content_type].extension
+            blob = StoredBytes(
+                storage_key=image_key(meta.game_code, meta.round_number, meta.player_id, extension),
+                content_type=source.content_type,
+                size_bytes=source.size_bytes,
+                sha256=source.sha256,
+            )
+            record = await image_rows.insert_image(
+                cur,
+                image_id=uuid.uuid4(),
+                meta=meta,
+                blob=blob,
+                prompt_hash=key,
+                retention_days=meta.retention_days or default_retention_days,
+                reused_from=source.image_id,
+            )
+            if record is None:
+                raise AlreadyRegistered
+            saved = source.generation_cost_usd
+            if saved is None:
+                saved = costs.for_service(source.ai_service)
+            await cache_rows.record_saving(cur, key, record.image_id, saved)
+            try:
+                await staged.link(source.storage_key, blob.storage_key)
+            except BlobNotFound:
+                raise CacheEntryNotFound(
+                    f"the image cached for prompt hash {key} is gone"
+                ) from None
+    except AlreadyRegistered:
+        return await existing_submission_or_conflict(pool, meta)
+    return record, True

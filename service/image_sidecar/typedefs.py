@@ -10,8 +10,10 @@ from aiohttp import web
 from image_sidecar.config import Config
 
 if TYPE_CHECKING:
+    from image_sidecar.db.notify import NotificationHub
     from image_sidecar.storage.base import BlobStore
 
 config_key = web.AppKey("config", Config)
 db_pool_key = web.AppKey("db_pool", aiopg.Pool)
 blob_store_key: web.AppKey[BlobStore] = web.AppKey("blob_store")
+notification_hub_key: web.AppKey[NotificationHub] = web.AppKey("notification_hub")

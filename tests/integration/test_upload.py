@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from image_sidecar.prompt_cache import prompt_hash
+from image_sidecar.prompts import prompt_hash
 from tests.conftest import storage_files
 from tests.sample_images import jpeg_bytes, png_bytes, webp_bytes
 

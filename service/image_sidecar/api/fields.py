@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from uuid import UUID
 
-from image_sidecar.errors import InvalidField
+from aiohttp import web
+
+from image_sidecar.errors import BadRequest, InvalidField
 from image_sidecar.models import ImageMetadata, RoundRef
 
 # Game codes become directory names: letters, digits, "-" and "_" only, never "." or "/".
 _GAME_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # Art styles and AI service names become metric labels, so they stay short and plain.
+_PROMPT_HASH = re.compile(r"[0-9a-f]{64}")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}")
 MAX_ROUND_NUMBER = 10_000
 MAX_SENTENCE_CHARS = 1_000
@@ -97,6 +101,39 @@ def cost_usd(raw: str | None, field: str = "generation_cost_usd") -> Decimal | N
     if not value.is_finite() or not Decimal(0) <= value <= MAX_GENERATION_COST_USD:
         raise InvalidField(field, f"must be between 0 and {MAX_GENERATION_COST_USD}")
     return value
+
+
+def prompt_hash(raw: str) -> str:
+    if not _PROMPT_HASH.fullmatch(raw):
+        raise InvalidField("prompt_hash", "must be 64 lowercase hexadecimal characters (SHA-256)")
+    return raw
+
+
+def optional_uuid(raw: str | None, field: str) -> UUID | None:
+    return None if raw is None or not raw.strip() else uuid_value(raw.strip(), field)
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body; 400 for anything else."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def string_fields(body: Mapping[str, Any]) -> dict[str, str]:
+    """JSON values as the form-style strings the field validators take; null means absent."""
+    fields: dict[str, str] = {}
+    for name, value in body.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise InvalidField(name, "must be a string or a number")
+        fields[name] = str(value)
+    return fields
 
 
 def _required(fields: Mapping[str, str], name: str) -> str:

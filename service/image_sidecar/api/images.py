@@ -20,6 +20,7 @@ def _images_response(request: web.Request, records: list[ImageRecord]) -> web.Re
 async def upload_image(request: web.Request) -> web.Response:
     config = request.app[config_key]
     form, data = await read_upload(request, config.max_upload_bytes)
+    claim_token = fields.optional_uuid(form.pop("claim_token", None), "claim_token")
     meta = fields.image_metadata(form)
     record, created = await images.store_image(
         request.app[db_pool_key],
@@ -27,6 +28,7 @@ async def upload_image(request: web.Request) -> web.Response:
         meta,
         data,
         default_retention_days=config.retention_days,
+        claim_token=claim_token,
     )
     return web.json_response(
         image_json(record, config.public_base_url), status=201 if created else 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from image_sidecar.api import health, images, static
+from image_sidecar.api import cache, health, images, static
 
 GAME = "/api/games/{game_code}"
 ROUND = GAME + "/rounds/{round}"
@@ -18,4 +18,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(ROUND + "/images", images.list_round_images)
     app.router.add_get(ROUND + "/players/{player_id}/image", images.get_player_image)
     app.router.add_get(GAME + "/images", images.list_game_images)
+    app.router.add_post("/api/cache/lookup", cache.lookup)
+    app.router.add_get("/api/cache/{prompt_hash}", cache.get_entry)
+    app.router.add_delete("/api/cache/{prompt_hash}", cache.forget_entry)
+    app.router.add_post("/api/cache/{prompt_hash}/hits", cache.record_hit)
     app.router.add_get("/generated-images/{key:.+}", static.serve_image)

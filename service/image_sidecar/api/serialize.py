@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from image_sidecar.db.cache import CacheEntry
 from image_sidecar.models import ImageRecord
 
 
@@ -31,4 +32,14 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
         "reused_from": None if record.reused_from is None else str(record.reused_from),
         "created_at": record.created_at.isoformat(),
         "expires_at": record.expires_at.isoformat(),
+    }
+
+
+def cache_entry_json(entry: CacheEntry, public_base_url: str) -> dict[str, Any]:
+    return {
+        "prompt_hash": entry.prompt_hash,
+        "hit_count": entry.hit_count,
+        "last_hit": None if entry.last_hit is None else entry.last_hit.isoformat(),
+        "created_at": entry.created_at.isoformat(),
+        "image": image_json(entry.image, public_base_url),
     }

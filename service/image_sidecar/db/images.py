@@ -15,7 +15,7 @@ COLUMNS = (
 )
 
 
-def _record(row: dict) -> ImageRecord:
+def record_from_row(row: dict) -> ImageRecord:
     return ImageRecord(**row)
 
 
@@ -64,7 +64,7 @@ async def insert_image(
         ),
     )
     row = await cur.fetchone()
-    return _record(row) if row else None
+    return record_from_row(row) if row else None
 
 
 async def get_by_submission(cur: aiopg.Cursor, submission_id: UUID) -> ImageRecord | None:
@@ -72,7 +72,7 @@ async def get_by_submission(cur: aiopg.Cursor, submission_id: UUID) -> ImageReco
         f"SELECT {COLUMNS} FROM generated_images WHERE submission_id = %s", (submission_id,)
     )
     row = await cur.fetchone()
-    return _record(row) if row else None
+    return record_from_row(row) if row else None
 
 
 def _round_condition(round_ref: RoundRef) -> str:
@@ -88,7 +88,7 @@ async def list_round(cur: aiopg.Cursor, game_code: str, round_ref: RoundRef) -> 
         """,
         (game_code, round_ref),
     )
-    return [_record(row) for row in await cur.fetchall()]
+    return [record_from_row(row) for row in await cur.fetchall()]
 
 
 async def get_player_image(
@@ -103,7 +103,7 @@ async def get_player_image(
         (game_code, round_ref, player_id),
     )
     row = await cur.fetchone()
-    return _record(row) if row else None
+    return record_from_row(row) if row else None
 
 
 async def list_game(cur: aiopg.Cursor, game_code: str) -> list[ImageRecord]:
@@ -115,4 +115,4 @@ async def list_game(cur: aiopg.Cursor, game_code: str) -> list[ImageRecord]:
         """,
         (game_code,),
     )
-    return [_record(row) for row in await cur.fetchall()]
+    return [record_from_row(row) for row in await cur.fetchall()]

@@ -1,0 +1,71 @@
+"""Handlers of the prompt cache: lookup, entry, moderation, hits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from image_sidecar import prompt_cache
+from image_sidecar.api import fields
+from image_sidecar.api.serialize import cache_entry_json, image_json
+from image_sidecar.errors import InvalidField
+from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, notification_hub_key
+
+
+async def lookup(request: web.Request) -> web.Response:
+    config = request.app[config_key]
+    body = fields.string_fields(await fields.json_object(request))
+    unknown = sorted(set(body) - {"prompt", "art_style", "wait_ms"})
+    if unknown:
+        raise InvalidField(unknown[0], "is not a known field")
+    if "prompt" not in body:
+        raise InvalidField("prompt", "is required")
+    prompt = fields.text(body["prompt"], "prompt", fields.MAX_PROMPT_CHARS)
+    art_style = fields.label(body.get("art_style"), "art_style")
+    wait_ms = fields.bounded_int(body.get("wait_ms", "0"), "wait_ms", 0, prompt_cache.MAX_WAIT_MS)
+    result = await prompt_cache.lookup(
+        request.app[db_pool_key],
+        request.app[notification_hub_key],
+        prompt,
+        art_style,
+        claim_seconds=config.cache_claim_seconds,
+        wait_ms=wait_ms,
+    )
+    answer: dict[str, Any] = {"status": result.status, "prompt_hash": result.prompt_hash}
+    if result.image is not None:
+        answer["image"] = image_json(result.image, config.public_base_url)
+    if result.claim_token is not None:
+        answer["claim_token"] = str(result.claim_token)
+    if result.retry_after_ms is not None:
+        answer["retry_after_ms"] = result.retry_after_ms
+    return web.json_response(answer)
+
+
+async def get_entry(request: web.Request) -> web.Response:
+    key = fields.prompt_hash(request.match_info["prompt_hash"])
+    entry = await prompt_cache.get_entry(request.app[db_pool_key], key)
+    return web.json_response(cache_entry_json(entry, request.app[config_key].public_base_url))
+
+
+async def forget_entry(request: web.Request) -> web.Response:
+    key = fields.prompt_hash(request.match_info["prompt_hash"])
+    await prompt_cache.forget(request.app[db_pool_key], key)
+    return web.Response(status=204)
+
+
+async def record_hit(request: web.Request) -> web.Response:
+    config = request.app[config_key]
+    key = fields.prompt_hash(request.match_info["prompt_hash"])
+    meta = fields.image_metadata(fields.string_fields(await fields.json_object(request)))
+    record, created = await prompt_cache.register_hit(
+        request.app[db_pool_key],
+        request.app[blob_store_key],
+        key,
+        meta,
+        costs=config.generation_costs,
+        default_retention_days=config.retention_days,
+    )
+    return web.json_response(
+        image_json(record, config.public_base_url), status=201 if created else 200
+    )

@@ -1,0 +1,144 @@
+"""SQL for the prompt cache: entries, claims, hits and their savings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import aiopg
+
+from image_sidecar.db.images import COLUMNS, record_from_row
+from image_sidecar.models import ImageRecord
+
+# Channel on which a finished upload announces its prompt hash to waiting lookups (any replica).
+CACHE_CHANNEL = "image_cache"
+
+_IMAGE_COLUMNS = ", ".join(f"gi.{name.strip()}" for name in COLUMNS.split(","))
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    prompt_hash: str
+    hit_count: int
+    last_hit: datetime | None
+    created_at: datetime
+    image: ImageRecord
+
+
+async def live_entry(cur: aiopg.Cursor, prompt_hash: str) -> CacheEntry | None:
+    """The entry for `prompt_hash` if its image is still live."""
+    await cur.execute(
+        f"""
+        SELECT ic.hit_count, ic.last_hit, ic.created_at AS entry_created_at, {_IMAGE_COLUMNS}
+        FROM image_cache ic JOIN generated_images gi USING (image_id)
+        WHERE ic.prompt_hash = %s AND gi.expires_at > now()
+        """,
+        (prompt_hash,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return CacheEntry(
+        prompt_hash=prompt_hash,
+        hit_count=row.pop("hit_count"),
+        last_hit=row.pop("last_hit"),
+        created_at=row.pop("entry_created_at"),
+        image=record_from_row(row),
+    )
+
+
+async def take_claim(
+    cur: aiopg.Cursor, prompt_hash: str, claim_token: UUID, claim_seconds: int
+) -> bool:
+    """Claim the prompt unless someone holds a live claim. Concurrent callers: exactly one wins."""
+    await cur.execute(
+        """
+        INSERT INTO cache_claims (prompt_hash, claim_token, expires_at)
+        VALUES (%s, %s, now() + make_interval(secs => %s))
+        ON CONFLICT (prompt_hash) DO UPDATE
+            SET claim_token = EXCLUDED.claim_token, expires_at = EXCLUDED.expires_at
+            WHERE cache_claims.expires_at <= now()
+        RETURNING claim_token
+        """,
+        (prompt_hash, claim_token, claim_seconds),
+    )
+    return await cur.fetchone() is not None
+
+
+async def release_claim(cur: aiopg.Cursor, claim_token: UUID) -> None:
+    await cur.execute("DELETE FROM cache_claims WHERE claim_token = %s", (claim_token,))
+
+
+async def claim_remaining_ms(cur: aiopg.Cursor, prompt_hash: str) -> int:
+    """Milliseconds until the current claim on `prompt_hash` lapses (0 when there is none)."""
+    await cur.execute(
+        """
+        SELECT greatest(0, ceil(extract(epoch FROM expires_at - now()) * 1000))::bigint AS ms
+        FROM cache_claims WHERE prompt_hash = %s
+        """,
+        (prompt_hash,),
+    )
+    row = await cur.fetchone()
+    return 0 if row is None else row["ms"]
+
+
+async def remember_upload(
+    cur: aiopg.Cursor, prompt_hash: str, image_id: UUID, claim_token: UUID | None
+) -> None:
+    """Point the prompt at a fresh upload (unless a live image has it already), complete its
+    claim, and wake waiters on commit."""
+    await cur.execute(
+        """
+        INSERT INTO image_cache (prompt_hash, image_id) VALUES (%s, %s)
+        ON CONFLICT (prompt_hash) DO UPDATE
+            SET image_id = EXCLUDED.image_id, hit_count = 0, last_hit = NULL, created_at = now()
+            WHERE NOT EXISTS (
+                SELECT 1 FROM generated_images gi
+                WHERE gi.image_id = image_cache.image_id AND gi.expires_at > now())
+        """,
+        (prompt_hash, image_id),
+    )
+    await cur.execute(
+        """
+        DELETE FROM cache_claims WHERE prompt_hash = %s OR claim_token = %s
+        RETURNING prompt_hash
+        """,
+        (prompt_hash, claim_token),
+    )
+    hashes = {prompt_hash} | {row["prompt_hash"] for row in await cur.fetchall()}
+    for completed in sorted(hashes):
+        await cur.execute("SELECT pg_notify(%s, %s)", (CACHE_CHANNEL, completed))
+
+
+async def count_hit(cur: aiopg.Cursor, prompt_hash: str) -> ImageRecord | None:
+    """Add one hit (atomically: concurrent hits never lose a count); the live cached image."""
+    await cur.execute(
+        f"""
+        UPDATE image_cache ic SET hit_count = ic.hit_count + 1, last_hit = now()
+        FROM generated_images gi
+        WHERE ic.prompt_hash = %s AND gi.image_id = ic.image_id AND gi.expires_at > now()
+        RETURNING {_IMAGE_COLUMNS}
+        """,
+        (prompt_hash,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else record_from_row(row)
+
+
+async def record_saving(
+    cur: aiopg.Cursor, prompt_hash: str, image_id: UUID, cost_saved_usd: Decimal
+) -> None:
+    await cur.execute(
+        "INSERT INTO cache_hits (prompt_hash, image_id, cost_saved_usd) VALUES (%s, %s, %s)",
+        (prompt_hash, image_id, cost_saved_usd),
+    )
+
+
+async def forget(cur: aiopg.Cursor, prompt_hash: str) -> bool:
+    """Drop the prompt's mapping (moderation); False when there was none."""
+    await cur.execute(
+        "DELETE FROM image_cache WHERE prompt_hash = %s RETURNING prompt_hash", (prompt_hash,)
+    )
+    return await cur.fetchone() is not None
