@@ -1,12 +1,17 @@
-"""`image-sidecar serve | migrate | dev`."""
+"""`image-sidecar serve | migrate | dev | cleanup`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Sequence
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import aiopg
+import psycopg2
 import structlog
 from aiohttp import web
 
@@ -16,6 +21,8 @@ from image_sidecar.config import Config, ConfigError, load_config, load_environm
 from image_sidecar.db.migrations_runner import apply_migrations
 from image_sidecar.embedded_db import ensure_database, start_embedded_postgres
 from image_sidecar.log import configure_logging
+from image_sidecar.retention import CleanupReport, DeletionTally, ProgressCallback, run_cleanup
+from image_sidecar.storage import build_blob_store
 
 log = structlog.get_logger("image_sidecar.cli")
 
@@ -31,8 +38,15 @@ def _require_database(config: Config, command: str) -> str:
     return config.database_url
 
 
+async def _connect(database_url: str, *, size: int, timeout: float) -> aiopg.Pool:
+    try:
+        return await db.create_pool(database_url, size=size, timeout=timeout)
+    except (psycopg2.Error, OSError, TimeoutError) as exc:
+        raise SystemExit(f"image-sidecar: cannot connect to the database: {exc}") from None
+
+
 async def _migrate(database_url: str) -> list[str]:
-    pool = await db.create_pool(database_url, size=1, timeout=60)
+    pool = await _connect(database_url, size=1, timeout=60)
     try:
         return await apply_migrations(pool)
     finally:
@@ -70,7 +84,49 @@ def dev(config: Config) -> None:
             log.info("embedded_postgres_stopped")
 
 
-COMMANDS = {"serve": serve, "migrate": migrate, "dev": dev}
+def _progress_on_terminal() -> ProgressCallback | None:
+    """A one-line progress counter on stderr when it is a terminal, else nothing."""
+    if not sys.stderr.isatty():
+        return None
+    started = time.monotonic()
+
+    def show(tally: DeletionTally) -> None:
+        seconds = time.monotonic() - started
+        sys.stderr.write(
+            f"\rcleanup: {tally.images_deleted} images, {tally.bytes_freed / 1e6:.1f} MB freed, "
+            f"{tally.images_deleted / max(seconds, 1e-9):.0f} images/s"
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupReport:
+    pool = await _connect(database_url, size=2, timeout=config.database_timeout_seconds)
+    try:
+        return await run_cleanup(
+            pool,
+            build_blob_store(config),
+            config.cleanup_settings,
+            dry_run=dry_run,
+            on_batch=_progress_on_terminal(),
+        )
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+def cleanup(config: Config, dry_run: bool = False) -> None:
+    """Run one cleanup now; the summary goes to stdout as JSON, exit status 1 if it failed."""
+    report = asyncio.run(_cleanup(config, _require_database(config, "cleanup"), dry_run))
+    if sys.stderr.isatty() and report.images_deleted:
+        sys.stderr.write("\n")
+    sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    if report.outcome == "failed":
+        raise SystemExit(1)
+
+
+COMMANDS: dict[str, Callable[[Config], None]] = {"serve": serve, "migrate": migrate, "dev": dev}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -81,10 +137,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub.add_parser("serve", help="serve the HTTP API (needs DATABASE_URL and a migrated schema)")
     sub.add_parser("migrate", help="apply pending database migrations, then exit")
     sub.add_parser("dev", help="migrate and serve, with an embedded PostgreSQL by default")
+    cleanup_parser = sub.add_parser(
+        "cleanup", help="delete expired images and orphan files now, print a JSON summary"
+    )
+    cleanup_parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only count what would be deleted (images, bytes, orphan files)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
         config = load_config(load_environment())
     except ConfigError as exc:
         raise SystemExit(f"image-sidecar: configuration error: {exc}") from None
-    COMMANDS[args.command](config)
+    if args.command == "cleanup":
+        cleanup(config, dry_run=args.dry_run)
+    else:
+        COMMANDS[args.command](config)

@@ -12,6 +12,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from image_sidecar.cron import CronSpec, parse_cron
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -36,6 +38,15 @@ def _positive_float(raw: str) -> float:
     if not value > 0:
         raise ValueError("must be a positive number")
     return value
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
 
 
 def _optional(raw: str) -> str | None:
@@ -162,6 +173,35 @@ SETTINGS: tuple[Setting, ...] = (
         Path,
     ),
     Setting(
+        "IMAGE_CLEANUP_ENABLED",
+        "cleanup_enabled",
+        "true",
+        "Run the scheduled cleanup inside the service (true/false). Manual runs work either way.",
+        _boolean,
+    ),
+    Setting(
+        "IMAGE_CLEANUP_CRON",
+        "cleanup_cron",
+        "0 2 * * *",
+        "When the cleanup runs, in UTC: 'M H * * *', 'M H * * D', 'M * * * *', '*/N * * * *', "
+        "@daily, @hourly or @weekly.",
+        parse_cron,
+    ),
+    Setting(
+        "IMAGE_CLEANUP_BATCH_SIZE",
+        "cleanup_batch_size",
+        "500",
+        "Images deleted per database transaction during a cleanup or purge.",
+        _positive_int,
+    ),
+    Setting(
+        "IMAGE_ORPHAN_GRACE_SECONDS",
+        "orphan_grace_seconds",
+        "3600",
+        "Files without a database row are swept once they are this old (spares uploads in flight).",
+        _positive_int,
+    ),
+    Setting(
         "IMAGE_CACHE_CLAIM_SECONDS",
         "cache_claim_seconds",
         "120",
@@ -181,6 +221,12 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 @dataclass(frozen=True)
+class CleanupSettings:
+    batch_size: int = 500
+    orphan_grace_seconds: int = 3600
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str | None
     database_pool_size: int
@@ -193,8 +239,18 @@ class Config:
     port: int
     api_token: str | None
     dev_data_dir: Path
+    cleanup_enabled: bool
+    cleanup_cron: CronSpec
+    cleanup_batch_size: int
+    orphan_grace_seconds: int
     cache_claim_seconds: int
     generation_costs: GenerationCosts
+
+    @property
+    def cleanup_settings(self) -> CleanupSettings:
+        return CleanupSettings(
+            batch_size=self.cleanup_batch_size, orphan_grace_seconds=self.orphan_grace_seconds
+        )
 
 
 def is_loopback(host: str) -> bool:

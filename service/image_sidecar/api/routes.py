@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from image_sidecar.api import cache, health, images, static
+from image_sidecar.api import admin, cache, health, images, static
 
 GAME = "/api/games/{game_code}"
 ROUND = GAME + "/rounds/{round}"
@@ -18,6 +18,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(ROUND + "/images", images.list_round_images)
     app.router.add_get(ROUND + "/players/{player_id}/image", images.get_player_image)
     app.router.add_get(GAME + "/images", images.list_game_images)
+    app.router.add_delete(GAME, admin.purge_game)
+    app.router.add_delete(GAME + "/players/{player_id}/images", admin.purge_player)
+    app.router.add_post("/api/admin/cleanup", admin.run_cleanup)
     app.router.add_post("/api/cache/lookup", cache.lookup)
     app.router.add_get("/api/cache/{prompt_hash}", cache.get_entry)
     app.router.add_delete("/api/cache/{prompt_hash}", cache.forget_entry)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -51,11 +51,20 @@ class BlobStore(Protocol):
     async def link(self, source_key: str, target_key: str) -> None:
         """Make `target_key` hold the bytes of `source_key` without copying them where possible."""
 
-    async def delete_many(self, keys: Iterable[str]) -> DeleteResult:
-        """Delete what exists of `keys`; missing keys are not an error."""
+    async def delete_many(
+        self, keys: Iterable[str], *, only_if_older_than: float | None = None
+    ) -> DeleteResult:
+        """Delete what exists of `keys` (missing keys are not an error); with
+        `only_if_older_than`, spare blobs written or linked since then."""
 
     async def servable(self, key: str) -> ServableBlob:
         """Locate a blob for serving; BlobNotFound when absent."""
+
+    def old_keys(self, older_than: float) -> AsyncIterator[list[str]]:
+        """Keys of blobs last written or linked before `older_than` (epoch seconds), in chunks."""
+
+    async def remove_stale_temp_files(self, older_than: float) -> int:
+        """Delete partial writes a crash left behind before `older_than`; how many went."""
 
     async def health_check(self) -> None:
         """Raise StorageError when the store cannot take writes."""

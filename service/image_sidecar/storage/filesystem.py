@@ -12,7 +12,7 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from image_sidecar.errors import StorageError, StorageFull
@@ -101,13 +101,15 @@ class FilesystemBlobStore:
     async def link(self, source_key: str, target_key: str) -> None:
         await asyncio.to_thread(self._link_sync, source_key, target_key)
 
-    def _delete_many_sync(self, keys: list[str]) -> DeleteResult:
+    def _delete_many_sync(self, keys: list[str], only_if_older_than: float | None) -> DeleteResult:
         deleted = freed = 0
         parents: set[Path] = set()
         for key in keys:
             path = self.path_for(key)
             try:
-                st = path.stat()
+                st = path.lstat()
+                if only_if_older_than is not None and st.st_ctime >= only_if_older_than:
+                    continue
                 path.unlink()
             except FileNotFoundError:
                 continue
@@ -130,8 +132,10 @@ class FilesystemBlobStore:
                 return
             directory = directory.parent
 
-    async def delete_many(self, keys: Iterable[str]) -> DeleteResult:
-        return await asyncio.to_thread(self._delete_many_sync, list(keys))
+    async def delete_many(
+        self, keys: Iterable[str], *, only_if_older_than: float | None = None
+    ) -> DeleteResult:
+        return await asyncio.to_thread(self._delete_many_sync, list(keys), only_if_older_than)
 
     def _servable_sync(self, key: str) -> ServableBlob:
         path = self.path_for(key)
@@ -150,6 +154,54 @@ class FilesystemBlobStore:
 
     async def servable(self, key: str) -> ServableBlob:
         return await asyncio.to_thread(self._servable_sync, key)
+
+    def _top_level_dirs(self) -> list[str]:
+        try:
+            with os.scandir(self.base_dir) as entries:
+                return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
+
+    def _files_under(self, top: str) -> list[tuple[str, os.stat_result]]:
+        """(relative path, lstat) of every regular file under base_dir/top."""
+        found = []
+        for dirpath, _, filenames in os.walk(self.base_dir / top):
+            for name in filenames:
+                path = Path(dirpath, name)
+                with contextlib.suppress(FileNotFoundError):
+                    st = path.lstat()
+                    if stat.S_ISREG(st.st_mode):
+                        found.append((str(path.relative_to(self.base_dir)), st))
+        return found
+
+    def _old_keys_under(self, top: str, older_than: float) -> list[str]:
+        # ctime, not mtime: a hard link made for a cache hit renews the inode's ctime only.
+        return [
+            key
+            for key, st in self._files_under(top)
+            if st.st_ctime < older_than and not Path(key).name.startswith(".")
+        ]
+
+    async def old_keys(self, older_than: float) -> AsyncIterator[list[str]]:
+        # One game directory per chunk: memory follows the largest game, not the whole store.
+        for top in await asyncio.to_thread(self._top_level_dirs):
+            keys = await asyncio.to_thread(self._old_keys_under, top, older_than)
+            if keys:
+                yield keys
+
+    def _remove_stale_temp_files_sync(self, older_than: float) -> int:
+        removed = 0
+        for top in self._top_level_dirs():
+            for key, st in self._files_under(top):
+                name = Path(key).name
+                if name.startswith(".tmp-") and st.st_ctime < older_than:
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.base_dir / key).unlink()
+                        removed += 1
+        return removed
+
+    async def remove_stale_temp_files(self, older_than: float) -> int:
+        return await asyncio.to_thread(self._remove_stale_temp_files_sync, older_than)
 
     def _health_check_sync(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)

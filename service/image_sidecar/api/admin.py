@@ -1,0 +1,46 @@
+"""Operator endpoints: run the cleanup now, purge a game or a player's images."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from aiohttp import web
+
+from image_sidecar import retention
+from image_sidecar.api import fields
+from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key
+
+
+async def run_cleanup(request: web.Request) -> web.Response:
+    report = await retention.run_cleanup(
+        request.app[db_pool_key],
+        request.app[blob_store_key],
+        request.app[config_key].cleanup_settings,
+    )
+    if report.outcome == "failed":
+        raise retention.CleanupFailed(f"cleanup failed: {report.reason}")
+    return web.json_response(report.as_dict())
+
+
+async def purge_game(request: web.Request) -> web.Response:
+    game_code = fields.game_code(request.match_info["game_code"])
+    tally = await retention.purge(
+        request.app[db_pool_key],
+        request.app[blob_store_key],
+        game_code,
+        batch_size=request.app[config_key].cleanup_batch_size,
+    )
+    return web.json_response(asdict(tally))
+
+
+async def purge_player(request: web.Request) -> web.Response:
+    game_code = fields.game_code(request.match_info["game_code"])
+    player_id = fields.uuid_value(request.match_info["player_id"], "player_id")
+    tally = await retention.purge(
+        request.app[db_pool_key],
+        request.app[blob_store_key],
+        game_code,
+        player_id,
+        batch_size=request.app[config_key].cleanup_batch_size,
+    )
+    return web.json_response(asdict(tally))

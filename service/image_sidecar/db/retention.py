@@ -1,0 +1,113 @@
+"""SQL for expiry, purges, orphan checks and the cleanup lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import aiopg
+
+# One cleanup at a time across every replica sharing the database.
+_CLEANUP_LOCK_ID = 0x1D5E_0002
+
+
+@dataclass(frozen=True)
+class DoomedImage:
+    image_id: UUID
+    storage_key: str
+
+
+@dataclass(frozen=True)
+class CacheFixups:
+    moved: int
+    removed: int
+
+
+async def try_cleanup_lock(cur: aiopg.Cursor) -> bool:
+    """Session-level lock: it lasts as long as `cur`'s connection, and dies with the process."""
+    await cur.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_CLEANUP_LOCK_ID,))
+    return (await cur.fetchone())["locked"]
+
+
+async def release_cleanup_lock(cur: aiopg.Cursor) -> None:
+    await cur.execute("SELECT pg_advisory_unlock(%s)", (_CLEANUP_LOCK_ID,))
+
+
+async def expire_now(cur: aiopg.Cursor, game_code: str, player_id: UUID | None = None) -> int:
+    """Make a game's (or one player's) live images expired, so no listing shows them any more."""
+    await cur.execute(
+        """
+        UPDATE generated_images SET expires_at = now()
+        WHERE game_code = %s AND (%s::uuid IS NULL OR player_id = %s) AND expires_at > now()
+        """,
+        (game_code, player_id, player_id),
+    )
+    return cur.rowcount
+
+
+async def lock_expired_batch(
+    cur: aiopg.Cursor, limit: int, game_code: str | None = None, player_id: UUID | None = None
+) -> list[DoomedImage]:
+    """Lock up to `limit` expired images; rows another run holds are skipped, not waited for."""
+    await cur.execute(
+        """
+        SELECT image_id, storage_key FROM generated_images
+        WHERE expires_at <= now()
+          AND (%s::text IS NULL OR game_code = %s)
+          AND (%s::uuid IS NULL OR player_id = %s)
+        ORDER BY expires_at
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+        """,
+        (game_code, game_code, player_id, player_id, limit),
+    )
+    return [DoomedImage(row["image_id"], row["storage_key"]) for row in await cur.fetchall()]
+
+
+async def move_or_drop_cache_entries(cur: aiopg.Cursor, image_ids: list[UUID]) -> CacheFixups:
+    """Entries of doomed images move to a live image with the same bytes (a reuse), or go."""
+    await cur.execute(
+        """
+        UPDATE image_cache ic SET image_id = successor.image_id
+        FROM (
+            SELECT DISTINCT ON (c.prompt_hash) c.prompt_hash, g2.image_id
+            FROM image_cache c
+            JOIN generated_images g1 ON g1.image_id = c.image_id
+            JOIN generated_images g2 ON g2.sha256 = g1.sha256
+            WHERE c.image_id = ANY(%(doomed)s::uuid[])
+              AND g2.expires_at > now()
+              AND NOT g2.image_id = ANY(%(doomed)s::uuid[])
+            ORDER BY c.prompt_hash, g2.expires_at DESC
+        ) AS successor
+        WHERE ic.prompt_hash = successor.prompt_hash
+        """,
+        {"doomed": image_ids},
+    )
+    moved = cur.rowcount
+    await cur.execute("DELETE FROM image_cache WHERE image_id = ANY(%s::uuid[])", (image_ids,))
+    return CacheFixups(moved=moved, removed=cur.rowcount)
+
+
+async def delete_images(cur: aiopg.Cursor, image_ids: list[UUID]) -> int:
+    await cur.execute("DELETE FROM generated_images WHERE image_id = ANY(%s::uuid[])", (image_ids,))
+    return cur.rowcount
+
+
+async def expired_totals(cur: aiopg.Cursor) -> tuple[int, int]:
+    """(images, bytes) that a cleanup run would delete now."""
+    await cur.execute(
+        """
+        SELECT count(*) AS images, coalesce(sum(size_bytes), 0)::bigint AS bytes
+        FROM generated_images WHERE expires_at <= now()
+        """
+    )
+    row = await cur.fetchone()
+    return row["images"], row["bytes"]
+
+
+async def known_keys(cur: aiopg.Cursor, keys: list[str]) -> set[str]:
+    """Those of `keys` that some row (live or expired) still names."""
+    await cur.execute(
+        "SELECT storage_key FROM generated_images WHERE storage_key = ANY(%s::text[])", (keys,)
+    )
+    return {row["storage_key"] for row in await cur.fetchall()}

@@ -1,0 +1,177 @@
+"""Expiry and deletion: the cleanup run, on-demand purges, and the orphan sweep.
+
+Deletion happens in bounded batches. Each batch locks its expired rows, moves or drops the cache
+entries that point at them, deletes the rows, deletes the files, then commits. Files go while
+the rows are still locked, so a new upload to the same path waits and cannot lose its file; a
+crash before the commit leaves expired rows (never listed or reused) that the next run finishes,
+a crash after it leaves nothing. Files without rows (a crash mid-upload) are swept once they are
+older than the grace period.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+import aiopg
+import structlog
+
+from image_sidecar import db
+from image_sidecar.config import CleanupSettings
+from image_sidecar.db import retention as retention_rows
+from image_sidecar.errors import SidecarError
+from image_sidecar.storage.base import BlobStore
+
+log = structlog.get_logger(__name__)
+
+
+class CleanupFailed(SidecarError):
+    status = 500
+    code = "cleanup_failed"
+
+
+@dataclass
+class DeletionTally:
+    images_deleted: int = 0
+    files_deleted: int = 0
+    bytes_freed: int = 0
+    cache_entries_moved: int = 0
+    cache_entries_removed: int = 0
+
+
+@dataclass
+class CleanupReport(DeletionTally):
+    outcome: Literal["success", "skipped", "failed", "dry_run"] = "success"
+    orphans_swept: int = 0
+    seconds: float = 0.0
+    # Why a run failed or was skipped; absent from the summary otherwise.
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+ProgressCallback = Callable[[DeletionTally], None]
+
+
+async def delete_expired(
+    pool: aiopg.Pool,
+    store: BlobStore,
+    *,
+    batch_size: int,
+    game_code: str | None = None,
+    player_id: UUID | None = None,
+    on_batch: ProgressCallback | None = None,
+) -> DeletionTally:
+    """Delete expired images (optionally one game's or player's) in batches until none is left."""
+    tally = DeletionTally()
+    while True:
+        async with db.transaction(pool) as cur:
+            doomed = await retention_rows.lock_expired_batch(cur, batch_size, game_code, player_id)
+            if not doomed:
+                return tally
+            image_ids = [image.image_id for image in doomed]
+            fixups = await retention_rows.move_or_drop_cache_entries(cur, image_ids)
+            tally.images_deleted += await retention_rows.delete_images(cur, image_ids)
+            files = await store.delete_many(image.storage_key for image in doomed)
+        tally.files_deleted += files.deleted
+        tally.bytes_freed += files.bytes_freed
+        tally.cache_entries_moved += fixups.moved
+        tally.cache_entries_removed += fixups.removed
+        if on_batch is not None:
+            on_batch(tally)
+
+
+async def sweep_orphans(
+    pool: aiopg.Pool, store: BlobStore, *, grace_seconds: int, dry_run: bool = False
+) -> int:
+    """Delete files that no row names, once they are older than the grace period."""
+    cutoff = time.time() - grace_seconds
+    swept = 0
+    async for keys in store.old_keys(cutoff):
+        async with db.cursor(pool) as cur:
+            known = await retention_rows.known_keys(cur, keys)
+        orphans = [key for key in keys if key not in known]
+        if dry_run:
+            swept += len(orphans)
+        elif orphans:
+            swept += (await store.delete_many(orphans, only_if_older_than=cutoff)).deleted
+    if not dry_run:
+        swept += await store.remove_stale_temp_files(cutoff)
+    return swept
+
+
+async def run_cleanup(
+    pool: aiopg.Pool,
+    store: BlobStore,
+    settings: CleanupSettings,
+    *,
+    dry_run: bool = False,
+    on_batch: ProgressCallback | None = None,
+) -> CleanupReport:
+    """One cleanup run, unless another replica holds the cleanup lock. Logs one line."""
+    started = time.monotonic()
+    report = CleanupReport()
+    try:
+        async with db.cursor(pool) as lock_cur:
+            if not await retention_rows.try_cleanup_lock(lock_cur):
+                report.outcome = "skipped"
+                report.reason = "another cleanup run holds the lock"
+            else:
+                try:
+                    await _run_locked(pool, store, settings, report, dry_run, on_batch)
+                finally:
+                    await retention_rows.release_cleanup_lock(lock_cur)
+    except Exception as exc:
+        report.outcome = "failed"
+        report.reason = str(exc) or type(exc).__name__
+        log.exception("cleanup_error")
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info("cleanup_run", **report.as_dict())
+    return report
+
+
+async def _run_locked(
+    pool: aiopg.Pool,
+    store: BlobStore,
+    settings: CleanupSettings,
+    report: CleanupReport,
+    dry_run: bool,
+    on_batch: ProgressCallback | None,
+) -> None:
+    if dry_run:
+        async with db.cursor(pool) as cur:
+            report.images_deleted, report.bytes_freed = await retention_rows.expired_totals(cur)
+        report.files_deleted = report.images_deleted
+        report.orphans_swept = await sweep_orphans(
+            pool, store, grace_seconds=settings.orphan_grace_seconds, dry_run=True
+        )
+        report.outcome = "dry_run"
+        return
+    tally = await delete_expired(pool, store, batch_size=settings.batch_size, on_batch=on_batch)
+    for name, value in asdict(tally).items():
+        setattr(report, name, value)
+    report.orphans_swept = await sweep_orphans(
+        pool, store, grace_seconds=settings.orphan_grace_seconds
+    )
+
+
+async def purge(
+    pool: aiopg.Pool,
+    store: BlobStore,
+    game_code: str,
+    player_id: UUID | None = None,
+    *,
+    batch_size: int,
+) -> DeletionTally:
+    """Delete a game's (or one player's) images now; bytes another game reuses survive."""
+    async with db.cursor(pool) as cur:
+        await retention_rows.expire_now(cur, game_code, player_id)
+    tally = await delete_expired(
+        pool, store, batch_size=batch_size, game_code=game_code, player_id=player_id
+    )
+    log.info("purge", game_code=game_code, player_id=player_id and str(player_id), **asdict(tally))
+    return tally
