@@ -11,8 +11,9 @@ from image_sidecar.api.routes import setup_routes
 from image_sidecar.config import Config
 from image_sidecar.db.notify import notifications_context
 from image_sidecar.log import request_log_middleware
+from image_sidecar.metrics import SidecarMetrics, metrics_context
 from image_sidecar.scheduler import scheduler_context
-from image_sidecar.typedefs import config_key
+from image_sidecar.typedefs import config_key, metrics_key
 
 
 def create_app(config: Config) -> web.Application:
@@ -22,8 +23,10 @@ def create_app(config: Config) -> web.Application:
         middlewares=[request_log_middleware, error_middleware, auth_middleware],
     )
     app[config_key] = config
+    app[metrics_key] = SidecarMetrics()
     app.cleanup_ctx.append(db.pool_context)  # first: it refuses a schema that is behind
     app.cleanup_ctx.append(notifications_context)
+    app.cleanup_ctx.append(metrics_context)
     app.cleanup_ctx.append(storage.store_context)
     app.cleanup_ctx.append(scheduler_context)  # last: it needs the pool and the store
     setup_routes(app)

@@ -202,6 +202,13 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "IMAGE_METRICS_REFRESH_SECONDS",
+        "metrics_refresh_seconds",
+        "15",
+        "How often the storage and live-image gauges are read from the database.",
+        _positive_float,
+    ),
+    Setting(
         "IMAGE_CACHE_CLAIM_SECONDS",
         "cache_claim_seconds",
         "120",
@@ -243,6 +250,7 @@ class Config:
     cleanup_cron: CronSpec
     cleanup_batch_size: int
     orphan_grace_seconds: int
+    metrics_refresh_seconds: float
     cache_claim_seconds: int
     generation_costs: GenerationCosts
 

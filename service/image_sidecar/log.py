@@ -11,6 +11,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from image_sidecar.typedefs import metrics_key
+
 log = structlog.get_logger("image_sidecar.http")
 
 
@@ -54,11 +56,16 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
         response.headers["X-Request-ID"] = request_id
         return response
     finally:
+        seconds = time.perf_counter() - started
+        route = _route_name(request)
+        request.app[metrics_key].http_duration.labels(route, request.method, str(status)).observe(
+            seconds
+        )
         log.info(
             "request",
             method=request.method,
-            route=_route_name(request),
+            route=route,
             status=status,
-            duration_seconds=round(time.perf_counter() - started, 6),
+            duration_seconds=round(seconds, 6),
         )
         structlog.contextvars.unbind_contextvars("request_id")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
@@ -44,6 +45,13 @@ _RECHECK_SECONDS = 2.0
 
 class CacheEntryNotFound(NotFound):
     pass
+
+
+@dataclass(frozen=True)
+class HitRegistration:
+    record: ImageRecord
+    created: bool
+    cost_saved_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ async def register_hit(
     *,
     costs: GenerationCosts,
     default_retention_days: int,
-) -> tuple[ImageRecord, bool]:
+) -> HitRegistration:
     """Count a hit and register the cached image as this player's, sharing its bytes.
 
     The hit is counted, the saving recorded, the record inserted and the bytes linked in one
@@ -137,7 +145,7 @@ async def register_hit(
     """
     existing = await find_submission(pool, meta.submission_id)
     if existing is not None:
-        return existing, False
+        return HitRegistration(existing, created=False)
     try:
         async with transaction_with_blobs(pool, store) as (cur, staged):
             source = await cache_rows.count_hit(cur, key)
@@ -172,5 +180,6 @@ async def register_hit(
                     f"the image cached for prompt hash {key} is gone"
                 ) from None
     except AlreadyRegistered:
-        return await existing_submission_or_conflict(pool, meta)
-    return record, True
+        record, _ = await existing_submission_or_conflict(pool, meta)
+        return HitRegistration(record, created=False)
+    return HitRegistration(record, created=True, cost_saved_usd=saved)

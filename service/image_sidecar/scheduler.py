@@ -11,8 +11,8 @@ import structlog
 from aiohttp import web
 
 from image_sidecar.cron import schedule_job
-from image_sidecar.retention import run_cleanup
-from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key
+from image_sidecar.retention import CleanupReport, run_cleanup
+from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
 log = structlog.get_logger(__name__)
 
@@ -59,16 +59,23 @@ class CleanupScheduler:
                     await self._running
 
 
+async def run_app_cleanup(app: web.Application) -> CleanupReport:
+    """One cleanup run with the app's pool and store, recorded in its metrics."""
+    report = await run_cleanup(
+        app[db_pool_key], app[blob_store_key], app[config_key].cleanup_settings
+    )
+    app[metrics_key].cleanup_finished(report)
+    return report
+
+
 async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
     if not config.cleanup_enabled:
         yield
         return
-
-    async def cleanup() -> object:
-        return await run_cleanup(app[db_pool_key], app[blob_store_key], config.cleanup_settings)
-
-    driver = CleanupScheduler(lambda s: schedule_job(config.cleanup_cron, s), cleanup)
+    driver = CleanupScheduler(
+        lambda s: schedule_job(config.cleanup_cron, s), lambda: run_app_cleanup(app)
+    )
     log.info(
         "cleanup_scheduled", cron=config.cleanup_cron.expression, next_run=str(driver.next_run)
     )

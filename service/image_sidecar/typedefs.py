@@ -11,9 +11,11 @@ from image_sidecar.config import Config
 
 if TYPE_CHECKING:
     from image_sidecar.db.notify import NotificationHub
+    from image_sidecar.metrics import SidecarMetrics
     from image_sidecar.storage.base import BlobStore
 
 config_key = web.AppKey("config", Config)
 db_pool_key = web.AppKey("db_pool", aiopg.Pool)
 blob_store_key: web.AppKey[BlobStore] = web.AppKey("blob_store")
 notification_hub_key: web.AppKey[NotificationHub] = web.AppKey("notification_hub")
+metrics_key: web.AppKey[SidecarMetrics] = web.AppKey("metrics")

@@ -8,15 +8,12 @@ from aiohttp import web
 
 from image_sidecar import retention
 from image_sidecar.api import fields
-from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key
+from image_sidecar.scheduler import run_app_cleanup
+from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
 
 async def run_cleanup(request: web.Request) -> web.Response:
-    report = await retention.run_cleanup(
-        request.app[db_pool_key],
-        request.app[blob_store_key],
-        request.app[config_key].cleanup_settings,
-    )
+    report = await run_app_cleanup(request.app)
     if report.outcome == "failed":
         raise retention.CleanupFailed(f"cleanup failed: {report.reason}")
     return web.json_response(report.as_dict())
@@ -30,6 +27,7 @@ async def purge_game(request: web.Request) -> web.Response:
         game_code,
         batch_size=request.app[config_key].cleanup_batch_size,
     )
+    request.app[metrics_key].images_deleted(tally)
     return web.json_response(asdict(tally))
 
 
@@ -43,4 +41,5 @@ async def purge_player(request: web.Request) -> web.Response:
         player_id,
         batch_size=request.app[config_key].cleanup_batch_size,
     )
+    request.app[metrics_key].images_deleted(tally)
     return web.json_response(asdict(tally))

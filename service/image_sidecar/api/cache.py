@@ -10,7 +10,13 @@ from image_sidecar import prompt_cache
 from image_sidecar.api import fields
 from image_sidecar.api.serialize import cache_entry_json, image_json
 from image_sidecar.errors import InvalidField
-from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, notification_hub_key
+from image_sidecar.typedefs import (
+    blob_store_key,
+    config_key,
+    db_pool_key,
+    metrics_key,
+    notification_hub_key,
+)
 
 
 async def lookup(request: web.Request) -> web.Response:
@@ -32,6 +38,7 @@ async def lookup(request: web.Request) -> web.Response:
         claim_seconds=config.cache_claim_seconds,
         wait_ms=wait_ms,
     )
+    request.app[metrics_key].cache_lookups.labels(result.status).inc()
     answer: dict[str, Any] = {"status": result.status, "prompt_hash": result.prompt_hash}
     if result.image is not None:
         answer["image"] = image_json(result.image, config.public_base_url)
@@ -58,7 +65,7 @@ async def record_hit(request: web.Request) -> web.Response:
     config = request.app[config_key]
     key = fields.prompt_hash(request.match_info["prompt_hash"])
     meta = fields.image_metadata(fields.string_fields(await fields.json_object(request)))
-    record, created = await prompt_cache.register_hit(
+    registration = await prompt_cache.register_hit(
         request.app[db_pool_key],
         request.app[blob_store_key],
         key,
@@ -66,6 +73,9 @@ async def record_hit(request: web.Request) -> web.Response:
         costs=config.generation_costs,
         default_retention_days=config.retention_days,
     )
+    if registration.created:
+        request.app[metrics_key].cache_hit(registration.cost_saved_usd)
     return web.json_response(
-        image_json(record, config.public_base_url), status=201 if created else 200
+        image_json(registration.record, config.public_base_url),
+        status=201 if registration.created else 200,
     )

@@ -1,4 +1,4 @@
-"""Liveness, readiness and the OpenAPI document."""
+"""Liveness, readiness, business figures and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ from importlib import resources
 from aiohttp import web
 
 from image_sidecar import db
+from image_sidecar.api import fields
 from image_sidecar.errors import SidecarError
+from image_sidecar.stats import business_stats
 from image_sidecar.typedefs import blob_store_key, db_pool_key
+
+# Images older than the retention period are gone, so longer windows would only show zeros.
+MAX_STATS_DAYS = 366
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -35,6 +40,11 @@ async def readyz(request: web.Request) -> web.Response:
         status=200 if ready else 503,
         headers={} if ready else {"Retry-After": "5"},
     )
+
+
+async def stats(request: web.Request) -> web.Response:
+    days = fields.bounded_int(request.query.get("days", "7"), "days", 1, MAX_STATS_DAYS)
+    return web.json_response(await business_stats(request.app[db_pool_key], days))
 
 
 @cache

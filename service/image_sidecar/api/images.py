@@ -9,7 +9,7 @@ from image_sidecar.api import fields
 from image_sidecar.api.serialize import image_json
 from image_sidecar.api.upload import read_upload
 from image_sidecar.models import ImageRecord
-from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key
+from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
 
 def _images_response(request: web.Request, records: list[ImageRecord]) -> web.Response:
@@ -30,6 +30,8 @@ async def upload_image(request: web.Request) -> web.Response:
         default_retention_days=config.retention_days,
         claim_token=claim_token,
     )
+    if created:
+        request.app[metrics_key].image_stored(record)
     return web.json_response(
         image_json(record, config.public_base_url), status=201 if created else 200
     )
