@@ -113,7 +113,8 @@ def database(database_url: str) -> Database:
     """The session database, emptied before each test."""
     database = Database(database_url)
     database.rows(
-        "TRUNCATE generated_images, image_cache, cache_claims, cache_hits RESTART IDENTITY CASCADE"
+        "TRUNCATE generated_images, image_cache, cache_claims, cache_hits, cleanup_runs "
+        "RESTART IDENTITY CASCADE"
     )
     return database
 
@@ -180,9 +181,8 @@ def image_fields(**overrides: Any) -> dict[str, str]:
 UploadFn = Callable[..., Awaitable[aiohttp.ClientResponse]]
 
 
-@pytest.fixture
-def upload(client: Any) -> UploadFn:
-    """POST /api/images with valid defaults; keyword arguments override fields."""
+def uploader(client: Any) -> UploadFn:
+    """POST /api/images through `client` with valid defaults; keyword arguments override fields."""
 
     async def post(
         image: bytes | None = None,
@@ -204,5 +204,28 @@ def upload(client: Any) -> UploadFn:
 
 
 @pytest.fixture
-def sample_png() -> bytes:
-    return png_bytes(seed=7)
+def upload(client: Any) -> UploadFn:
+    return uploader(client)
+
+
+def require_tool(name: str) -> str:
+    """The path of a real program a test drives. CI installs them all (.ci/run), so there a
+    missing tool fails the test; on a developer's machine it is skipped, saying what to install.
+    """
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: see .ci/run for the package)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

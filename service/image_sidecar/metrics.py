@@ -114,7 +114,8 @@ class SidecarMetrics:
         )
         self.cleanup_last_success = Gauge(
             "sidecar_cleanup_last_success_timestamp_seconds",
-            "When this process last finished a successful cleanup run.",
+            "When any replica last finished a successful cleanup run (from the database; the "
+            "install time before the first run).",
             registry=r,
         )
         self.http_duration = Histogram(
@@ -144,7 +145,7 @@ class SidecarMetrics:
         if report.outcome != "skipped":
             self.cleanup_duration.observe(report.seconds)
         if report.outcome == "success":
-            self.cleanup_last_success.set(time.time())
+            self.cleanup_last_success.set(time.time())  # the next refresh reads the same
 
     def images_deleted(self, tally: DeletionTally) -> None:
         self.cleanup_deleted.inc(tally.images_deleted)
@@ -159,6 +160,7 @@ async def refresh_from_database(metrics: SidecarMetrics, pool: aiopg.Pool) -> No
         totals = await stats_rows.storage_totals(cur)
     metrics.storage_used.set(totals.stored_bytes)
     metrics.live_images.set(totals.live_images)
+    metrics.cleanup_last_success.set(totals.last_cleanup_success)
     metrics.stats_refreshed.set(time.time())
 
 

@@ -130,8 +130,20 @@ async def run_cleanup(
         report.reason = str(exc) or type(exc).__name__
         log.exception("cleanup_error")
     report.seconds = round(time.monotonic() - started, 3)
+    if report.outcome in ("success", "failed"):
+        await _record_run(pool, report)
     log.info("cleanup_run", **report.as_dict())
     return report
+
+
+async def _record_run(pool: aiopg.Pool, report: CleanupReport) -> None:
+    try:
+        async with db.cursor(pool) as cur:
+            await retention_rows.record_run(
+                cur, report.outcome, report.images_deleted, report.bytes_freed, report.seconds
+            )
+    except SidecarError as exc:  # the run itself is done; only its record is lost
+        log.warning("cleanup_run_not_recorded", error=exc.message)
 
 
 async def _run_locked(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,11 +11,7 @@ import urllib.request
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
 
 
 def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> int:
@@ -45,7 +40,7 @@ def _run_dev(tmp_path, port):
 
 
 def test_dev_serves_with_embedded_postgres_and_keeps_data_across_restarts(tmp_path):
-    port = _free_port()
+    port = free_port()
     for _ in range(2):  # the second start reuses ./var and does not migrate again
         process = _run_dev(tmp_path, port)
         try:

@@ -111,3 +111,15 @@ async def known_keys(cur: aiopg.Cursor, keys: list[str]) -> set[str]:
         "SELECT storage_key FROM generated_images WHERE storage_key = ANY(%s::text[])", (keys,)
     )
     return {row["storage_key"] for row in await cur.fetchall()}
+
+
+async def record_run(
+    cur: aiopg.Cursor, outcome: str, images_deleted: int, bytes_freed: int, seconds: float
+) -> None:
+    await cur.execute(
+        """
+        INSERT INTO cleanup_runs (outcome, images_deleted, bytes_freed, seconds)
+        VALUES (%s, %s, %s, %s)
+        """,
+        (outcome, images_deleted, bytes_freed, seconds),
+    )

@@ -14,6 +14,9 @@ class StorageTotals:
     live_images: int
     stored_bytes: int
     average_image_bytes: int
+    # The last successful cleanup; before the first one, when the schema was installed, so a
+    # fresh install is not reported as overdue.
+    last_cleanup_success: float
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,11 @@ async def storage_totals(cur: aiopg.Cursor) -> StorageTotals:
                 SELECT DISTINCT ON (sha256) size_bytes FROM generated_images) AS contents
             ) AS stored_bytes,
             (SELECT coalesce(round(avg(size_bytes)), 0)::bigint FROM generated_images
-             WHERE expires_at > now()) AS average_image_bytes
+             WHERE expires_at > now()) AS average_image_bytes,
+            extract(epoch FROM coalesce(
+                (SELECT max(finished_at) FROM cleanup_runs WHERE outcome = 'success'),
+                (SELECT min(applied_at) FROM schema_migrations)
+            ))::double precision AS last_cleanup_success
         """
     )
     row = await cur.fetchone()

@@ -1,0 +1,147 @@
+"""/metrics and /api/stats after real traffic; promtool accepts the exposition as it is."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from image_sidecar.prompts import prompt_hash
+from tests.conftest import image_fields, require_tool
+from tests.sample_images import png_bytes
+
+KEY = prompt_hash("A cat riding a skateboard", "watercolor")
+
+
+def sample(exposition: str, name: str, **labels: str) -> float:
+    """The value of one sample, parsed with prometheus_client's own parser."""
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return found.value
+    raise AssertionError(f"{name}{labels} not in the exposition")
+
+
+async def drive_traffic(client, upload, database):
+    """Uploads, lookups of every result, hits, a 404 and a cleanup that deletes one image."""
+    claim = await (await client.post("/api/cache/lookup", json={"prompt": "a new prompt"})).json()
+    await client.post("/api/cache/lookup", json={"prompt": "a new prompt"})  # pending
+    await upload(image=png_bytes(seed=1), generation_cost_usd="0.05")
+    await upload(
+        image=png_bytes(seed=2),
+        completed_sentence="a new prompt",
+        art_style=None,
+        claim_token=claim["claim_token"],
+        game_code="GONE",
+    )
+    await client.post(
+        "/api/cache/lookup", json={"prompt": "A cat riding a skateboard", "art_style": "watercolor"}
+    )
+    await client.post(f"/api/cache/{KEY}/hits", json=image_fields(game_code="EFGH"))
+    await client.get(f"/api/games/ABCD/rounds/1/players/{uuid.uuid4()}/image")
+    database.rows(
+        "UPDATE generated_images SET expires_at = now() - interval '1 second' "
+        "WHERE game_code = 'GONE'"
+    )
+    assert (await client.post("/api/admin/cleanup")).status == 200
+
+
+@pytest.fixture
+async def metrics_client(aiohttp_client, make_config):
+    from image_sidecar.app import create_app
+
+    return await aiohttp_client(create_app(make_config(IMAGE_METRICS_REFRESH_SECONDS="0.2")))
+
+
+async def test_metrics_count_the_traffic(client, upload, database):
+    await drive_traffic(client, upload, database)
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = await response.text()
+    stored = sample(
+        text, "sidecar_images_stored_total", ai_service="dall-e-3", art_style="watercolor"
+    )
+    assert stored == 1
+    for result in ("miss", "pending", "hit"):
+        assert sample(text, "sidecar_cache_lookups_total", result=result) == 1
+    assert sample(text, "sidecar_cache_hits_total") == 1
+    assert sample(text, "sidecar_api_cost_saved_usd_total") == pytest.approx(0.05)
+    assert sample(text, "sidecar_image_size_bytes_count") == 2
+    assert sample(text, "sidecar_cleanup_runs_total", outcome="success") == 1
+    assert sample(text, "sidecar_cleanup_images_deleted_total") == 1
+    assert sample(text, "sidecar_cleanup_last_success_timestamp_seconds") > 0
+    uploads = sample(
+        text,
+        "sidecar_http_request_duration_seconds_count",
+        route="/api/images",
+        method="POST",
+        status="201",
+    )
+    assert uploads == 2
+    assert "process_resident_memory_bytes" in text
+
+
+async def test_database_gauges_are_refreshed_on_an_interval(metrics_client, database):
+    response = await metrics_client.post("/api/images", data=_form(png_bytes(seed=3)))
+    assert response.status == 201
+    size = (await response.json())["size_bytes"]
+    for _ in range(50):
+        text = await (await metrics_client.get("/metrics")).text()
+        if sample(text, "sidecar_live_images") == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert sample(text, "sidecar_live_images") == 1
+    assert sample(text, "sidecar_storage_used_bytes") == size
+
+
+def _form(image):
+    form = aiohttp.FormData()
+    for name, value in image_fields().items():
+        form.add_field(name, value)
+    form.add_field("image", image, filename="a.png")
+    return form
+
+
+async def test_promtool_accepts_the_exposition_without_a_warning(client, upload, database):
+    promtool = require_tool("promtool")
+    await drive_traffic(client, upload, database)
+    exposition = await (await client.get("/metrics")).read()
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [promtool, "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert result.stdout + result.stderr == b""
+
+
+async def test_stats_report_business_figures_from_the_database(client, upload, database):
+    await drive_traffic(client, upload, database)
+    response = await client.get("/api/stats?days=3")
+    assert response.status == 200
+    stats = await response.json()
+    assert stats["days"] == 3
+    assert len(stats["images_per_day"]) == 3
+    today = stats["images_per_day"][-1]
+    assert (today["generated"], today["reused"]) == (1, 1)  # the GONE upload was cleaned up
+    assert stats["cache_hit_rate"] == 0.5
+    assert stats["cache_hits"] == 1
+    assert stats["live_images"] == 2
+    assert stats["storage_used_bytes"] == len(png_bytes(seed=1))  # shared bytes count once
+    assert stats["average_image_bytes"] == len(png_bytes(seed=1))
+    assert stats["cost_saved_usd"] == pytest.approx(0.05)
+    assert stats["cost_saved_usd_all_time"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("days", ["0", "400", "week"])
+async def test_stats_with_a_bad_window_is_400(client, days):
+    response = await client.get(f"/api/stats?days={days}")
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == "days"
