@@ -38,8 +38,7 @@ async def _migrate(url: str) -> None:
     try:
         await apply_migrations(pool)
     finally:
-        pool.close()
-        await pool.wait_closed()
+        await db.close_pool(pool)
 
 
 def _sidecar_cleanup(url: str, storage: Path) -> tuple[float, int, str]:

@@ -72,8 +72,7 @@ async def _migrate(url: str) -> None:
     try:
         await apply_migrations(pool)
     finally:
-        pool.close()
-        await pool.wait_closed()
+        await db.close_pool(pool)
 
 
 @pytest.fixture(scope="session")

@@ -50,8 +50,7 @@ async def _migrate(database_url: str) -> list[str]:
     try:
         return await apply_migrations(pool)
     finally:
-        pool.close()
-        await pool.wait_closed()
+        await db.close_pool(pool)
 
 
 def migrate(config: Config) -> None:
@@ -112,8 +111,7 @@ async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupR
             on_batch=_progress_on_terminal(),
         )
     finally:
-        pool.close()
-        await pool.wait_closed()
+        await db.close_pool(pool)
 
 
 def cleanup(config: Config, dry_run: bool = False) -> None:

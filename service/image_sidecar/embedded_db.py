@@ -23,7 +23,13 @@ class EmbeddedServer(Protocol):
 
 def start_embedded_postgres(data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedServer:
     """Start (or reattach to) the cluster in `data_dir`; `cleanup()` stops it."""
-    import pgserver
+    try:
+        import pgserver  # a development extra: production images talk to a real server
+    except ImportError:
+        raise SystemExit(
+            "the embedded PostgreSQL needs the dev extra: pip install -e '.[dev]' "
+            "(or set DATABASE_URL)"
+        ) from None
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(data_dir, cleanup_mode="delete" if delete_on_stop else "stop")

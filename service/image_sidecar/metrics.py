@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import suppress
 from decimal import Decimal
 
 import aiopg
@@ -31,6 +30,7 @@ from image_sidecar import db
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.models import ImageRecord
 from image_sidecar.retention import CleanupReport, DeletionTally
+from image_sidecar.tasks import cancel_and_wait
 from image_sidecar.typedefs import config_key, db_pool_key, metrics_key
 
 log = structlog.get_logger(__name__)
@@ -179,9 +179,7 @@ async def metrics_context(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(refresh_forever(), name="metrics-refresh")
     yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import suppress
 
 import schedule
 import structlog
@@ -12,6 +11,7 @@ from aiohttp import web
 
 from image_sidecar.cron import schedule_job
 from image_sidecar.retention import CleanupReport, run_cleanup
+from image_sidecar.tasks import cancel_and_wait
 from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
 log = structlog.get_logger(__name__)
@@ -54,9 +54,7 @@ class CleanupScheduler:
                 await asyncio.sleep(self._tick_seconds)
         finally:
             if self._running is not None:
-                self._running.cancel()
-                with suppress(asyncio.CancelledError):
-                    await self._running
+                await cancel_and_wait(self._running)
 
 
 async def run_app_cleanup(app: web.Application) -> CleanupReport:
@@ -81,6 +79,4 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
     )
     task = asyncio.create_task(driver.run(), name="cleanup-scheduler")
     yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)

@@ -38,8 +38,7 @@ async def test_concurrent_migrate_runs_apply_each_migration_once(empty_database_
         assert await apply_migrations(pools[0]) == []
     finally:
         for pool in pools:
-            pool.close()
-            await pool.wait_closed()
+            await db.close_pool(pool)
 
 
 async def test_serve_refuses_to_start_on_an_unmigrated_database(empty_database_url, tmp_path):

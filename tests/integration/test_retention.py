@@ -31,8 +31,7 @@ NO_GRACE = CleanupSettings(batch_size=50, orphan_grace_seconds=1)
 async def pool(database):
     pool = await db.create_pool(database.url, size=4)
     yield pool
-    pool.close()
-    await pool.wait_closed()
+    await db.close_pool(pool)
 
 
 @pytest.fixture

@@ -34,8 +34,7 @@ async def test_the_schedule_fires_a_cleanup_run(database, storage_dir):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        pool.close()
-        await pool.wait_closed()
+        await db.close_pool(pool)
     assert driver.fired >= 1
     assert reports[0].images_deleted == 20
     assert database.count("generated_images") == 0

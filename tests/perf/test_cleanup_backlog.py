@@ -21,8 +21,7 @@ async def _clean(database, storage_dir):
             pool, FilesystemBlobStore(storage_dir), CleanupSettings(batch_size=500)
         )
     finally:
-        pool.close()
-        await pool.wait_closed()
+        await db.close_pool(pool)
 
 
 async def test_a_thousand_expired_images_are_all_cleaned(database, storage_dir):

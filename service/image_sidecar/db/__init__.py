@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import aiopg
 import psycopg2
@@ -50,15 +51,43 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
         app[db_pool_key] = pool
         yield
     finally:
-        pool.close()
+        await close_pool(pool)
+
+
+async def close_pool(pool: aiopg.Pool, grace_seconds: float = 5.0) -> None:
+    """Close the pool, waiting a bounded time for connections in use, then cutting them."""
+    pool.close()
+    try:
+        async with asyncio.timeout(grace_seconds):
+            await pool.wait_closed()
+    except TimeoutError:
+        log.warning("pool_close_forced", in_use=pool.size - pool.freesize)
+        pool.terminate()
         await pool.wait_closed()
+
+
+async def _acquire(pool: aiopg.Pool) -> aiopg.Connection:
+    """A pooled connection within the pool's timeout. A connection that arrives after the caller
+    gave up (timeout or cancellation) goes straight back, so none leaks and shutdown never hangs.
+    """
+    acquiring = asyncio.ensure_future(pool.acquire())
+    try:
+        async with asyncio.timeout(pool.timeout):
+            return await asyncio.shield(acquiring)
+    except BaseException:
+        acquiring.add_done_callback(partial(_release_late, pool))
+        raise
+
+
+def _release_late(pool: aiopg.Pool, acquiring: asyncio.Future[aiopg.Connection]) -> None:
+    if not acquiring.cancelled() and acquiring.exception() is None:
+        pool.release(acquiring.result())
 
 
 @asynccontextmanager
 async def _connection(pool: aiopg.Pool) -> AsyncIterator[aiopg.Connection]:
     try:
-        async with asyncio.timeout(pool.timeout):
-            conn = await pool.acquire()
+        conn = await _acquire(pool)
     except (TimeoutError, psycopg2.OperationalError) as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc or 'timed out'}") from exc
     try:

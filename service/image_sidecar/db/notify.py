@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import aiopg
 import structlog
@@ -13,6 +13,7 @@ from aiohttp import web
 from psycopg2 import sql
 
 from image_sidecar.db.cache import CACHE_CHANNEL
+from image_sidecar.tasks import cancel_and_wait
 from image_sidecar.typedefs import config_key, notification_hub_key
 
 log = structlog.get_logger(__name__)
@@ -40,9 +41,7 @@ class NotificationHub:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     @contextmanager
     def subscribe(self, key: str) -> Iterator[asyncio.Event]:

@@ -1,0 +1,28 @@
+# Image sidecar: python:3.11-slim, since aiopg (the database driver) is not released for newer
+# Pythons yet. Build: docker build -t picture-this/image-sidecar .
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service ./service
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin sidecar \
+    && mkdir -p /data/images \
+    && chown sidecar /data/images
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-compile /wheels/*.whl && rm -rf /wheels
+# Configuration comes only from the environment; listening beyond loopback requires
+# IMAGE_SIDECAR_API_TOKEN, so the container refuses to start without one.
+ENV PYTHONUNBUFFERED=1 \
+    IMAGE_STORAGE_BASE_DIR=/data/images \
+    IMAGE_SIDECAR_HOST=0.0.0.0 \
+    IMAGE_SIDECAR_PORT=8080
+USER 10001
+WORKDIR /data
+VOLUME ["/data/images"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('IMAGE_SIDECAR_PORT', '8080'), timeout=2)"]
+# One-off migrations: docker run --rm ... image-sidecar migrate
+CMD ["image-sidecar", "serve"]

@@ -1,0 +1,245 @@
+"""What CI can check of the deployment without a container engine: the Dockerfile (hadolint),
+the compose file (docker-compose config), the Kubernetes manifests (schema), the nginx config
+(nginx -t, and a real nginx serving stored images like the sidecar), and the documentation of
+every setting."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from image_sidecar.config import SETTINGS
+from tests.conftest import free_port, require_tool
+from tests.sample_images import png_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+NGINX_CONF = ROOT / "deploy" / "nginx" / "image-sidecar.conf"
+SETTING_NAMES = {setting.name for setting in SETTINGS}
+
+
+def run(*command: str, cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def test_dockerfile_passes_hadolint():
+    result = run(require_tool("hadolint"), "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_fails_a_broken_dockerfile(tmp_path):
+    broken = tmp_path / "Dockerfile"
+    broken.write_text("FROM python\nRUN apt-get install curl\nCMD image-sidecar serve\n")
+    result = run(require_tool("hadolint"), str(broken))
+    assert result.returncode != 0
+    assert "DL3008" in result.stdout or "DL3006" in result.stdout
+
+
+def _compose_config(path: Path) -> subprocess.CompletedProcess:
+    environ = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "POSTGRES_PASSWORD": "example",
+        "IMAGE_SIDECAR_API_TOKEN": "example",
+        "GRAFANA_ADMIN_PASSWORD": "example",
+    }
+    return run(
+        require_tool("docker-compose"),
+        "-f",
+        str(path),
+        "config",
+        "--quiet",
+        cwd=path.parent,
+        env=environ,
+    )
+
+
+def test_compose_file_is_valid():
+    result = _compose_config(ROOT / "docker-compose.yml")
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_validation_fails_a_broken_file(tmp_path):
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(
+        (ROOT / "docker-compose.yml").read_text().replace("condition: service_healthy", "when: up")
+    )
+    assert _compose_config(broken).returncode != 0
+
+
+def test_compose_binds_every_port_to_loopback_and_commits_no_secret():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+    text = (ROOT / "docker-compose.yml").read_text()
+    for secret in ("POSTGRES_PASSWORD", "IMAGE_SIDECAR_API_TOKEN", "GRAFANA_ADMIN_PASSWORD"):
+        assert re.search(rf"\${{{secret}:\?", text), f"{secret} must come from .env"
+
+
+def test_kubernetes_manifests_pass_the_schema():
+    manifests = sorted(str(p) for p in (ROOT / "deploy" / "k8s").glob("*.yaml"))
+    assert manifests
+    result = run(require_tool("kubernetes-validate"), "--strict", *manifests)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kubernetes_schema_check_fails_a_broken_manifest(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        (ROOT / "deploy" / "k8s" / "migrate-job.yaml")
+        .read_text()
+        .replace("backoffLimit: 4", "backoffLimit: four")
+    )
+    result = run(require_tool("kubernetes-validate"), "--strict", str(broken))
+    assert result.returncode != 0
+
+
+def test_kubernetes_nginx_configmap_holds_the_nginx_config_verbatim():
+    configmap = yaml.safe_load((ROOT / "deploy" / "k8s" / "nginx-configmap.yaml").read_text())
+    assert configmap["data"]["default.conf"] == NGINX_CONF.read_text()
+
+
+def _env_names(text: str) -> list[str]:
+    return re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE)
+
+
+def test_every_setting_is_documented_and_nothing_else():
+    env_example = (ROOT / ".env.example").read_text()
+    sidecar_part, compose_part = env_example.split("# --- docker compose only")
+    assert set(_env_names(sidecar_part)) == SETTING_NAMES
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    for name in _env_names(compose_part):
+        assert name not in SETTING_NAMES
+        assert "${" + name in compose_text, f"{name} is documented but compose does not use it"
+
+    compose = yaml.safe_load(compose_text)
+    environment = compose["x-sidecar-environment"]
+    assert set(environment) <= SETTING_NAMES
+    for name in SETTING_NAMES:
+        assert name in compose_text, f"{name} is neither set nor documented in compose"
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", table, flags=re.MULTILINE)) == (
+        SETTING_NAMES
+    )
+
+
+def _nginx_main_config(tmp_path: Path, storage_dir: Path, port: int) -> Path:
+    server = (
+        NGINX_CONF.read_text()
+        .replace("listen 8081;", f"listen 127.0.0.1:{port};")
+        .replace("alias /data/images/", f"alias {storage_dir}/")
+    )
+    (tmp_path / "server.conf").write_text(server)
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"""
+        user root;
+        daemon off;
+        worker_processes 1;
+        pid {tmp_path}/nginx.pid;
+        error_log {tmp_path}/error.log;
+        events {{ worker_connections 64; }}
+        http {{
+            access_log off;
+            client_body_temp_path {tmp_path}/body;
+            proxy_temp_path {tmp_path}/proxy;
+            fastcgi_temp_path {tmp_path}/fastcgi;
+            uwsgi_temp_path {tmp_path}/uwsgi;
+            scgi_temp_path {tmp_path}/scgi;
+            include {tmp_path}/server.conf;
+        }}
+        """
+    )
+    return main
+
+
+def test_nginx_accepts_the_config(tmp_path, storage_dir):
+    nginx = require_tool("nginx")
+    main = _nginx_main_config(tmp_path, storage_dir, free_port())
+    result = run(nginx, "-t", "-c", str(main), "-p", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+async def nginx_base(tmp_path, storage_dir):
+    nginx = require_tool("nginx")
+    port = free_port()
+    main = _nginx_main_config(tmp_path, storage_dir, port)
+    process = await asyncio.create_subprocess_exec(
+        nginx,
+        "-c",
+        str(main),
+        "-p",
+        str(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            try:
+                async with session.get(base + "/healthz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+        yield base, session
+    process.terminate()
+    await process.wait()
+
+
+SHARED_HEADERS = ("Content-Type", "Cache-Control", "X-Content-Type-Options", "Content-Length")
+
+
+async def test_nginx_serves_stored_images_exactly_like_the_sidecar(nginx_base, client, upload):
+    base, session = nginx_base
+    for seed in range(3):
+        record = await (await upload(image=png_bytes(seed=seed, size=40))).json()
+        url = record["image_url"]
+        from_sidecar = await client.get(url)
+        async with session.get(base + url) as from_nginx:
+            assert from_nginx.status == 200
+            assert await from_nginx.read() == await from_sidecar.read() == png_bytes(seed, 40)
+            for header in SHARED_HEADERS:
+                assert from_nginx.headers[header] == from_sidecar.headers[header], header
+        async with session.get(base + url, headers={"Range": "bytes=5-14"}) as partial:
+            assert partial.status == 206
+            assert await partial.read() == png_bytes(seed, 40)[5:15]
+        async with session.head(base + url) as head:
+            assert head.status == 200
+            assert head.headers["Content-Length"] == str(record["size_bytes"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/generated-images/",
+        "/generated-images/game-ABCD/",
+        "/generated-images/game-ABCD/round-1/",
+        "/generated-images/../../etc/passwd",
+        "/generated-images/%2e%2e/%2e%2e/etc/passwd",
+        "/generated-images/game-ABCD/round-1/.tmp-partial.part",
+        "/generated-images/game-ABCD/round-1/player-x.png",
+        "/etc/passwd",
+        "/",
+    ],
+)
+async def test_nginx_lists_nothing_and_serves_nothing_outside_the_images(
+    nginx_base, upload, storage_dir, path
+):
+    base, session = nginx_base
+    await upload()
+    (storage_dir / "game-ABCD" / "round-1" / ".tmp-partial.part").write_bytes(b"partial")
+    async with session.get(base + path) as response:
+        assert response.status in (400, 404)
+        body = await response.read()
+    assert b"partial" not in body
+    assert b"root:" not in body
+    assert b"Index of" not in body
