@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -75,11 +77,9 @@ def _baseline(url: str, storage: Path) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=100_000)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
+@contextmanager
+def bench_database(work: Path) -> Iterator[str]:
+    """A fresh migrated database on BENCH_DATABASE_URL's server or an embedded one."""
     server = None
     admin_url = os.environ.get("BENCH_DATABASE_URL")
     if admin_url is None:
@@ -87,9 +87,22 @@ def main() -> None:
         admin_url = server.get_uri()
     name = f"sidecar_bench_{uuid.uuid4().hex[:8]}"
     ensure_database(admin_url, name)
-    url = database_url(admin_url, name)
     try:
+        url = database_url(admin_url, name)
         asyncio.run(_migrate(url))
+        yield url
+    finally:
+        drop_database(admin_url, name)
+        if server is not None:
+            server.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=100_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
+    with bench_database(work) as url:
         storage = work / "images"
         seeded = time.perf_counter()
         seed_images(url, storage, args.images)
@@ -104,11 +117,7 @@ def main() -> None:
         print(f"peak RSS (cleanup):  {peak_kb / 1024:.1f} MiB")
         print(f"baseline DELETE+rm:  {baseline:.2f} s  ({args.images / baseline:,.0f} images/s)")
         print(f"ratio sidecar/baseline: {seconds / baseline:.1f}x")
-    finally:
-        drop_database(admin_url, name)
-        if server is not None:
-            server.cleanup()
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ import yaml
 
 from image_sidecar.config import SETTINGS
 from tests.conftest import free_port, require_tool
+from tests.nginx import NGINX_CONF, nginx_main_config
 from tests.sample_images import png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
-NGINX_CONF = ROOT / "deploy" / "nginx" / "image-sidecar.conf"
 SETTING_NAMES = {setting.name for setting in SETTINGS}
 
 
@@ -130,39 +130,9 @@ def test_every_setting_is_documented_and_nothing_else():
     )
 
 
-def _nginx_main_config(tmp_path: Path, storage_dir: Path, port: int) -> Path:
-    server = (
-        NGINX_CONF.read_text()
-        .replace("listen 8081;", f"listen 127.0.0.1:{port};")
-        .replace("alias /data/images/", f"alias {storage_dir}/")
-    )
-    (tmp_path / "server.conf").write_text(server)
-    main = tmp_path / "nginx.conf"
-    main.write_text(
-        f"""
-        user root;
-        daemon off;
-        worker_processes 1;
-        pid {tmp_path}/nginx.pid;
-        error_log {tmp_path}/error.log;
-        events {{ worker_connections 64; }}
-        http {{
-            access_log off;
-            client_body_temp_path {tmp_path}/body;
-            proxy_temp_path {tmp_path}/proxy;
-            fastcgi_temp_path {tmp_path}/fastcgi;
-            uwsgi_temp_path {tmp_path}/uwsgi;
-            scgi_temp_path {tmp_path}/scgi;
-            include {tmp_path}/server.conf;
-        }}
-        """
-    )
-    return main
-
-
 def test_nginx_accepts_the_config(tmp_path, storage_dir):
     nginx = require_tool("nginx")
-    main = _nginx_main_config(tmp_path, storage_dir, free_port())
+    main = nginx_main_config(tmp_path, storage_dir, free_port())
     result = run(nginx, "-t", "-c", str(main), "-p", str(tmp_path))
     assert result.returncode == 0, result.stderr
 
@@ -171,7 +141,7 @@ def test_nginx_accepts_the_config(tmp_path, storage_dir):
 async def nginx_base(tmp_path, storage_dir):
     nginx = require_tool("nginx")
     port = free_port()
-    main = _nginx_main_config(tmp_path, storage_dir, port)
+    main = nginx_main_config(tmp_path, storage_dir, port)
     process = await asyncio.create_subprocess_exec(
         nginx,
         "-c",

@@ -44,11 +44,20 @@ class FilesystemBlobStore:
         self._digests_lock = threading.Lock()
 
     def path_for(self, key: str) -> Path:
-        path = self.base_dir / check_key(key)
-        # check_key already forbids "..": this guards against symlinked directories as well.
-        if not path.resolve().is_relative_to(self.base_dir):
-            raise BlobNotFound(f"no such image: {key}")
-        return path
+        """The file of `key`. check_key already forbids "..", absolute and hidden names; this
+        also refuses a symlinked directory on the way, which could lead out of the store.
+        (One lstat per level: Path.resolve() cost a sixth of a static request's time.)"""
+        directory = self.base_dir
+        parents = check_key(key).split("/")[:-1]
+        for part in parents:
+            directory = directory / part
+            try:
+                mode = os.lstat(directory).st_mode
+            except FileNotFoundError:
+                break  # nothing on disk yet to lead anywhere; put() creates real directories
+            if not stat.S_ISDIR(mode):
+                raise BlobNotFound(f"no such image: {key}")
+        return self.base_dir / key
 
     def _remember_digest(self, st: os.stat_result, sha256: str) -> None:
         with self._digests_lock:

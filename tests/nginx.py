@@ -1,0 +1,39 @@
+"""The project's nginx server block, run by a real nginx in a private prefix (tests, benchmarks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NGINX_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "image-sidecar.conf"
+
+
+def nginx_main_config(tmp_path: Path, storage_dir: Path, port: int) -> Path:
+    """A main nginx.conf around deploy/nginx/image-sidecar.conf, on `port`, serving
+    `storage_dir`, with every path it writes under `tmp_path`."""
+    server = (
+        NGINX_CONF.read_text()
+        .replace("listen 8081;", f"listen 127.0.0.1:{port};")
+        .replace("alias /data/images/", f"alias {storage_dir}/")
+    )
+    (tmp_path / "server.conf").write_text(server)
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"""
+        user root;
+        daemon off;
+        worker_processes 1;
+        pid {tmp_path}/nginx.pid;
+        error_log {tmp_path}/error.log;
+        events {{ worker_connections 64; }}
+        http {{
+            access_log off;
+            client_body_temp_path {tmp_path}/body;
+            proxy_temp_path {tmp_path}/proxy;
+            fastcgi_temp_path {tmp_path}/fastcgi;
+            uwsgi_temp_path {tmp_path}/uwsgi;
+            scgi_temp_path {tmp_path}/scgi;
+            include {tmp_path}/server.conf;
+        }}
+        """
+    )
+    return main
