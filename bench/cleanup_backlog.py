@@ -25,7 +25,6 @@ from pathlib import Path
 import psycopg2
 
 from image_sidecar import db
-from image_sidecar.db.migrations_runner import apply_migrations
 from image_sidecar.embedded_db import (
     database_url,
     drop_database,
@@ -33,14 +32,6 @@ from image_sidecar.embedded_db import (
     start_embedded_postgres,
 )
 from tests.seeding import seed_images
-
-
-async def _migrate(url: str) -> None:
-    pool = await db.create_pool(url, size=1)
-    try:
-        await apply_migrations(pool)
-    finally:
-        await db.close_pool(pool)
 
 
 def _sidecar_cleanup(url: str, storage: Path) -> tuple[float, int, str]:
@@ -89,7 +80,7 @@ def bench_database(work: Path) -> Iterator[str]:
     ensure_database(admin_url, name)
     try:
         url = database_url(admin_url, name)
-        asyncio.run(_migrate(url))
+        asyncio.run(db.migrate_database(url))
         yield url
     finally:
         drop_database(admin_url, name)

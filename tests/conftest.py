@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,7 +20,6 @@ from psycopg2.extras import RealDictCursor
 from image_sidecar import db
 from image_sidecar.app import create_app
 from image_sidecar.config import Config, load_config
-from image_sidecar.db.migrations_runner import apply_migrations
 from image_sidecar.embedded_db import (
     database_url as url_for_database,
 )
@@ -67,21 +68,13 @@ def postgres_admin_url() -> Iterator[str]:
         server.cleanup()
 
 
-async def _migrate(url: str) -> None:
-    pool = await db.create_pool(url, size=1)
-    try:
-        await apply_migrations(pool)
-    finally:
-        await db.close_pool(pool)
-
-
 @pytest.fixture(scope="session")
 def database_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh, migrated database for this test session, dropped at the end."""
     name = f"sidecar_test_{uuid.uuid4().hex[:12]}"
     ensure_database(postgres_admin_url, name)
     url = url_for_database(postgres_admin_url, name)
-    asyncio.run(_migrate(url))
+    asyncio.run(db.migrate_database(url))
     yield url
     drop_database(postgres_admin_url, name)
 
@@ -228,3 +221,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_sidecar(
+    *args: str, cwd: Path, environ: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`image-sidecar ARGS` as a user runs it, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "image_sidecar", *args],
+        cwd=cwd,
+        env=os.environ if environ is None else environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -7,10 +7,10 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
+from typing import Any, TypeVar
 
-import aiopg
 import psycopg2
 import structlog
 from aiohttp import web
@@ -18,13 +18,13 @@ from aiohttp import web
 from image_sidecar import db
 from image_sidecar.app import create_app
 from image_sidecar.config import Config, ConfigError, load_config, load_environment
-from image_sidecar.db.migrations_runner import apply_migrations
 from image_sidecar.embedded_db import ensure_database, start_embedded_postgres
 from image_sidecar.log import configure_logging
 from image_sidecar.retention import CleanupReport, DeletionTally, ProgressCallback, run_cleanup
 from image_sidecar.storage import build_blob_store
 
 log = structlog.get_logger("image_sidecar.cli")
+T = TypeVar("T")
 
 DEV_DATABASE = "image_sidecar"
 
@@ -38,23 +38,16 @@ def _require_database(config: Config, command: str) -> str:
     return config.database_url
 
 
-async def _connect(database_url: str, *, size: int, timeout: float) -> aiopg.Pool:
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, reporting an unreachable database in one line instead of a traceback."""
     try:
-        return await db.create_pool(database_url, size=size, timeout=timeout)
-    except (psycopg2.Error, OSError, TimeoutError) as exc:
+        return asyncio.run(coroutine)
+    except (psycopg2.OperationalError, OSError, TimeoutError) as exc:
         raise SystemExit(f"image-sidecar: cannot connect to the database: {exc}") from None
 
 
-async def _migrate(database_url: str) -> list[str]:
-    pool = await _connect(database_url, size=1, timeout=60)
-    try:
-        return await apply_migrations(pool)
-    finally:
-        await db.close_pool(pool)
-
-
 def migrate(config: Config) -> None:
-    applied = asyncio.run(_migrate(_require_database(config, "migrate")))
+    applied = _run(db.migrate_database(_require_database(config, "migrate")))
     log.info("migrations_applied", applied=applied, count=len(applied))
 
 
@@ -101,7 +94,7 @@ def _progress_on_terminal() -> ProgressCallback | None:
 
 
 async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupReport:
-    pool = await _connect(database_url, size=2, timeout=config.database_timeout_seconds)
+    pool = await db.create_pool(database_url, size=2, timeout=config.database_timeout_seconds)
     try:
         return await run_cleanup(
             pool,
@@ -116,7 +109,7 @@ async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupR
 
 def cleanup(config: Config, dry_run: bool = False) -> None:
     """Run one cleanup now; the summary goes to stdout as JSON, exit status 1 if it failed."""
-    report = asyncio.run(_cleanup(config, _require_database(config, "cleanup"), dry_run))
+    report = _run(_cleanup(config, _require_database(config, "cleanup"), dry_run))
     if sys.stderr.isatty() and report.images_deleted:
         sys.stderr.write("\n")
     sys.stdout.write(json.dumps(report.as_dict()) + "\n")

@@ -97,20 +97,33 @@ async def store_image(
     )
     key = prompt_hash(meta.prompt, meta.art_style)
     async with transaction_with_blobs(pool, store) as (cur, staged):
-        record = await image_rows.insert_image(
-            cur,
-            image_id=uuid.uuid4(),
-            meta=meta,
-            blob=blob,
-            prompt_hash=key,
-            retention_days=meta.retention_days or default_retention_days,
-        )
+        record = await insert_record(cur, meta, blob, key, default_retention_days)
         if record is not None:
             await cache_rows.remember_upload(cur, key, record.image_id, claim_token)
             await staged.put(blob.storage_key, data, sha256)
     if record is not None:
         return record, True
     return await existing_submission_or_conflict(pool, meta)
+
+
+async def insert_record(
+    cur: aiopg.Cursor,
+    meta: ImageMetadata,
+    blob: StoredBytes,
+    prompt_hash: str,
+    default_retention_days: int,
+    reused_from: UUID | None = None,
+) -> ImageRecord | None:
+    """A new record with its own expiry; None when its submission or path is taken."""
+    return await image_rows.insert_image(
+        cur,
+        image_id=uuid.uuid4(),
+        meta=meta,
+        blob=blob,
+        prompt_hash=prompt_hash,
+        retention_days=meta.retention_days or default_retention_days,
+        reused_from=reused_from,
+    )
 
 
 async def existing_submission_or_conflict(

@@ -19,7 +19,6 @@ import aiopg
 from image_sidecar import db
 from image_sidecar.config import GenerationCosts
 from image_sidecar.db import cache as cache_rows
-from image_sidecar.db import images as image_rows
 from image_sidecar.db.cache import CacheEntry
 from image_sidecar.db.notify import NotificationHub
 from image_sidecar.errors import NotFound
@@ -28,6 +27,7 @@ from image_sidecar.images import (
     existing_submission_or_conflict,
     find_submission,
     image_key,
+    insert_record,
     transaction_with_blobs,
 )
 from image_sidecar.imagetypes import BY_CONTENT_TYPE
@@ -158,14 +158,8 @@ async def register_hit(
                 size_bytes=source.size_bytes,
                 sha256=source.sha256,
             )
-            record = await image_rows.insert_image(
-                cur,
-                image_id=uuid.uuid4(),
-                meta=meta,
-                blob=blob,
-                prompt_hash=key,
-                retention_days=meta.retention_days or default_retention_days,
-                reused_from=source.image_id,
+            record = await insert_record(
+                cur, meta, blob, key, default_retention_days, reused_from=source.image_id
             )
             if record is None:
                 raise AlreadyRegistered

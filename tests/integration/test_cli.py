@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, run_sidecar
 
 
 def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> int:
@@ -56,27 +56,14 @@ def test_dev_serves_with_embedded_postgres_and_keeps_data_across_restarts(tmp_pa
 
 def test_serve_without_database_url_explains_what_to_do(tmp_path):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "image_sidecar", "serve"],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_sidecar("serve", cwd=tmp_path, environ=environ)
     assert result.returncode != 0
     assert "DATABASE_URL is not set" in result.stderr
 
 
 def test_bad_configuration_names_the_variable(tmp_path):
-    environ = {**os.environ, "IMAGE_RETENTION_DAYS": "soon"}
-    result = subprocess.run(
-        [sys.executable, "-m", "image_sidecar", "migrate"],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_sidecar(
+        "migrate", cwd=tmp_path, environ={**os.environ, "IMAGE_RETENTION_DAYS": "soon"}
     )
     assert result.returncode != 0
     assert "IMAGE_RETENTION_DAYS" in result.stderr

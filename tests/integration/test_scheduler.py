@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 
 from image_sidecar import db
 from image_sidecar.config import CleanupSettings
 from image_sidecar.retention import run_cleanup
 from image_sidecar.scheduler import CleanupScheduler
 from image_sidecar.storage.filesystem import FilesystemBlobStore
-from tests.conftest import storage_files
+from tests.conftest import run_sidecar, storage_files
 from tests.seeding import seed_images
 
 
@@ -58,14 +56,8 @@ async def test_a_slow_run_is_not_stacked(database):
 
 
 def test_service_refuses_to_start_with_a_cron_it_cannot_honour(tmp_path):
-    environ = {**os.environ, "IMAGE_CLEANUP_CRON": "0 2 */2 * *"}
-    result = subprocess.run(
-        [sys.executable, "-m", "image_sidecar", "serve"],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_sidecar(
+        "serve", cwd=tmp_path, environ={**os.environ, "IMAGE_CLEANUP_CRON": "0 2 */2 * *"}
     )
     assert result.returncode != 0
     assert "IMAGE_CLEANUP_CRON" in result.stderr

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from image_sidecar import prompt_cache
 from image_sidecar.api import fields
-from image_sidecar.api.serialize import cache_entry_json, image_json
+from image_sidecar.api.serialize import cache_entry_json, image_created_response, image_json
 from image_sidecar.errors import InvalidField
 from image_sidecar.typedefs import (
     blob_store_key,
@@ -18,13 +18,13 @@ from image_sidecar.typedefs import (
     notification_hub_key,
 )
 
+LOOKUP_FIELDS = frozenset({"prompt", "art_style", "wait_ms"})
+
 
 async def lookup(request: web.Request) -> web.Response:
     config = request.app[config_key]
     body = fields.string_fields(await fields.json_object(request))
-    unknown = sorted(set(body) - {"prompt", "art_style", "wait_ms"})
-    if unknown:
-        raise InvalidField(unknown[0], "is not a known field")
+    fields.reject_unknown(body, LOOKUP_FIELDS)
     if "prompt" not in body:
         raise InvalidField("prompt", "is required")
     prompt = fields.text(body["prompt"], "prompt", fields.MAX_PROMPT_CHARS)
@@ -75,7 +75,4 @@ async def record_hit(request: web.Request) -> web.Response:
     )
     if registration.created:
         request.app[metrics_key].cache_hit(registration.cost_saved_usd)
-    return web.json_response(
-        image_json(registration.record, config.public_base_url),
-        status=201 if registration.created else 200,
-    )
+    return image_created_response(registration.record, registration.created, config.public_base_url)

@@ -143,11 +143,16 @@ def _required(fields: Mapping[str, str], name: str) -> str:
     return value
 
 
-def image_metadata(fields: Mapping[str, str]) -> ImageMetadata:
-    """The metadata of an upload (or of a cache hit, which is an upload without bytes)."""
-    unknown = sorted(set(fields) - IMAGE_METADATA_FIELDS)
+def reject_unknown(fields: Mapping[str, object], known: frozenset[str]) -> None:
+    """A misspelt optional field would otherwise be silently ignored."""
+    unknown = sorted(set(fields) - known)
     if unknown:
         raise InvalidField(unknown[0], "is not a known field")
+
+
+def image_metadata(fields: Mapping[str, str]) -> ImageMetadata:
+    """The metadata of an upload (or of a cache hit, which is an upload without bytes)."""
+    reject_unknown(fields, IMAGE_METADATA_FIELDS)
     sentence = text(
         _required(fields, "completed_sentence"), "completed_sentence", MAX_SENTENCE_CHARS
     )

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from image_sidecar import images
 from image_sidecar.api import fields
-from image_sidecar.api.serialize import image_json
+from image_sidecar.api.serialize import image_created_response, image_json
 from image_sidecar.api.upload import read_upload
 from image_sidecar.models import ImageRecord
 from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
@@ -32,9 +32,7 @@ async def upload_image(request: web.Request) -> web.Response:
     )
     if created:
         request.app[metrics_key].image_stored(record)
-    return web.json_response(
-        image_json(record, config.public_base_url), status=201 if created else 200
-    )
+    return image_created_response(record, created, config.public_base_url)
 
 
 async def list_round_images(request: web.Request) -> web.Response:

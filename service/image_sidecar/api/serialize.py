@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 from image_sidecar.db.cache import CacheEntry
 from image_sidecar.models import ImageRecord
 
@@ -33,6 +35,13 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "expires_at": record.expires_at.isoformat(),
     }
+
+
+def image_created_response(
+    record: ImageRecord, created: bool, public_base_url: str
+) -> web.Response:
+    """201 with a new record; 200 with the record a retry of the same submission finds."""
+    return web.json_response(image_json(record, public_base_url), status=201 if created else 200)
 
 
 def cache_entry_json(entry: CacheEntry, public_base_url: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 from psycopg2.extras import RealDictCursor
 
-from image_sidecar.db.migrations_runner import pending_migrations
+from image_sidecar.db.migrations_runner import apply_migrations, pending_migrations
 from image_sidecar.errors import DatabaseUnavailable, SidecarError
 from image_sidecar.typedefs import config_key, db_pool_key
 
@@ -50,6 +50,15 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
             )
         app[db_pool_key] = pool
         yield
+    finally:
+        await close_pool(pool)
+
+
+async def migrate_database(database_url: str) -> list[str]:
+    """Apply pending migrations with a short-lived pool; the names applied."""
+    pool = await create_pool(database_url, size=1, timeout=60)
+    try:
+        return await apply_migrations(pool)
     finally:
         await close_pool(pool)
 
