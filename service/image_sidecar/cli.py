@@ -56,7 +56,14 @@ def serve(config: Config) -> None:
     log.info(
         "serving", url=f"http://{config.host}:{config.port}", storage=str(config.storage_base_dir)
     )
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
+    try:
+        web.run_app(
+            create_app(config), host=config.host, port=config.port, print=None, access_log=None
+        )
+    except db.SchemaBehind as exc:
+        raise SystemExit(f"image-sidecar serve: {exc.message}") from None
+    except (psycopg2.OperationalError, OSError) as exc:
+        raise SystemExit(f"image-sidecar serve: cannot start: {exc}") from None
 
 
 def dev(config: Config) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 
 import pytest
@@ -17,6 +18,7 @@ from image_sidecar.db.migrations_runner import (
     pending_migrations,
 )
 from image_sidecar.embedded_db import database_url, drop_database, ensure_database
+from tests.conftest import run_sidecar
 
 
 @pytest.fixture
@@ -49,3 +51,11 @@ async def test_serve_refuses_to_start_on_an_unmigrated_database(empty_database_u
     with pytest.raises(db.SchemaBehind, match="image-sidecar migrate"):
         await runner.setup()
     await runner.cleanup()
+
+
+def test_serve_command_says_to_migrate_first(empty_database_url, tmp_path):
+    environ = {**os.environ, "DATABASE_URL": empty_database_url}
+    result = run_sidecar("serve", cwd=tmp_path, environ=environ)
+    assert result.returncode != 0
+    assert "run `image-sidecar migrate` first" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -35,7 +35,7 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
     """Open the pool, refuse to serve on an old schema, close the pool on shutdown."""
     config = app[config_key]
     if config.database_url is None:
-        raise SchemaBehind("DATABASE_URL is not set")
+        raise DatabaseUnavailable("DATABASE_URL is not set")
     pool = await create_pool(
         config.database_url,
         size=config.database_pool_size,
