@@ -12,11 +12,14 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from image_sidecar.errors import StorageError, StorageFull
 from image_sidecar.storage.base import BlobNotFound, DeleteResult, ServableBlob, check_key
+
+T = TypeVar("T")
 
 # Digests of files already served, keyed by (inode, mtime, size) so a rewritten file is re-hashed.
 # 50,000 entries are a few MB and cover weeks of a busy game server's images.
@@ -70,11 +73,25 @@ class FilesystemBlobStore:
         with self._digests_lock:
             return self._digests.get((st.st_ino, st.st_mtime_ns, st.st_size))
 
+    @staticmethod
+    def _in_fresh_directory(directory: Path, create: Callable[[], T]) -> T:
+        """Run `create` (which makes a file in `directory`) after making the directory. A
+        concurrent delete may prune the directory in between, so that is retried."""
+        for _ in range(3):
+            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                return create()
+            except FileNotFoundError:
+                continue
+        return create()
+
     def _put_sync(self, key: str, data: bytes, sha256: str) -> None:
         path = self.path_for(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+            fd, tmp_name = self._in_fresh_directory(
+                path.parent,
+                lambda: tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part"),
+            )
         except OSError as exc:
             raise _storage_error(exc, f"create {key}") from exc
         try:
@@ -96,15 +113,18 @@ class FilesystemBlobStore:
 
     def _link_sync(self, source_key: str, target_key: str) -> None:
         source, target = self.path_for(source_key), self.path_for(target_key)
+        if not source.is_file():
+            raise BlobNotFound(f"no such image: {source_key}")
+        tmp_name = target.parent / f".tmp-{uuid.uuid4().hex}.part"
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp_name = target.parent / f".tmp-{uuid.uuid4().hex}.part"
-            os.link(source, tmp_name)
+            self._in_fresh_directory(target.parent, lambda: os.link(source, tmp_name))
             os.replace(tmp_name, target)
             _fsync_dir(target.parent)
         except FileNotFoundError as exc:
             raise BlobNotFound(f"no such image: {source_key}") from exc
         except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
             raise _storage_error(exc, f"link {target_key}") from exc
 
     async def link(self, source_key: str, target_key: str) -> None:
