@@ -277,3 +277,17 @@ async def test_cache_writes_need_the_token_when_one_is_set(aiohttp_client, make_
     ):
         assert response.status == 401
     assert database.count("cache_claims") == 0
+
+
+async def test_a_waiter_on_one_replica_is_woken_by_an_upload_on_another(
+    aiohttp_client, config, client, upload
+):
+    other_replica = await aiohttp_client(create_app(config))
+    claimed = await lookup(client)
+    waiter = asyncio.ensure_future(lookup(other_replica, wait_ms=10_000))
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    uploaded = await (await upload(claim_token=claimed["claim_token"])).json()
+    result = await asyncio.wait_for(waiter, 5)
+    assert result["status"] == "hit"
+    assert result["image"]["image_id"] == uploaded["image_id"]
