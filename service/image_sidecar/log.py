@@ -17,23 +17,37 @@ log = structlog.get_logger("image_sidecar.http")
 
 
 def configure_logging(*, json_lines: bool | None = None, level: int = logging.INFO) -> None:
+    """structlog for our code, and the same renderer for libraries that log through the standard
+    library (aiohttp's server errors, asyncio), so every line on stderr has one format."""
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    exceptions = structlog.processors.format_exc_info if json_lines else structlog.dev.set_exc_info
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info if json_lines else structlog.dev.set_exc_info,
-            renderer,
-        ],
+        processors=[*shared, exceptions, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                exceptions,
+                renderer,
+            ],
+        )
+    )
+    logging.basicConfig(handlers=[handler], level=level, force=True)
 
 
 def _route_name(request: web.Request) -> str:

@@ -315,3 +315,27 @@ async def test_a_failing_run_reports_failure_and_rolls_its_batch_back(
     assert report.reason
     assert database.count("generated_images") == 1
     assert database.count("image_cache") == 1
+
+
+async def test_uploads_and_reads_are_served_while_a_cleanup_runs(
+    aiohttp_client, make_config, database, storage_dir
+):
+    from image_sidecar.app import create_app
+    from tests.conftest import uploader
+
+    client = await aiohttp_client(create_app(make_config(IMAGE_CLEANUP_BATCH_SIZE="50")))
+    upload = uploader(client)
+    seed_images(database.url, storage_dir, 2000)
+    live = await (await upload()).json()
+    cleanup = asyncio.ensure_future(client.post("/api/admin/cleanup"))
+    served = 0
+    while not cleanup.done():
+        read = await client.get(live["image_url"])
+        assert read.status == 200
+        stored = await upload(image=png_bytes(seed=served + 100))
+        assert stored.status == 201
+        served += 1
+    assert (await cleanup).status == 200
+    # The event loop kept answering between the batches instead of waiting for the run.
+    assert served >= 2
+    assert database.count("generated_images") == 1 + served
