@@ -235,3 +235,53 @@ def run_sidecar(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server over HTTP on loopback (moto's standalone server)."""
+    import time
+    import urllib.request
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(endpoint + "/moto-api/", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("the S3 server did not start")
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_environ(s3_endpoint: str) -> dict[str, str]:
+    """Settings for the s3 storage type on a fresh bucket of the test S3 server."""
+    import boto3
+
+    bucket = f"images-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ).create_bucket(Bucket=bucket)
+    return {
+        "IMAGE_STORAGE_TYPE": "s3",
+        "IMAGE_S3_BUCKET": bucket,
+        "IMAGE_S3_ENDPOINT_URL": s3_endpoint,
+        "IMAGE_S3_ACCESS_KEY_ID": "test",
+        "IMAGE_S3_SECRET_ACCESS_KEY": "test",
+    }

@@ -21,7 +21,7 @@ from image_sidecar.config import Config, ConfigError, load_config, load_environm
 from image_sidecar.embedded_db import ensure_database, start_embedded_postgres
 from image_sidecar.log import configure_logging
 from image_sidecar.retention import CleanupReport, DeletionTally, ProgressCallback, run_cleanup
-from image_sidecar.storage import build_blob_store
+from image_sidecar.storage import open_blob_store
 
 log = structlog.get_logger("image_sidecar.cli")
 T = TypeVar("T")
@@ -103,13 +103,14 @@ def _progress_on_terminal() -> ProgressCallback | None:
 async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupReport:
     pool = await db.create_pool(database_url, size=2, timeout=config.database_timeout_seconds)
     try:
-        return await run_cleanup(
-            pool,
-            build_blob_store(config),
-            config.cleanup_settings,
-            dry_run=dry_run,
-            on_batch=_progress_on_terminal(),
-        )
+        async with open_blob_store(config) as store:
+            return await run_cleanup(
+                pool,
+                store,
+                config.cleanup_settings,
+                dry_run=dry_run,
+                on_batch=_progress_on_terminal(),
+            )
     finally:
         await db.close_pool(pool)
 

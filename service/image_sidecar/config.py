@@ -49,6 +49,13 @@ def _boolean(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _storage_type(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("filesystem", "s3"):
+        raise ValueError("must be filesystem or s3")
+    return value
+
+
 def _optional(raw: str) -> str | None:
     return raw.strip() or None
 
@@ -128,6 +135,38 @@ SETTINGS: tuple[Setting, ...] = (
         "./public/generated-images",
         "Directory that holds the image files (filesystem storage).",
         Path,
+    ),
+    Setting(
+        "IMAGE_STORAGE_TYPE",
+        "storage_type",
+        "filesystem",
+        "Where image bytes live: `filesystem` (IMAGE_STORAGE_BASE_DIR) or `s3` (an "
+        "S3-compatible bucket: AWS S3, MinIO, R2).",
+        _storage_type,
+    ),
+    Setting("IMAGE_S3_BUCKET", "s3_bucket", "", "Bucket of the s3 storage type.", _optional),
+    Setting(
+        "IMAGE_S3_ENDPOINT_URL",
+        "s3_endpoint_url",
+        "",
+        "Endpoint of an S3-compatible service (MinIO, R2); empty for AWS S3.",
+        _optional,
+    ),
+    Setting("IMAGE_S3_REGION", "s3_region", "us-east-1", "Region of the bucket."),
+    Setting(
+        "IMAGE_S3_ACCESS_KEY_ID",
+        "s3_access_key_id",
+        "",
+        "Access key for the bucket; empty to use the standard AWS credential chain "
+        "(instance role, ~/.aws).",
+        _optional,
+    ),
+    Setting(
+        "IMAGE_S3_SECRET_ACCESS_KEY",
+        "s3_secret_access_key",
+        "",
+        "Secret key matching IMAGE_S3_ACCESS_KEY_ID.",
+        _optional,
     ),
     Setting(
         "IMAGE_PUBLIC_BASE_URL",
@@ -239,6 +278,12 @@ class Config:
     database_pool_size: int
     database_timeout_seconds: float
     storage_base_dir: Path
+    storage_type: str
+    s3_bucket: str | None
+    s3_endpoint_url: str | None
+    s3_region: str
+    s3_access_key_id: str | None
+    s3_secret_access_key: str | None
     public_base_url: str
     retention_days: int
     max_upload_bytes: int
@@ -281,6 +326,12 @@ def load_config(environ: Mapping[str, str]) -> Config:
             reason = str(exc) if "must" in str(exc) else "is not valid"
             raise ConfigError(f"{setting.name}={raw!r} {reason}") from None
     config = Config(**values)
+    if config.storage_type == "s3" and config.s3_bucket is None:
+        raise ConfigError("IMAGE_STORAGE_TYPE=s3 requires IMAGE_S3_BUCKET")
+    if (config.s3_access_key_id is None) != (config.s3_secret_access_key is None):
+        raise ConfigError(
+            "IMAGE_S3_ACCESS_KEY_ID and IMAGE_S3_SECRET_ACCESS_KEY must be set together"
+        )
     if config.api_token is None and not is_loopback(config.host):
         raise ConfigError(
             f"IMAGE_SIDECAR_API_TOKEN must be set when IMAGE_SIDECAR_HOST={config.host!r} "

@@ -8,12 +8,14 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from image_sidecar.imagetypes import BY_EXTENSION
-from image_sidecar.storage.base import BlobNotFound
+from image_sidecar.storage.base import BlobNotFound, RemoteBlob
 from image_sidecar.typedefs import blob_store_key
 
 # A stored path keeps its bytes until it expires (30 days by default) or is purged; a week of
 # caching spares the sidecar while a purge still reaches browsers within days.
 CACHE_CONTROL = "public, max-age=604800, immutable"
+# A redirect to a presigned object URL may be reused only while that URL is valid.
+REDIRECT_CACHE_CONTROL = "private, max-age=300"
 
 
 class DigestFileResponse(web.FileResponse):
@@ -40,6 +42,11 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
     if image_type is None:
         raise BlobNotFound(f"no such image: {key}")
     blob = await request.app[blob_store_key].servable(key)
+    if isinstance(blob, RemoteBlob):
+        # The object store serves the bytes (with its own ETag and Range support).
+        raise web.HTTPTemporaryRedirect(
+            blob.url, headers={hdrs.CACHE_CONTROL: REDIRECT_CACHE_CONTROL}
+        )
     headers = {
         hdrs.CACHE_CONTROL: CACHE_CONTROL,
         hdrs.CONTENT_TYPE: image_type.content_type,

@@ -30,12 +30,22 @@ def check_key(key: str) -> str:
 
 
 @dataclass(frozen=True)
-class ServableBlob:
-    """What the static route needs to answer for one key."""
+class LocalBlob:
+    """A blob on this machine's disk: the static route sends the file itself."""
 
     path: Path
     size_bytes: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class RemoteBlob:
+    """A blob in an object store: the static route redirects to this short-lived URL."""
+
+    url: str
+
+
+ServableBlob = LocalBlob | RemoteBlob
 
 
 @dataclass(frozen=True)

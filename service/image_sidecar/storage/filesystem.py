@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from image_sidecar.errors import StorageError, StorageFull
-from image_sidecar.storage.base import BlobNotFound, DeleteResult, ServableBlob, check_key
+from image_sidecar.storage.base import BlobNotFound, DeleteResult, LocalBlob, check_key
 
 T = TypeVar("T")
 
@@ -166,7 +166,7 @@ class FilesystemBlobStore:
     ) -> DeleteResult:
         return await asyncio.to_thread(self._delete_many_sync, list(keys), only_if_older_than)
 
-    def _servable_sync(self, key: str) -> ServableBlob:
+    def _servable_sync(self, key: str) -> LocalBlob:
         path = self.path_for(key)
         try:
             st = path.lstat()
@@ -179,9 +179,9 @@ class FilesystemBlobStore:
             with path.open("rb") as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
             self._remember_digest(st, digest)
-        return ServableBlob(path=path, size_bytes=st.st_size, sha256=digest)
+        return LocalBlob(path=path, size_bytes=st.st_size, sha256=digest)
 
-    async def servable(self, key: str) -> ServableBlob:
+    async def servable(self, key: str) -> LocalBlob:
         return await asyncio.to_thread(self._servable_sync, key)
 
     def _top_level_dirs(self) -> list[str]:
