@@ -13,6 +13,7 @@ test:
 lint:
 	ruff check .
 	ruff format --check service tests bench
+	mypy
 
 fix:
 	ruff check --fix .

@@ -61,13 +61,13 @@ class DatabaseUnavailable(SidecarError):
     retry_after_seconds = 5
 
 
-class StorageFull(SidecarError):
-    status = 507
-    code = "storage_full"
-
-
 class StorageError(SidecarError):
-    """The blob store failed for a reason other than a full disk."""
+    """The blob store failed (StorageFull when it is out of space)."""
 
     status = 500
     code = "storage_error"
+
+
+class StorageFull(StorageError):
+    status = 507
+    code = "storage_full"

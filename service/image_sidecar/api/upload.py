@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from aiohttp import BodyPartReader, web
 
@@ -48,9 +49,7 @@ async def read_upload(request: web.Request, max_image_bytes: int) -> tuple[dict[
                 lambda: PayloadTooLarge(f"image must be at most {max_image_bytes} bytes"),
             )
             continue
-        raw = await _read_bounded(
-            part, MAX_FIELD_BYTES, lambda n=name: InvalidField(n, "is too long")
-        )
+        raw = await _read_bounded(part, MAX_FIELD_BYTES, partial(InvalidField, name, "is too long"))
         try:
             fields[name] = raw.decode("utf-8")
         except UnicodeDecodeError:

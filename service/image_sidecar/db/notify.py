@@ -10,7 +10,6 @@ from contextlib import contextmanager
 import aiopg
 import structlog
 from aiohttp import web
-from psycopg2 import sql
 
 from image_sidecar.db.cache import CACHE_CHANNEL
 from image_sidecar.tasks import cancel_and_wait
@@ -30,6 +29,8 @@ class NotificationHub:
     """
 
     def __init__(self, database_url: str, channel: str) -> None:
+        if not channel.isidentifier():
+            raise ValueError(f"channel must be a plain identifier, not {channel!r}")
         self._database_url = database_url
         self._channel = channel
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
@@ -71,7 +72,7 @@ class NotificationHub:
                     aiopg.connect(self._database_url, enable_hstore=False) as conn,
                     conn.cursor() as cur,
                 ):
-                    await cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    await cur.execute(f"LISTEN {self._channel}")
                     self.listening.set()
                     self._wake_all()
                     while True:
