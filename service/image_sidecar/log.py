@@ -69,6 +69,10 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
         status = response.status
         response.headers["X-Request-ID"] = request_id
         return response
+    except web.HTTPException as exc:  # redirects; errors are JSON responses by now
+        status = exc.status
+        exc.headers["X-Request-ID"] = request_id
+        raise
     finally:
         seconds = time.perf_counter() - started
         route = _route_name(request)

@@ -134,3 +134,13 @@ async def test_cleanup_deletes_expired_objects(s3_client, s3_environ, database):
     assert (summary["images_deleted"], summary["files_deleted"]) == (1, 1)
     assert summary["bytes_freed"] == len(png_bytes())
     assert objects(s3_environ) == {}
+
+
+async def test_the_redirect_is_logged_and_tagged_like_any_response(s3_client):
+    record = await (await uploader(s3_client)()).json()
+    redirect = await s3_client.get(
+        record["image_url"], allow_redirects=False, headers={"X-Request-ID": "r-307"}
+    )
+    assert redirect.status == 307
+    assert redirect.headers["X-Request-ID"] == "r-307"
+    assert redirect.headers["Cache-Control"] == "private, max-age=300"

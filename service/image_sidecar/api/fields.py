@@ -15,8 +15,8 @@ from image_sidecar.models import ImageMetadata, RoundRef
 
 # Game codes become directory names: letters, digits, "-" and "_" only, never "." or "/".
 _GAME_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
-# Art styles and AI service names become metric labels, so they stay short and plain.
 _PROMPT_HASH = re.compile(r"[0-9a-f]{64}")
+# Art styles and AI service names become metric labels, so they stay short and plain.
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}")
 MAX_ROUND_NUMBER = 10_000
 MAX_SENTENCE_CHARS = 1_000
