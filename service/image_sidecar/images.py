@@ -25,10 +25,6 @@ class ImageNotFound(NotFound):
     pass
 
 
-class AlreadyRegistered(Exception):
-    """Raised inside a transaction to roll it back when the submission exists after all."""
-
-
 def image_key(game_code: str, round_number: int, player_id: UUID, extension: str) -> str:
     """The seed's layout; every part is validated before it gets here."""
     return f"game-{game_code}/round-{round_number}/player-{player_id}.{extension}"

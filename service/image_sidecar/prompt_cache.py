@@ -23,7 +23,6 @@ from image_sidecar.db.cache import CacheEntry
 from image_sidecar.db.notify import NotificationHub
 from image_sidecar.errors import NotFound
 from image_sidecar.images import (
-    AlreadyRegistered,
     existing_submission_or_conflict,
     find_submission,
     image_key,
@@ -45,6 +44,10 @@ _RECHECK_SECONDS = 2.0
 
 class CacheEntryNotFound(NotFound):
     pass
+
+
+class _AlreadyRegistered(Exception):
+    """Raised inside a hit's transaction to roll back its count when the submission exists."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ async def register_hit(
                 cur, meta, blob, key, default_retention_days, reused_from=source.image_id
             )
             if record is None:
-                raise AlreadyRegistered
+                raise _AlreadyRegistered
             saved = source.generation_cost_usd
             if saved is None:
                 saved = costs.for_service(source.ai_service)
@@ -173,7 +176,7 @@ async def register_hit(
                 raise CacheEntryNotFound(
                     f"the image cached for prompt hash {key} is gone"
                 ) from None
-    except AlreadyRegistered:
+    except _AlreadyRegistered:
         record, _ = await existing_submission_or_conflict(pool, meta)
         return HitRegistration(record, created=False)
     return HitRegistration(record, created=True, cost_saved_usd=saved)
