@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg2
 
 from image_sidecar import db
-from image_sidecar.embedded_db import (
+from image_sidecar.db.embedded import (
     database_url,
     drop_database,
     ensure_database,

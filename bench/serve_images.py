@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 
 from bench.cleanup_backlog import bench_database
-from tests.conftest import free_port, image_fields
+from tests.helpers import free_port, image_fields
 from tests.nginx import nginx_main_config
 
 

@@ -8,27 +8,25 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import psycopg2
 import pytest
-from psycopg2.extras import RealDictCursor
 
 from image_sidecar import db
 from image_sidecar.app import create_app
 from image_sidecar.config import Config, load_config
-from image_sidecar.embedded_db import (
+from image_sidecar.db.embedded import (
     database_url as url_for_database,
 )
-from image_sidecar.embedded_db import (
+from image_sidecar.db.embedded import (
     drop_database,
     ensure_database,
     start_embedded_postgres,
 )
-from tests.sample_images import png_bytes
+from image_sidecar.storage.filesystem import FilesystemBlobStore
+from tests.helpers import Database, UploadFn, free_port, uploader
 
 
 def _docker_answers() -> bool:
@@ -79,35 +77,18 @@ def database_url(postgres_admin_url: str) -> Iterator[str]:
     drop_database(postgres_admin_url, name)
 
 
-class Database:
-    """Synchronous peek into the test database, for assertions about what was written."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.name = psycopg2.extensions.parse_dsn(url)["dbname"]
-
-    def rows(self, query: str, *params: Any) -> list[dict[str, Any]]:
-        conn = psycopg2.connect(self.url)
-        try:
-            conn.autocommit = True
-            with conn.cursor(cursor_factory=RealDictCursor) as cur:
-                cur.execute(query, params)
-                return list(cur.fetchall()) if cur.description else []
-        finally:
-            conn.close()
-
-    def count(self, table: str) -> int:
-        return self.rows(f"SELECT count(*) AS n FROM {table}")[0]["n"]
-
-
 @pytest.fixture
 def database(database_url: str) -> Database:
-    """The session database, emptied before each test."""
+    """The session database, emptied before each test (every table the migrations made)."""
     database = Database(database_url)
-    database.rows(
-        "TRUNCATE generated_images, image_cache, cache_claims, cache_hits, cleanup_runs "
-        "RESTART IDENTITY CASCADE"
-    )
+    tables = [
+        row["tablename"]
+        for row in database.rows(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'schema_migrations'"
+        )
+    ]
+    database.rows(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     return database
 
 
@@ -140,59 +121,20 @@ def config(make_config: Callable[..., Config]) -> Config:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, config: Config) -> Any:
-    """The whole app, served over real HTTP on loopback."""
-    return await aiohttp_client(create_app(config))
+def make_client(aiohttp_client: Any, make_config: Callable[..., Config]) -> Callable[..., Any]:
+    """`await make_client(IMAGE_X="...")`: the whole app with these settings, over real HTTP on
+    loopback. Each call is another app instance (a second replica on the same database)."""
+
+    async def make(**environ: str) -> Any:
+        return await aiohttp_client(create_app(make_config(**environ)))
+
+    return make
 
 
-def storage_files(storage_dir: Path) -> list[str]:
-    """Every file under the storage directory, temp files included, as sorted relative paths."""
-    return sorted(str(p.relative_to(storage_dir)) for p in storage_dir.rglob("*") if p.is_file())
-
-
-def image_fields(**overrides: Any) -> dict[str, str]:
-    """Valid upload metadata with fresh ids; override any field, or drop one with None."""
-    fields = {
-        "game_code": "ABCD",
-        "game_id": str(uuid.UUID(int=1)),
-        "round_id": str(uuid.UUID(int=2)),
-        "round_number": "1",
-        "player_id": str(uuid.uuid4()),
-        "submission_id": str(uuid.uuid4()),
-        "completed_sentence": "A cat riding a skateboard",
-        "art_style": "watercolor",
-        "ai_service": "dall-e-3",
-    }
-    fields.update({k: str(v) for k, v in overrides.items() if v is not None})
-    for key, value in overrides.items():
-        if value is None:
-            fields.pop(key, None)
-    return fields
-
-
-UploadFn = Callable[..., Awaitable[aiohttp.ClientResponse]]
-
-
-def uploader(client: Any) -> UploadFn:
-    """POST /api/images through `client` with valid defaults; keyword arguments override fields."""
-
-    async def post(
-        image: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        **overrides: Any,
-    ) -> aiohttp.ClientResponse:
-        form = aiohttp.FormData()
-        for name, value in image_fields(**overrides).items():
-            form.add_field(name, value)
-        form.add_field(
-            "image",
-            png_bytes() if image is None else image,
-            filename="image.png",
-            content_type="application/octet-stream",
-        )
-        return await client.post("/api/images", data=form, headers=headers)
-
-    return post
+@pytest.fixture
+async def client(make_client: Callable[..., Any]) -> Any:
+    """The whole app with the default test settings."""
+    return await make_client()
 
 
 @pytest.fixture
@@ -200,41 +142,18 @@ def upload(client: Any) -> UploadFn:
     return uploader(client)
 
 
-def require_tool(name: str) -> str:
-    """The path of a real program a test drives. CI installs them all (.ci/run), so there a
-    missing tool fails the test; on a developer's machine it is skipped, saying what to install.
-    """
-    import shutil
-
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian: see .ci/run for the package)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+@pytest.fixture
+async def pool(database: Database) -> AsyncIterator[db.Pool]:
+    """A pool on the test database, for calling use cases directly."""
+    pool = await db.create_pool(database.url, size=4)
+    yield pool
+    await db.close_pool(pool)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_sidecar(
-    *args: str, cwd: Path, environ: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """`image-sidecar ARGS` as a user runs it, in its own process."""
-    return subprocess.run(
-        [sys.executable, "-m", "image_sidecar", *args],
-        cwd=cwd,
-        env=os.environ if environ is None else environ,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+@pytest.fixture
+def store(storage_dir: Path) -> FilesystemBlobStore:
+    """The filesystem store on the test storage directory."""
+    return FilesystemBlobStore(storage_dir)
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-import psycopg2
 import structlog
 from aiohttp import web
 
 from image_sidecar import db
 from image_sidecar.app import create_app
 from image_sidecar.config import Config, ConfigError, load_config, load_environment
-from image_sidecar.embedded_db import ensure_database, start_embedded_postgres
+from image_sidecar.db.embedded import ensure_database, start_embedded_postgres
 from image_sidecar.log import configure_logging
 from image_sidecar.retention import CleanupReport, DeletionTally, ProgressCallback, run_cleanup
 from image_sidecar.storage import open_blob_store
@@ -30,19 +29,19 @@ DEV_DATABASE = "image_sidecar"
 
 
 def _require_database(config: Config, command: str) -> str:
-    if config.database_url is None:
+    if config.database.url is None:
         raise SystemExit(
             f"image-sidecar {command}: DATABASE_URL is not set "
             "(use `image-sidecar dev` for an embedded PostgreSQL)"
         )
-    return config.database_url
+    return config.database.url
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     """asyncio.run, reporting an unreachable database in one line instead of a traceback."""
     try:
         return asyncio.run(coroutine)
-    except (psycopg2.OperationalError, OSError, TimeoutError) as exc:
+    except (db.ConnectionFailed, OSError, TimeoutError) as exc:
         raise SystemExit(f"image-sidecar: cannot connect to the database: {exc}") from None
 
 
@@ -54,26 +53,34 @@ def migrate(config: Config) -> None:
 def serve(config: Config) -> None:
     _require_database(config, "serve")
     log.info(
-        "serving", url=f"http://{config.host}:{config.port}", storage=str(config.storage_base_dir)
+        "serving",
+        url=f"http://{config.server.host}:{config.server.port}",
+        storage=str(config.storage.base_dir),
     )
     try:
         web.run_app(
-            create_app(config), host=config.host, port=config.port, print=None, access_log=None
+            create_app(config),
+            host=config.server.host,
+            port=config.server.port,
+            print=None,
+            access_log=None,
         )
     except db.SchemaBehind as exc:
         raise SystemExit(f"image-sidecar serve: {exc.message}") from None
-    except (psycopg2.OperationalError, OSError) as exc:
+    except (db.ConnectionFailed, OSError) as exc:
         raise SystemExit(f"image-sidecar serve: cannot start: {exc}") from None
 
 
 def dev(config: Config) -> None:
     """Serve with an embedded PostgreSQL under IMAGE_SIDECAR_DEV_DATA_DIR unless DATABASE_URL."""
     server = None
-    if config.database_url is None:
-        server = start_embedded_postgres(config.dev_data_dir / "postgres")
+    if config.database.url is None:
+        server = start_embedded_postgres(config.server.dev_data_dir / "postgres")
         ensure_database(server.get_uri(), DEV_DATABASE)
-        config = replace(config, database_url=server.get_uri(DEV_DATABASE))
-        log.info("embedded_postgres_started", data_dir=str(config.dev_data_dir / "postgres"))
+        config = replace(
+            config, database=replace(config.database, url=server.get_uri(DEV_DATABASE))
+        )
+        log.info("embedded_postgres_started", data_dir=str(config.server.dev_data_dir / "postgres"))
     try:
         migrate(config)
         serve(config)
@@ -101,13 +108,13 @@ def _progress_on_terminal() -> ProgressCallback | None:
 
 
 async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupReport:
-    pool = await db.create_pool(database_url, size=2, timeout=config.database_timeout_seconds)
+    pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
     try:
-        async with open_blob_store(config) as store:
+        async with open_blob_store(config.storage) as store:
             return await run_cleanup(
                 pool,
                 store,
-                config.cleanup_settings,
+                config.retention,
                 dry_run=dry_run,
                 on_batch=_progress_on_terminal(),
             )

@@ -10,12 +10,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import aiopg
 import structlog
 from aiohttp import web
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -29,9 +28,11 @@ from prometheus_client.process_collector import ProcessCollector
 from image_sidecar import db
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.models import ImageRecord
-from image_sidecar.retention import CleanupReport, DeletionTally
 from image_sidecar.tasks import cancel_and_wait
 from image_sidecar.typedefs import config_key, db_pool_key, metrics_key
+
+if TYPE_CHECKING:
+    from image_sidecar.retention import CleanupReport, DeletionTally
 
 log = structlog.get_logger(__name__)
 
@@ -155,7 +156,7 @@ class SidecarMetrics:
         return generate_latest(self.registry)
 
 
-async def refresh_from_database(metrics: SidecarMetrics, pool: aiopg.Pool) -> None:
+async def refresh_from_database(metrics: SidecarMetrics, pool: db.Pool) -> None:
     async with db.cursor(pool) as cur:
         totals = await stats_rows.storage_totals(cur)
     metrics.storage_used.set(totals.stored_bytes)
@@ -167,7 +168,7 @@ async def refresh_from_database(metrics: SidecarMetrics, pool: aiopg.Pool) -> No
 async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     """Refresh the database-backed gauges every IMAGE_METRICS_REFRESH_SECONDS."""
     metrics = app[metrics_key]
-    interval = app[config_key].metrics_refresh_seconds
+    interval = app[config_key].metrics.refresh_seconds
 
     async def refresh_forever() -> None:
         while True:
@@ -180,8 +181,3 @@ async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(refresh_forever(), name="metrics-refresh")
     yield
     await cancel_and_wait(task)
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
-    body = request.app[metrics_key].exposition()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -61,3 +61,14 @@ class ImageRecord:
     reused_from: UUID | None
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A prompt's cached image, with how often it was reused."""
+
+    prompt_hash: str
+    hit_count: int
+    last_hit: datetime | None
+    created_at: datetime
+    image: ImageRecord

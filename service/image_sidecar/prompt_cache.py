@@ -1,7 +1,8 @@
-"""Use cases of the prompt cache: look up (single-flight), register a hit, moderate.
+"""Use cases of the prompt cache: look up (single-flight), read an entry, moderate.
 
 Every AI call costs money. A lookup answers `hit` (reuse this image), `miss` (you hold the claim:
-generate, then upload) or `pending` (someone else is generating it). Claims lapse after
+generate, then upload) or `pending` (someone else is generating it). Registering a hit writes an
+image record, so it is `records.register` with a `records.CacheReuse` source. Claims lapse after
 IMAGE_CACHE_CLAIM_SECONDS so a caller that died never blocks a prompt for long.
 """
 
@@ -10,29 +11,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-import aiopg
-
 from image_sidecar import db
-from image_sidecar.config import GenerationCosts
 from image_sidecar.db import cache as cache_rows
-from image_sidecar.db.cache import CacheEntry
 from image_sidecar.db.notify import NotificationHub
 from image_sidecar.errors import NotFound
-from image_sidecar.images import (
-    existing_submission_or_conflict,
-    find_submission,
-    image_key,
-    insert_record,
-    transaction_with_blobs,
-)
-from image_sidecar.imagetypes import BY_CONTENT_TYPE
-from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
+from image_sidecar.models import CacheEntry, ImageRecord
 from image_sidecar.prompts import prompt_hash
-from image_sidecar.storage.base import BlobNotFound, BlobStore
 
 # A long-poll holds a request open; 30 s stays under common proxy idle timeouts.
 MAX_WAIT_MS = 30_000
@@ -46,17 +33,6 @@ class CacheEntryNotFound(NotFound):
     pass
 
 
-class _AlreadyRegistered(Exception):
-    """Raised inside a hit's transaction to roll back its count when the submission exists."""
-
-
-@dataclass(frozen=True)
-class HitRegistration:
-    record: ImageRecord
-    created: bool
-    cost_saved_usd: Decimal = Decimal(0)
-
-
 @dataclass(frozen=True)
 class LookupResult:
     status: Literal["hit", "miss", "pending"]
@@ -66,7 +42,7 @@ class LookupResult:
     retry_after_ms: int | None = None
 
 
-async def _lookup_once(pool: aiopg.Pool, key: str, claim_seconds: int) -> LookupResult:
+async def _lookup_once(pool: db.Pool, key: str, claim_seconds: int) -> LookupResult:
     async with db.cursor(pool) as cur:
         entry = await cache_rows.live_entry(cur, key)
         if entry is not None:
@@ -86,7 +62,7 @@ async def _lookup_once(pool: aiopg.Pool, key: str, claim_seconds: int) -> Lookup
 
 
 async def lookup(
-    pool: aiopg.Pool,
+    pool: db.Pool,
     hub: NotificationHub,
     prompt: str,
     art_style: str | None,
@@ -116,7 +92,7 @@ async def lookup(
                 pass
 
 
-async def get_entry(pool: aiopg.Pool, key: str) -> CacheEntry:
+async def get_entry(pool: db.Pool, key: str) -> CacheEntry:
     async with db.cursor(pool) as cur:
         entry = await cache_rows.live_entry(cur, key)
     if entry is None:
@@ -124,59 +100,8 @@ async def get_entry(pool: aiopg.Pool, key: str) -> CacheEntry:
     return entry
 
 
-async def forget(pool: aiopg.Pool, key: str) -> None:
+async def forget(pool: db.Pool, key: str) -> None:
     """Moderation: the next identical prompt is generated afresh; existing images stay."""
     async with db.cursor(pool) as cur:
         if not await cache_rows.forget(cur, key):
             raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
-
-
-async def register_hit(
-    pool: aiopg.Pool,
-    store: BlobStore,
-    key: str,
-    meta: ImageMetadata,
-    *,
-    costs: GenerationCosts,
-    default_retention_days: int,
-) -> HitRegistration:
-    """Count a hit and register the cached image as this player's, sharing its bytes.
-
-    The hit is counted, the saving recorded, the record inserted and the bytes linked in one
-    transaction: a failure anywhere (a gone image included) leaves no trace. A retry with the
-    same submission_id returns the first record and counts nothing.
-    """
-    existing = await find_submission(pool, meta.submission_id)
-    if existing is not None:
-        return HitRegistration(existing, created=False)
-    try:
-        async with transaction_with_blobs(pool, store) as (cur, staged):
-            source = await cache_rows.count_hit(cur, key)
-            if source is None:
-                raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
-            extension = BY_CONTENT_TYPE[source.content_type].extension
-            blob = StoredBytes(
-                storage_key=image_key(meta.game_code, meta.round_number, meta.player_id, extension),
-                content_type=source.content_type,
-                size_bytes=source.size_bytes,
-                sha256=source.sha256,
-            )
-            record = await insert_record(
-                cur, meta, blob, key, default_retention_days, reused_from=source.image_id
-            )
-            if record is None:
-                raise _AlreadyRegistered
-            saved = source.generation_cost_usd
-            if saved is None:
-                saved = costs.for_service(source.ai_service)
-            await cache_rows.record_saving(cur, key, record.image_id, saved)
-            try:
-                await staged.link(source.storage_key, blob.storage_key)
-            except BlobNotFound:
-                raise CacheEntryNotFound(
-                    f"the image cached for prompt hash {key} is gone"
-                ) from None
-    except _AlreadyRegistered:
-        record, _ = await existing_submission_or_conflict(pool, meta)
-        return HitRegistration(record, created=False)
-    return HitRegistration(record, created=True, cost_saved_usd=saved)

@@ -13,22 +13,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-import aiopg
 import structlog
 
 from image_sidecar import db
-from image_sidecar.config import CleanupSettings
+from image_sidecar.config import RetentionSettings
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.errors import SidecarError
-from image_sidecar.storage.base import BlobStore
+from image_sidecar.storage.base import BlobRef, BlobStore
+from image_sidecar.storage.filesystem import FilesystemBlobStore
+
+if TYPE_CHECKING:
+    from image_sidecar.metrics import SidecarMetrics
 
 log = structlog.get_logger(__name__)
 
 
 class CleanupFailed(SidecarError):
+    """A cleanup run asked for over the API did not finish; its report says why."""
+
     status = 500
     code = "cleanup_failed"
 
@@ -53,12 +58,16 @@ class CleanupReport(DeletionTally):
     def as_dict(self) -> dict[str, Any]:
         return {name: value for name, value in asdict(self).items() if value is not None}
 
+    def raise_if_failed(self) -> None:
+        if self.outcome == "failed":
+            raise CleanupFailed(f"cleanup failed: {self.reason}")
+
 
 ProgressCallback = Callable[[DeletionTally], None]
 
 
 async def delete_expired(
-    pool: aiopg.Pool,
+    pool: db.Pool,
     store: BlobStore,
     *,
     batch_size: int,
@@ -76,7 +85,9 @@ async def delete_expired(
             image_ids = [image.image_id for image in doomed]
             fixups = await retention_rows.move_or_drop_cache_entries(cur, image_ids)
             tally.images_deleted += await retention_rows.delete_images(cur, image_ids)
-            files = await store.delete_many(image.storage_key for image in doomed)
+            files = await store.delete_many(
+                BlobRef(image.storage_key, image.size_bytes) for image in doomed
+            )
         tally.files_deleted += files.deleted
         tally.bytes_freed += files.bytes_freed
         tally.cache_entries_moved += fixups.moved
@@ -86,33 +97,36 @@ async def delete_expired(
 
 
 async def sweep_orphans(
-    pool: aiopg.Pool, store: BlobStore, *, grace_seconds: int, dry_run: bool = False
+    pool: db.Pool, store: BlobStore, *, grace_seconds: int, dry_run: bool = False
 ) -> int:
     """Delete files that no row names, once they are older than the grace period."""
     cutoff = time.time() - grace_seconds
     swept = 0
-    async for keys in store.old_keys(cutoff):
+    async for blobs in store.old_blobs(cutoff):
         async with db.cursor(pool) as cur:
-            known = await retention_rows.known_keys(cur, keys)
-        orphans = [key for key in keys if key not in known]
+            known = await retention_rows.known_keys(cur, [blob.key for blob in blobs])
+        orphans = [blob for blob in blobs if blob.key not in known]
         if dry_run:
             swept += len(orphans)
         elif orphans:
             swept += (await store.delete_many(orphans, only_if_older_than=cutoff)).deleted
-    if not dry_run:
+    if not dry_run and isinstance(store, FilesystemBlobStore):
+        # Partial writes a crash left behind: only the filesystem writes through temp files.
         swept += await store.remove_stale_temp_files(cutoff)
     return swept
 
 
 async def run_cleanup(
-    pool: aiopg.Pool,
+    pool: db.Pool,
     store: BlobStore,
-    settings: CleanupSettings,
+    settings: RetentionSettings,
     *,
     dry_run: bool = False,
     on_batch: ProgressCallback | None = None,
+    metrics: SidecarMetrics | None = None,
 ) -> CleanupReport:
-    """One cleanup run, unless another replica holds the cleanup lock. Logs one line."""
+    """One cleanup run, unless another replica holds the cleanup lock. Logs one line, records
+    the run in the database and, when given, in this process's metrics."""
     started = time.monotonic()
     report = CleanupReport()
     try:
@@ -132,11 +146,13 @@ async def run_cleanup(
     report.seconds = round(time.monotonic() - started, 3)
     if report.outcome in ("success", "failed"):
         await _record_run(pool, report)
+    if metrics is not None:
+        metrics.cleanup_finished(report)
     log.info("cleanup_run", **report.as_dict())
     return report
 
 
-async def _record_run(pool: aiopg.Pool, report: CleanupReport) -> None:
+async def _record_run(pool: db.Pool, report: CleanupReport) -> None:
     try:
         async with db.cursor(pool) as cur:
             await retention_rows.record_run(
@@ -147,9 +163,9 @@ async def _record_run(pool: aiopg.Pool, report: CleanupReport) -> None:
 
 
 async def _run_locked(
-    pool: aiopg.Pool,
+    pool: db.Pool,
     store: BlobStore,
-    settings: CleanupSettings,
+    settings: RetentionSettings,
     report: CleanupReport,
     dry_run: bool,
     on_batch: ProgressCallback | None,
@@ -172,7 +188,7 @@ async def _run_locked(
 
 
 async def purge(
-    pool: aiopg.Pool,
+    pool: db.Pool,
     store: BlobStore,
     game_code: str,
     player_id: UUID | None = None,

@@ -1,16 +1,21 @@
-"""Drives the cleanup on IMAGE_CLEANUP_CRON with a `schedule.Scheduler` inside the event loop."""
+"""Drives the cleanup on IMAGE_CLEANUP_CRON inside the event loop.
+
+A `schedule.Scheduler` ticks once a minute, on the minute; the cron expression (evaluated by
+cronsim, always in UTC whatever the process's time zone) decides whether that minute fires.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 import schedule
 import structlog
 from aiohttp import web
 
-from image_sidecar.cron import schedule_job
-from image_sidecar.retention import CleanupReport, run_cleanup
+from image_sidecar.config import CronSchedule
+from image_sidecar.retention import run_cleanup
 from image_sidecar.tasks import cancel_and_wait
 from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
@@ -20,32 +25,44 @@ log = structlog.get_logger(__name__)
 _TICK_SECONDS = 1.0
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class CleanupScheduler:
-    """Fires `job` whenever the schedule says so, never two at once (a slow run is not stacked)."""
+    """Fires `job` in every minute the cron expression matches, never two at once (a slow run
+    is not stacked). `clock` is injectable so tests can say what time it is."""
 
     def __init__(
         self,
-        plan: Callable[[schedule.Scheduler], schedule.Job],
+        cron: CronSchedule,
         job: Callable[[], Awaitable[object]],
+        *,
+        clock: Callable[[], datetime] = utc_now,
         tick_seconds: float = _TICK_SECONDS,
     ) -> None:
-        self._scheduler = schedule.Scheduler()
-        plan(self._scheduler).do(self._fire)
+        self.cron = cron
         self._job = job
+        self._clock = clock
         self._tick_seconds = tick_seconds
+        self._scheduler = schedule.Scheduler()
+        self.tick_job = self._scheduler.every().minute.at(":00").do(self.on_minute)
         self._running: asyncio.Task[object] | None = None
         self.fired = 0
 
-    def _fire(self) -> None:
+    def on_minute(self) -> asyncio.Task[object] | None:
+        """The once-a-minute tick: start the job when this UTC minute matches; the run started."""
+        if not self.cron.matches(self._clock()):
+            return None
         if self._running is not None and not self._running.done():
             log.warning("cleanup_still_running", action="skipping this tick")
-            return
+            return None
         self.fired += 1
         self._running = asyncio.ensure_future(self._job())
+        return self._running
 
-    @property
-    def next_run(self) -> object:
-        return self._scheduler.next_run
+    def next_fire(self) -> datetime:
+        return self.cron.next_after(self._clock())
 
     async def run(self) -> None:
         try:
@@ -57,25 +74,22 @@ class CleanupScheduler:
                 await cancel_and_wait(self._running)
 
 
-async def run_app_cleanup(app: web.Application) -> CleanupReport:
-    """One cleanup run with the app's pool and store, recorded in its metrics."""
-    report = await run_cleanup(
-        app[db_pool_key], app[blob_store_key], app[config_key].cleanup_settings
-    )
-    app[metrics_key].cleanup_finished(report)
-    return report
-
-
 async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
-    config = app[config_key]
-    if not config.cleanup_enabled:
+    settings = app[config_key].retention
+    if not settings.cleanup_enabled:
         yield
         return
-    driver = CleanupScheduler(
-        lambda s: schedule_job(config.cleanup_cron, s), lambda: run_app_cleanup(app)
-    )
+
+    async def cleanup() -> object:
+        return await run_cleanup(
+            app[db_pool_key], app[blob_store_key], settings, metrics=app[metrics_key]
+        )
+
+    driver = CleanupScheduler(settings.cleanup_cron, cleanup)
     log.info(
-        "cleanup_scheduled", cron=config.cleanup_cron.expression, next_run=str(driver.next_run)
+        "cleanup_scheduled",
+        cron=settings.cleanup_cron.expression,
+        next_run_utc=driver.next_fire().isoformat(),
     )
     task = asyncio.create_task(driver.run(), name="cleanup-scheduler")
     yield

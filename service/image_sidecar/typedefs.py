@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import aiopg
 from aiohttp import web
 
 from image_sidecar.config import Config
 
 if TYPE_CHECKING:
+    from image_sidecar.db import Pool
     from image_sidecar.db.notify import NotificationHub
     from image_sidecar.metrics import SidecarMetrics
     from image_sidecar.storage.base import BlobStore
 
 config_key = web.AppKey("config", Config)
-db_pool_key = web.AppKey("db_pool", aiopg.Pool)
+db_pool_key: web.AppKey[Pool] = web.AppKey("db_pool")
 blob_store_key: web.AppKey[BlobStore] = web.AppKey("blob_store")
 notification_hub_key: web.AppKey[NotificationHub] = web.AppKey("notification_hub")
 metrics_key: web.AppKey[SidecarMetrics] = web.AppKey("metrics")

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import free_port, run_sidecar
+from tests.helpers import free_port, run_sidecar
 
 
 def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> int:

@@ -6,7 +6,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from tests.conftest import storage_files
+from tests.helpers import storage_files
 
 
 def _set_connections_allowed(admin_url: str, database: str, allowed: bool) -> None:

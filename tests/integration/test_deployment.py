@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from image_sidecar.config import SETTINGS
-from tests.conftest import free_port, require_tool
+from tests.helpers import free_port, require_tool
 from tests.nginx import NGINX_CONF, nginx_main_config
 from tests.sample_images import png_bytes
 

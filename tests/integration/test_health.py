@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from image_sidecar.api.health import load_openapi
+import json
+from pathlib import Path
+
+# The contract as it stands in the repository: what the game server's developers read.
+OPENAPI_IN_REPO = Path(__file__).parents[2] / "service" / "image_sidecar" / "openapi.json"
+
+
+def load_openapi() -> dict:
+    return json.loads(OPENAPI_IN_REPO.read_text(encoding="utf-8"))
 
 
 async def test_healthz_answers_ok(client):
@@ -53,7 +61,7 @@ async def test_wrong_method_is_405_json(client):
     assert (await response.json())["error"]["code"] == "method_not_allowed"
 
 
-async def test_openapi_document_is_served(client):
+async def test_the_served_openapi_document_is_the_one_in_the_repository(client):
     response = await client.get("/api/openapi.json")
     assert response.status == 200
     assert await response.json() == load_openapi()

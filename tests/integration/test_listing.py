@@ -107,11 +107,9 @@ async def test_malformed_path_parameter_is_400_naming_it(client, path, field):
     assert (await response.json())["error"]["field"] == field
 
 
-async def test_listing_survives_a_restart_of_the_service(aiohttp_client, upload, config):
-    from image_sidecar.app import create_app
-
+async def test_listing_survives_a_restart_of_the_service(make_client, upload):
     uploaded = await _upload_round(upload, players=4)
-    restarted = await aiohttp_client(create_app(config))
+    restarted = await make_client()
     listed = (await (await restarted.get("/api/games/ABCD/rounds/1/images")).json())["images"]
     assert [r["image_id"] for r in listed] == [r["image_id"] for r in uploaded]
     for seed, record in enumerate(listed):

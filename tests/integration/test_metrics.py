@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from image_sidecar.prompts import prompt_hash
-from tests.conftest import image_fields, require_tool
+from tests.helpers import image_fields, require_tool
 from tests.sample_images import png_bytes
 
 KEY = prompt_hash("A cat riding a skateboard", "watercolor")
@@ -51,10 +51,8 @@ async def drive_traffic(client, upload, database):
 
 
 @pytest.fixture
-async def metrics_client(aiohttp_client, make_config):
-    from image_sidecar.app import create_app
-
-    return await aiohttp_client(create_app(make_config(IMAGE_METRICS_REFRESH_SECONDS="0.2")))
+async def metrics_client(make_client):
+    return await make_client(IMAGE_METRICS_REFRESH_SECONDS="0.2")
 
 
 async def test_metrics_count_the_traffic(client, upload, database):

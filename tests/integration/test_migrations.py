@@ -12,13 +12,13 @@ from aiohttp import web
 from image_sidecar import db
 from image_sidecar.app import create_app
 from image_sidecar.config import load_config
+from image_sidecar.db.embedded import database_url, drop_database, ensure_database
 from image_sidecar.db.migrations_runner import (
     apply_migrations,
     available_migrations,
     pending_migrations,
 )
-from image_sidecar.embedded_db import database_url, drop_database, ensure_database
-from tests.conftest import run_sidecar
+from tests.helpers import run_sidecar
 
 
 @pytest.fixture

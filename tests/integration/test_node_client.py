@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from image_sidecar.app import create_app
-from tests.conftest import require_tool
+from tests.helpers import require_tool
 
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
 

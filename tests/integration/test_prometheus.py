@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from image_sidecar.app import create_app
-from tests.conftest import free_port, image_fields, require_tool, uploader
+from tests.helpers import free_port, image_fields, require_tool, uploader
 from tests.integration.test_metrics import KEY, drive_traffic
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

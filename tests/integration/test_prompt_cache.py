@@ -10,9 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from image_sidecar.app import create_app
 from image_sidecar.prompts import prompt_hash
-from tests.conftest import image_fields
+from tests.helpers import image_fields
 from tests.sample_images import png_bytes
 
 SENTENCE = "A cat riding a skateboard"
@@ -114,11 +113,11 @@ async def test_twenty_concurrent_lookups_hand_out_exactly_one_claim(client, uplo
 
 @pytest.mark.parametrize("waiter_on", ["the same replica", "another replica"])
 async def test_pending_waiter_is_answered_when_the_image_arrives(
-    aiohttp_client, config, client, upload, waiter_on
+    make_client, client, upload, waiter_on
 ):
     waiting = client
     if waiter_on == "another replica":  # NOTIFY reaches every replica sharing the database
-        waiting = await aiohttp_client(create_app(config))
+        waiting = await make_client()
     claimed = await lookup(client)
     assert claimed["status"] == "miss"
     waiter = asyncio.ensure_future(lookup(waiting, wait_ms=10_000))
@@ -138,8 +137,8 @@ async def test_pending_waiter_gives_up_after_wait_ms(client):
     assert 0.25 < time.monotonic() - started < 3
 
 
-async def test_expired_claim_passes_to_exactly_one_waiter(aiohttp_client, make_config):
-    client = await aiohttp_client(create_app(make_config(IMAGE_CACHE_CLAIM_SECONDS="1")))
+async def test_expired_claim_passes_to_exactly_one_waiter(make_client):
+    client = await make_client(IMAGE_CACHE_CLAIM_SECONDS="1")
     assert (await lookup(client))["status"] == "miss"  # the holder then dies
     waiters = await asyncio.gather(*(lookup(client, wait_ms=1_800) for _ in range(5)))
     statuses = sorted(r["status"] for r in waiters)
@@ -272,8 +271,8 @@ async def test_lookup_with_a_non_json_body_is_400(client):
     assert (await response.json())["error"]["code"] == "bad_request"
 
 
-async def test_cache_writes_need_the_token_when_one_is_set(aiohttp_client, make_config, database):
-    client = await aiohttp_client(create_app(make_config(IMAGE_SIDECAR_API_TOKEN="t0k")))
+async def test_cache_writes_need_the_token_when_one_is_set(make_client, database):
+    client = await make_client(IMAGE_SIDECAR_API_TOKEN="t0k")
     for response in (
         await client.post("/api/cache/lookup", json={"prompt": "x"}),
         await client.delete(f"/api/cache/{KEY}"),

@@ -11,32 +11,17 @@ import sys
 import time
 
 import psycopg2
-import pytest
 
-from image_sidecar import db
-from image_sidecar.config import CleanupSettings
+from image_sidecar.config import RetentionSettings
 from image_sidecar.db.retention import _CLEANUP_LOCK_ID
 from image_sidecar.prompts import prompt_hash
 from image_sidecar.retention import run_cleanup
-from image_sidecar.storage.filesystem import FilesystemBlobStore
-from tests.conftest import image_fields, storage_files
+from tests.helpers import image_fields, storage_files
 from tests.sample_images import png_bytes
 from tests.seeding import seed_images
 
 KEY = prompt_hash("A cat riding a skateboard", "watercolor")
-NO_GRACE = CleanupSettings(batch_size=50, orphan_grace_seconds=1)
-
-
-@pytest.fixture
-async def pool(database):
-    pool = await db.create_pool(database.url, size=4)
-    yield pool
-    await db.close_pool(pool)
-
-
-@pytest.fixture
-def store(storage_dir):
-    return FilesystemBlobStore(storage_dir)
+NO_GRACE = RetentionSettings(batch_size=50, orphan_grace_seconds=1)
 
 
 def expire(database, game_code):
@@ -145,13 +130,9 @@ async def test_purging_a_player_deletes_only_that_players_images(
     assert database.count("generated_images") == 1
 
 
-async def test_purge_needs_the_token_and_valid_identifiers(
-    aiohttp_client, make_config, database, upload
-):
-    from image_sidecar.app import create_app
-
+async def test_purge_needs_the_token_and_valid_identifiers(make_client, database, upload):
     await upload()
-    client = await aiohttp_client(create_app(make_config(IMAGE_SIDECAR_API_TOKEN="t")))
+    client = await make_client(IMAGE_SIDECAR_API_TOKEN="t")
     assert (await client.delete("/api/games/ABCD")).status == 401
     assert (await client.post("/api/admin/cleanup")).status == 401
     auth = {"Authorization": "Bearer t"}
@@ -198,7 +179,7 @@ async def test_orphan_files_are_swept_after_the_grace_period(
         os.utime(path, (old, old))  # ctime cannot be set: use a short grace below instead
     await asyncio.sleep(1.1)
     fresh.write_bytes(b"upload in flight, rewritten")
-    report = await run_cleanup(pool, store, CleanupSettings(orphan_grace_seconds=1))
+    report = await run_cleanup(pool, store, RetentionSettings(orphan_grace_seconds=1))
     assert report.orphans_swept == 2
     assert not orphan.exists()
     assert not partial.exists()
@@ -318,12 +299,11 @@ async def test_a_failing_run_reports_failure_and_rolls_its_batch_back(
 
 
 async def test_uploads_and_reads_are_served_while_a_cleanup_runs(
-    aiohttp_client, make_config, database, storage_dir
+    make_client, database, storage_dir
 ):
-    from image_sidecar.app import create_app
-    from tests.conftest import uploader
+    from tests.helpers import uploader
 
-    client = await aiohttp_client(create_app(make_config(IMAGE_CLEANUP_BATCH_SIZE="50")))
+    client = await make_client(IMAGE_CLEANUP_BATCH_SIZE="50")
     upload = uploader(client)
     seed_images(database.url, storage_dir, 2000)
     live = await (await upload()).json()

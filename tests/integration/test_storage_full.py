@@ -6,8 +6,7 @@ import subprocess
 
 import pytest
 
-from image_sidecar.app import create_app
-from tests.conftest import storage_files, uploader
+from tests.helpers import storage_files, uploader
 from tests.sample_images import png_bytes
 
 
@@ -27,10 +26,8 @@ def tiny_storage(tmp_path):
     subprocess.run(["umount", str(mountpoint)], check=True)
 
 
-async def test_full_disk_is_507_and_writes_nothing(
-    aiohttp_client, make_config, database, tiny_storage
-):
-    client = await aiohttp_client(create_app(make_config(IMAGE_STORAGE_BASE_DIR=str(tiny_storage))))
+async def test_full_disk_is_507_and_writes_nothing(make_client, database, tiny_storage):
+    client = await make_client(IMAGE_STORAGE_BASE_DIR=str(tiny_storage))
     upload = uploader(client)
     small = await upload(image=png_bytes(seed=1))
     assert small.status == 201

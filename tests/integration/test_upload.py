@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from image_sidecar.prompts import prompt_hash
-from tests.conftest import storage_files
+from tests.helpers import storage_files
 from tests.sample_images import jpeg_bytes, png_bytes, webp_bytes
 
 ROUND_KEY = "game-ABCD/round-1"
@@ -139,7 +139,7 @@ async def test_invalid_field_is_400_naming_the_field_and_writes_nothing(
 async def test_missing_image_part_is_400(client, database, storage_dir):
     import aiohttp
 
-    from tests.conftest import image_fields
+    from tests.helpers import image_fields
 
     form = aiohttp.FormData()
     for name, value in image_fields().items():
@@ -173,15 +173,12 @@ async def test_html_disguised_as_png_is_415(upload, database, storage_dir):
     _assert_nothing_written(database, storage_dir)
 
 
-async def test_image_over_the_limit_is_413_and_writes_nothing(
-    aiohttp_client, make_config, database, storage_dir
-):
+async def test_image_over_the_limit_is_413_and_writes_nothing(make_client, database, storage_dir):
     import aiohttp
 
-    from image_sidecar.app import create_app
-    from tests.conftest import image_fields
+    from tests.helpers import image_fields
 
-    client = await aiohttp_client(create_app(make_config(IMAGE_MAX_UPLOAD_BYTES="1000")))
+    client = await make_client(IMAGE_MAX_UPLOAD_BYTES="1000")
     form = aiohttp.FormData()
     for name, value in image_fields().items():
         form.add_field(name, value)
@@ -194,15 +191,12 @@ async def test_image_over_the_limit_is_413_and_writes_nothing(
     _assert_nothing_written(database, storage_dir)
 
 
-async def test_upload_without_token_is_401_when_a_token_is_set(
-    aiohttp_client, make_config, database, storage_dir
-):
+async def test_upload_without_token_is_401_when_a_token_is_set(make_client, database, storage_dir):
     import aiohttp
 
-    from image_sidecar.app import create_app
-    from tests.conftest import image_fields
+    from tests.helpers import image_fields
 
-    client = await aiohttp_client(create_app(make_config(IMAGE_SIDECAR_API_TOKEN="s3cret")))
+    client = await make_client(IMAGE_SIDECAR_API_TOKEN="s3cret")
 
     def form() -> aiohttp.FormData:
         data = aiohttp.FormData()

@@ -8,14 +8,15 @@ from aiohttp import web
 
 from image_sidecar import retention
 from image_sidecar.api import fields
-from image_sidecar.scheduler import run_app_cleanup
 from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
 
 async def run_cleanup(request: web.Request) -> web.Response:
-    report = await run_app_cleanup(request.app)
-    if report.outcome == "failed":
-        raise retention.CleanupFailed(f"cleanup failed: {report.reason}")
+    app = request.app
+    report = await retention.run_cleanup(
+        app[db_pool_key], app[blob_store_key], app[config_key].retention, metrics=app[metrics_key]
+    )
+    report.raise_if_failed()
     return web.json_response(report.as_dict())
 
 
@@ -25,7 +26,7 @@ async def purge_game(request: web.Request) -> web.Response:
         request.app[db_pool_key],
         request.app[blob_store_key],
         game_code,
-        batch_size=request.app[config_key].cleanup_batch_size,
+        batch_size=request.app[config_key].retention.batch_size,
     )
     request.app[metrics_key].images_deleted(tally)
     return web.json_response(asdict(tally))
@@ -39,7 +40,7 @@ async def purge_player(request: web.Request) -> web.Response:
         request.app[blob_store_key],
         game_code,
         player_id,
-        batch_size=request.app[config_key].cleanup_batch_size,
+        batch_size=request.app[config_key].retention.batch_size,
     )
     request.app[metrics_key].images_deleted(tally)
     return web.json_response(asdict(tally))

@@ -15,7 +15,7 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    token = request.app[config_key].api_token
+    token = request.app[config_key].server.api_token
     if token is not None and request.method not in _READ_METHODS:
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not presented:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from image_sidecar import prompt_cache
+from image_sidecar import prompt_cache, records
 from image_sidecar.api import fields
 from image_sidecar.api.serialize import cache_entry_json, image_created_response, image_json
 from image_sidecar.errors import InvalidField
@@ -35,13 +35,13 @@ async def lookup(request: web.Request) -> web.Response:
         request.app[notification_hub_key],
         prompt,
         art_style,
-        claim_seconds=config.cache_claim_seconds,
+        claim_seconds=config.cache.claim_seconds,
         wait_ms=wait_ms,
     )
     request.app[metrics_key].cache_lookups.labels(result.status).inc()
     answer: dict[str, Any] = {"status": result.status, "prompt_hash": result.prompt_hash}
     if result.image is not None:
-        answer["image"] = image_json(result.image, config.public_base_url)
+        answer["image"] = image_json(result.image, config.storage.public_base_url)
     if result.claim_token is not None:
         answer["claim_token"] = str(result.claim_token)
     if result.retry_after_ms is not None:
@@ -52,7 +52,9 @@ async def lookup(request: web.Request) -> web.Response:
 async def get_entry(request: web.Request) -> web.Response:
     key = fields.prompt_hash(request.match_info["prompt_hash"])
     entry = await prompt_cache.get_entry(request.app[db_pool_key], key)
-    return web.json_response(cache_entry_json(entry, request.app[config_key].public_base_url))
+    return web.json_response(
+        cache_entry_json(entry, request.app[config_key].storage.public_base_url)
+    )
 
 
 async def forget_entry(request: web.Request) -> web.Response:
@@ -65,14 +67,13 @@ async def record_hit(request: web.Request) -> web.Response:
     config = request.app[config_key]
     key = fields.prompt_hash(request.match_info["prompt_hash"])
     meta = fields.image_metadata(fields.string_fields(await fields.json_object(request)))
-    registration = await prompt_cache.register_hit(
+    registration = await records.register(
         request.app[db_pool_key],
         request.app[blob_store_key],
-        key,
         meta,
-        costs=config.generation_costs,
-        default_retention_days=config.retention_days,
+        records.CacheReuse(key, config.cache.generation_costs),
+        default_retention_days=config.retention.days,
     )
     if registration.created:
         request.app[metrics_key].cache_hit(registration.cost_saved_usd)
-    return image_created_response(registration.record, registration.created, config.public_base_url)
+    return image_created_response(registration, config.storage.public_base_url)

@@ -1,4 +1,4 @@
-"""Liveness, readiness, business figures and the OpenAPI document."""
+"""Operators' endpoints: liveness, readiness, metrics, business figures, the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from functools import cache
 from importlib import resources
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from image_sidecar import db
 from image_sidecar.api import fields
+from image_sidecar.api.serialize import stats_json
 from image_sidecar.errors import SidecarError
 from image_sidecar.stats import business_stats
-from image_sidecar.typedefs import blob_store_key, db_pool_key
+from image_sidecar.typedefs import blob_store_key, db_pool_key, metrics_key
 
 # Images older than the retention period are gone, so longer windows would only show zeros.
 MAX_STATS_DAYS = 366
@@ -44,7 +46,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     days = fields.bounded_int(request.query.get("days", "7"), "days", 1, MAX_STATS_DAYS)
-    return web.json_response(await business_stats(request.app[db_pool_key], days))
+    return web.json_response(stats_json(await business_stats(request.app[db_pool_key], days)))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[metrics_key].exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @cache

@@ -4,35 +4,34 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from image_sidecar import images
+from image_sidecar import images, records
 from image_sidecar.api import fields
+from image_sidecar.api.multipart import read_upload
 from image_sidecar.api.serialize import image_created_response, image_json
-from image_sidecar.api.upload import read_upload
 from image_sidecar.models import ImageRecord
 from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
 
 def _images_response(request: web.Request, records: list[ImageRecord]) -> web.Response:
-    base_url = request.app[config_key].public_base_url
+    base_url = request.app[config_key].storage.public_base_url
     return web.json_response({"images": [image_json(r, base_url) for r in records]})
 
 
 async def upload_image(request: web.Request) -> web.Response:
     config = request.app[config_key]
-    form, data = await read_upload(request, config.max_upload_bytes)
+    form, data = await read_upload(request, config.storage.max_upload_bytes)
     claim_token = fields.optional_uuid(form.pop("claim_token", None), "claim_token")
     meta = fields.image_metadata(form)
-    record, created = await images.store_image(
+    registration = await records.register(
         request.app[db_pool_key],
         request.app[blob_store_key],
         meta,
-        data,
-        default_retention_days=config.retention_days,
-        claim_token=claim_token,
+        records.NewImage(data, claim_token),
+        default_retention_days=config.retention.days,
     )
-    if created:
-        request.app[metrics_key].image_stored(record)
-    return image_created_response(record, created, config.public_base_url)
+    if registration.created:
+        request.app[metrics_key].image_stored(registration.record)
+    return image_created_response(registration, config.storage.public_base_url)
 
 
 async def list_round_images(request: web.Request) -> web.Response:
@@ -55,4 +54,4 @@ async def get_player_image(request: web.Request) -> web.Response:
     record = await images.get_player_image(
         request.app[db_pool_key], game_code, round_ref, player_id
     )
-    return web.json_response(image_json(record, request.app[config_key].public_base_url))
+    return web.json_response(image_json(record, request.app[config_key].storage.public_base_url))

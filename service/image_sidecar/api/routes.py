@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from image_sidecar.api import admin, cache, health, images, static
-from image_sidecar.metrics import metrics_handler
 
 GAME = "/api/games/{game_code}"
 ROUND = GAME + "/rounds/{round}"
@@ -15,7 +14,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/api/openapi.json", health.openapi)
-    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/metrics", health.metrics)
     app.router.add_get("/api/stats", health.stats)
     app.router.add_post("/api/images", images.upload_image)
     app.router.add_get(ROUND + "/images", images.list_round_images)

@@ -6,8 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from image_sidecar.db.cache import CacheEntry
-from image_sidecar.models import ImageRecord
+from image_sidecar.models import CacheEntry, ImageRecord
+from image_sidecar.records import Registration
+from image_sidecar.stats import BusinessStats
 
 
 def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
@@ -37,11 +38,12 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
     }
 
 
-def image_created_response(
-    record: ImageRecord, created: bool, public_base_url: str
-) -> web.Response:
+def image_created_response(registration: Registration, public_base_url: str) -> web.Response:
     """201 with a new record; 200 with the record a retry of the same submission finds."""
-    return web.json_response(image_json(record, public_base_url), status=201 if created else 200)
+    return web.json_response(
+        image_json(registration.record, public_base_url),
+        status=201 if registration.created else 200,
+    )
 
 
 def cache_entry_json(entry: CacheEntry, public_base_url: str) -> dict[str, Any]:
@@ -51,4 +53,26 @@ def cache_entry_json(entry: CacheEntry, public_base_url: str) -> dict[str, Any]:
         "last_hit": None if entry.last_hit is None else entry.last_hit.isoformat(),
         "created_at": entry.created_at.isoformat(),
         "image": image_json(entry.image, public_base_url),
+    }
+
+
+def stats_json(stats: BusinessStats) -> dict[str, Any]:
+    return {
+        "days": stats.days,
+        "images_per_day": [
+            {
+                "date": day.day.isoformat(),
+                "images": day.images_generated + day.images_reused,
+                "generated": day.images_generated,
+                "reused": day.images_reused,
+            }
+            for day in stats.per_day
+        ],
+        "cache_hit_rate": stats.cache_hit_rate,
+        "cache_hits": stats.cache_hits,
+        "live_images": stats.totals.live_images,
+        "average_image_bytes": stats.totals.average_image_bytes,
+        "storage_used_bytes": stats.totals.stored_bytes,
+        "cost_saved_usd": float(stats.cost_saved_usd),
+        "cost_saved_usd_all_time": float(stats.cost_saved_usd_all_time),
     }

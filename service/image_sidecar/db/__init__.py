@@ -1,4 +1,8 @@
-"""The database: the aiopg pool, transactions, and (in submodules) every SQL statement."""
+"""The database: the aiopg pool, transactions, and (in submodules) every SQL statement.
+
+Nothing outside this package imports the driver (aiopg, psycopg2): the rest of the sidecar names
+`db.Pool`, `db.Cursor` and the errors below (ruff's banned-api rule keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -19,12 +23,18 @@ from image_sidecar.typedefs import config_key, db_pool_key
 
 log = structlog.get_logger(__name__)
 
+Pool = aiopg.Pool
+Cursor = aiopg.Cursor
+# Any error of the driver, and the one it raises when the server cannot be reached.
+DatabaseError = psycopg2.Error
+ConnectionFailed = psycopg2.OperationalError
+
 
 class SchemaBehind(SidecarError):
     """The database lacks migrations this code needs; `image-sidecar migrate` fixes it."""
 
 
-async def create_pool(database_url: str, *, size: int = 10, timeout: float = 5.0) -> aiopg.Pool:
+async def create_pool(database_url: str, *, size: int = 10, timeout: float = 5.0) -> Pool:
     # `timeout` bounds connecting and every statement (aiopg applies it per cursor call).
     return await aiopg.create_pool(
         database_url, minsize=1, maxsize=size, timeout=timeout, enable_hstore=False
@@ -34,12 +44,12 @@ async def create_pool(database_url: str, *, size: int = 10, timeout: float = 5.0
 async def pool_context(app: web.Application) -> AsyncIterator[None]:
     """Open the pool, refuse to serve on an old schema, close the pool on shutdown."""
     config = app[config_key]
-    if config.database_url is None:
+    if config.database.url is None:
         raise DatabaseUnavailable("DATABASE_URL is not set")
     pool = await create_pool(
-        config.database_url,
-        size=config.database_pool_size,
-        timeout=config.database_timeout_seconds,
+        config.database.url,
+        size=config.database.pool_size,
+        timeout=config.database.timeout_seconds,
     )
     try:
         pending = await pending_migrations(pool)
@@ -63,7 +73,7 @@ async def migrate_database(database_url: str) -> list[str]:
         await close_pool(pool)
 
 
-async def close_pool(pool: aiopg.Pool, grace_seconds: float = 5.0) -> None:
+async def close_pool(pool: Pool, grace_seconds: float = 5.0) -> None:
     """Close the pool, waiting a bounded time for connections in use, then cutting them."""
     pool.close()
     try:
@@ -75,7 +85,7 @@ async def close_pool(pool: aiopg.Pool, grace_seconds: float = 5.0) -> None:
         await pool.wait_closed()
 
 
-async def _acquire(pool: aiopg.Pool) -> aiopg.Connection:
+async def _acquire(pool: Pool) -> aiopg.Connection:
     """A pooled connection within the pool's timeout. A connection that arrives after the caller
     gave up (timeout or cancellation) goes straight back, so none leaks and shutdown never hangs.
     """
@@ -88,13 +98,13 @@ async def _acquire(pool: aiopg.Pool) -> aiopg.Connection:
         raise
 
 
-def _release_late(pool: aiopg.Pool, acquiring: asyncio.Future[aiopg.Connection]) -> None:
+def _release_late(pool: Pool, acquiring: asyncio.Future[aiopg.Connection]) -> None:
     if not acquiring.cancelled() and acquiring.exception() is None:
         pool.release(acquiring.result())
 
 
 @asynccontextmanager
-async def _connection(pool: aiopg.Pool) -> AsyncIterator[aiopg.Connection]:
+async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
     try:
         conn = await _acquire(pool)
     except (TimeoutError, psycopg2.OperationalError) as exc:
@@ -110,14 +120,14 @@ async def _connection(pool: aiopg.Pool) -> AsyncIterator[aiopg.Connection]:
 
 
 @asynccontextmanager
-async def cursor(pool: aiopg.Pool) -> AsyncIterator[aiopg.Cursor]:
+async def cursor(pool: Pool) -> AsyncIterator[Cursor]:
     """A dict cursor in autocommit mode, for single statements."""
     async with _connection(pool) as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
         yield cur
 
 
 @asynccontextmanager
-async def transaction(pool: aiopg.Pool) -> AsyncIterator[aiopg.Cursor]:
+async def transaction(pool: Pool) -> AsyncIterator[Cursor]:
     """A dict cursor inside BEGIN ... COMMIT; any exception rolls back."""
     async with (
         _connection(pool) as conn,
@@ -127,6 +137,6 @@ async def transaction(pool: aiopg.Pool) -> AsyncIterator[aiopg.Cursor]:
         yield cur
 
 
-async def ping(pool: aiopg.Pool) -> None:
+async def ping(pool: Pool) -> None:
     async with cursor(pool) as cur:
         await cur.execute("SELECT 1")

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
 import aiopg
 
 from image_sidecar.db.images import COLUMNS, record_from_row
-from image_sidecar.models import ImageRecord
+from image_sidecar.models import CacheEntry
 
 # Channel on which a finished upload announces its prompt hash to waiting lookups (any replica).
 CACHE_CHANNEL = "image_cache"
 
 _IMAGE_COLUMNS = ", ".join(f"gi.{name.strip()}" for name in COLUMNS.split(","))
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    prompt_hash: str
-    hit_count: int
-    last_hit: datetime | None
-    created_at: datetime
-    image: ImageRecord
 
 
 async def live_entry(cur: aiopg.Cursor, prompt_hash: str) -> CacheEntry | None:
@@ -112,19 +101,17 @@ async def remember_upload(
         await cur.execute("SELECT pg_notify(%s, %s)", (CACHE_CHANNEL, completed))
 
 
-async def count_hit(cur: aiopg.Cursor, prompt_hash: str) -> ImageRecord | None:
-    """Add one hit (atomically: concurrent hits never lose a count); the live cached image."""
+async def count_hit(cur: aiopg.Cursor, prompt_hash: str) -> bool:
+    """Add one hit in one atomic UPDATE (concurrent hits never lose a count); False when the
+    prompt has no entry any more."""
     await cur.execute(
-        f"""
-        UPDATE image_cache ic SET hit_count = ic.hit_count + 1, last_hit = now()
-        FROM generated_images gi
-        WHERE ic.prompt_hash = %s AND gi.image_id = ic.image_id AND gi.expires_at > now()
-        RETURNING {_IMAGE_COLUMNS}
+        """
+        UPDATE image_cache SET hit_count = hit_count + 1, last_hit = now()
+        WHERE prompt_hash = %s RETURNING prompt_hash
         """,
         (prompt_hash,),
     )
-    row = await cur.fetchone()
-    return None if row is None else record_from_row(row)
+    return await cur.fetchone() is not None
 
 
 async def record_saving(

@@ -35,7 +35,6 @@ class NotificationHub:
         self._channel = channel
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
-        self.listening = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name=f"listen-{self._channel}")
@@ -73,7 +72,6 @@ class NotificationHub:
                     conn.cursor() as cur,
                 ):
                     await cur.execute(f"LISTEN {self._channel}")
-                    self.listening.set()
                     self._wake_all()
                     while True:
                         notification = await conn.notifies.get()
@@ -81,14 +79,13 @@ class NotificationHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.listening.clear()
                 log.warning("listen_connection_lost", channel=self._channel, error=str(exc))
                 await asyncio.sleep(_RECONNECT_SECONDS)
 
 
 async def notifications_context(app: web.Application) -> AsyncIterator[None]:
     """Listen for finished uploads (of any replica) on the prompt cache's channel."""
-    database_url = app[config_key].database_url
+    database_url = app[config_key].database.url
     assert database_url is not None  # pool_context, which runs first, has checked it
     hub = NotificationHub(database_url, CACHE_CHANNEL)
     hub.start()

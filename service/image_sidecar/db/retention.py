@@ -15,6 +15,7 @@ _CLEANUP_LOCK_ID = 0x1D5E_0002
 class DoomedImage:
     image_id: UUID
     storage_key: str
+    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ async def lock_expired_batch(
     """Lock up to `limit` expired images; rows another run holds are skipped, not waited for."""
     await cur.execute(
         """
-        SELECT image_id, storage_key FROM generated_images
+        SELECT image_id, storage_key, size_bytes FROM generated_images
         WHERE expires_at <= now()
           AND (%s::text IS NULL OR game_code = %s)
           AND (%s::uuid IS NULL OR player_id = %s)
@@ -61,7 +62,7 @@ async def lock_expired_batch(
         """,
         (game_code, game_code, player_id, player_id, limit),
     )
-    return [DoomedImage(row["image_id"], row["storage_key"]) for row in await cur.fetchall()]
+    return [DoomedImage(**row) for row in await cur.fetchall()]
 
 
 async def move_or_drop_cache_entries(cur: aiopg.Cursor, image_ids: list[UUID]) -> CacheFixups:

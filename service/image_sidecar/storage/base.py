@@ -49,32 +49,57 @@ ServableBlob = LocalBlob | RemoteBlob
 
 
 @dataclass(frozen=True)
+class BlobRef:
+    """A stored blob's key and size, as the database (or a listing of the store) knows them."""
+
+    key: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class DeleteResult:
     deleted: int
     bytes_freed: int
 
 
+@dataclass(frozen=True)
+class StoreUsage:
+    """Room left for new blobs; None where the store has no fixed bound (an object store)."""
+
+    free_bytes: int | None
+    total_bytes: int | None
+
+
 class BlobStore(Protocol):
-    async def put(self, key: str, data: bytes, sha256: str) -> None:
+    """Every backend maps its own failures to this module's family: BlobNotFound for an absent
+    blob (or a key that could name something outside the store), StorageFull when out of space,
+    StorageError for anything else. Nothing of a backend's library escapes."""
+
+    async def put(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
         """Store `data` under `key` atomically: readers see the old blob, the new one, or none."""
 
     async def link(self, source_key: str, target_key: str) -> None:
-        """Make `target_key` hold the bytes of `source_key` without copying them where possible."""
+        """Make `target_key` hold the bytes of `source_key` without copying them where possible
+        (a hard link, a server-side copy); deleting either one later leaves the other intact."""
+
+    async def exists(self, key: str) -> bool:
+        """Whether a blob is stored under `key`."""
 
     async def delete_many(
-        self, keys: Iterable[str], *, only_if_older_than: float | None = None
+        self, blobs: Iterable[BlobRef], *, only_if_older_than: float | None = None
     ) -> DeleteResult:
-        """Delete what exists of `keys` (missing keys are not an error); with
-        `only_if_older_than`, spare blobs written or linked since then."""
+        """Delete what exists of `blobs` (missing ones are not an error); with
+        `only_if_older_than`, spare blobs written or linked since then. Backends that cannot
+        stat cheaply count the sizes given as freed."""
 
     async def servable(self, key: str) -> ServableBlob:
-        """Locate a blob for serving; BlobNotFound when absent."""
+        """Locate a blob for serving: a local file or a short-lived URL; BlobNotFound if absent."""
 
-    def old_keys(self, older_than: float) -> AsyncIterator[list[str]]:
-        """Keys of blobs last written or linked before `older_than` (epoch seconds), in chunks."""
+    def old_blobs(self, older_than: float) -> AsyncIterator[list[BlobRef]]:
+        """Blobs last written or linked before `older_than` (epoch seconds), in chunks."""
 
-    async def remove_stale_temp_files(self, older_than: float) -> int:
-        """Delete partial writes a crash left behind before `older_than`; how many went."""
+    async def usage(self) -> StoreUsage:
+        """Free and total space, for readiness and capacity alerts."""
 
     async def health_check(self) -> None:
         """Raise StorageError when the store cannot take writes."""

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
 import threading
@@ -17,7 +18,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from image_sidecar.errors import StorageError, StorageFull
-from image_sidecar.storage.base import BlobNotFound, DeleteResult, LocalBlob, check_key
+from image_sidecar.storage.base import (
+    BlobNotFound,
+    BlobRef,
+    DeleteResult,
+    LocalBlob,
+    StoreUsage,
+    check_key,
+)
 
 T = TypeVar("T")
 
@@ -58,6 +66,8 @@ class FilesystemBlobStore:
                 mode = os.lstat(directory).st_mode
             except FileNotFoundError:
                 break  # nothing on disk yet to lead anywhere; put() creates real directories
+            except OSError as exc:  # e.g. the base directory is a file: a broken store
+                raise _storage_error(exc, f"reach {key}") from exc
             if not stat.S_ISDIR(mode):
                 raise BlobNotFound(f"no such image: {key}")
         return self.base_dir / key
@@ -108,7 +118,7 @@ class FilesystemBlobStore:
             raise _storage_error(exc, f"write {key}") from exc
         self._remember_digest(path.stat(), sha256)
 
-    async def put(self, key: str, data: bytes, sha256: str) -> None:
+    async def put(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
         await asyncio.to_thread(self._put_sync, key, data, sha256)
 
     def _link_sync(self, source_key: str, target_key: str) -> None:
@@ -130,7 +140,20 @@ class FilesystemBlobStore:
     async def link(self, source_key: str, target_key: str) -> None:
         await asyncio.to_thread(self._link_sync, source_key, target_key)
 
+    def _exists_sync(self, key: str) -> bool:
+        try:
+            return stat.S_ISREG(self.path_for(key).lstat().st_mode)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _storage_error(exc, f"inspect {key}") from exc
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._exists_sync, key)
+
     def _delete_many_sync(self, keys: list[str], only_if_older_than: float | None) -> DeleteResult:
+        # Sizes come from lstat, not the caller: a hard-linked blob frees bytes only when its
+        # last name goes.
         deleted = freed = 0
         parents: set[Path] = set()
         for key in keys:
@@ -145,7 +168,6 @@ class FilesystemBlobStore:
             except OSError as exc:
                 raise _storage_error(exc, f"delete {key}") from exc
             deleted += 1
-            # A hard-linked blob frees its bytes only when its last name goes.
             if st.st_nlink == 1:
                 freed += st.st_size
             parents.add(path.parent)
@@ -162,9 +184,10 @@ class FilesystemBlobStore:
             directory = directory.parent
 
     async def delete_many(
-        self, keys: Iterable[str], *, only_if_older_than: float | None = None
+        self, blobs: Iterable[BlobRef], *, only_if_older_than: float | None = None
     ) -> DeleteResult:
-        return await asyncio.to_thread(self._delete_many_sync, list(keys), only_if_older_than)
+        keys = [blob.key for blob in blobs]
+        return await asyncio.to_thread(self._delete_many_sync, keys, only_if_older_than)
 
     def _servable_sync(self, key: str) -> LocalBlob:
         path = self.path_for(key)
@@ -176,8 +199,13 @@ class FilesystemBlobStore:
             raise BlobNotFound(f"no such image: {key}")
         digest = self._known_digest(st)
         if digest is None:
-            with path.open("rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            try:
+                with path.open("rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+            except FileNotFoundError as exc:
+                raise BlobNotFound(f"no such image: {key}") from exc
+            except OSError as exc:
+                raise _storage_error(exc, f"read {key}") from exc
             self._remember_digest(st, digest)
         return LocalBlob(path=path, size_bytes=st.st_size, sha256=digest)
 
@@ -203,20 +231,20 @@ class FilesystemBlobStore:
                         found.append((str(path.relative_to(self.base_dir)), st))
         return found
 
-    def _old_keys_under(self, top: str, older_than: float) -> list[str]:
+    def _old_blobs_under(self, top: str, older_than: float) -> list[BlobRef]:
         # ctime, not mtime: a hard link made for a cache hit renews the inode's ctime only.
         return [
-            key
+            BlobRef(key, st.st_size)
             for key, st in self._files_under(top)
             if st.st_ctime < older_than and not Path(key).name.startswith(".")
         ]
 
-    async def old_keys(self, older_than: float) -> AsyncIterator[list[str]]:
+    async def old_blobs(self, older_than: float) -> AsyncIterator[list[BlobRef]]:
         # One game directory per chunk: memory follows the largest game, not the whole store.
         for top in await asyncio.to_thread(self._top_level_dirs):
-            keys = await asyncio.to_thread(self._old_keys_under, top, older_than)
-            if keys:
-                yield keys
+            blobs = await asyncio.to_thread(self._old_blobs_under, top, older_than)
+            if blobs:
+                yield blobs
 
     def _remove_stale_temp_files_sync(self, older_than: float) -> int:
         removed = 0
@@ -230,7 +258,16 @@ class FilesystemBlobStore:
         return removed
 
     async def remove_stale_temp_files(self, older_than: float) -> int:
+        """Delete partial writes a crash left behind before `older_than`; how many went. (Only
+        this backend writes through temp files: object puts are atomic.)"""
         return await asyncio.to_thread(self._remove_stale_temp_files_sync, older_than)
+
+    async def usage(self) -> StoreUsage:
+        try:
+            total, _, free = await asyncio.to_thread(shutil.disk_usage, self.base_dir)
+        except OSError as exc:
+            raise _storage_error(exc, "read the free space") from exc
+        return StoreUsage(free_bytes=free, total_bytes=total)
 
     def _health_check_sync(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)

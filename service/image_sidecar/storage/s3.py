@@ -8,36 +8,47 @@ never touches another's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from image_sidecar.config import S3Settings
 from image_sidecar.errors import StorageError
-from image_sidecar.imagetypes import BY_EXTENSION
-from image_sidecar.storage.base import BlobNotFound, DeleteResult, RemoteBlob, check_key
+from image_sidecar.storage.base import (
+    BlobNotFound,
+    BlobRef,
+    DeleteResult,
+    RemoteBlob,
+    StoreUsage,
+    check_key,
+)
 
-# DeleteObjects takes at most 1,000 keys; HEADs run this many at a time.
+# DeleteObjects takes at most 1,000 keys; the orphan sweep's HEADs run this many at a time.
 _DELETE_CHUNK = 1_000
 _CONCURRENT_HEADS = 16
 # Browsers follow the static route's redirect at once; 15 minutes covers slow starts.
 PRESIGNED_URL_SECONDS = 900
 
 
-@dataclass(frozen=True)
-class S3Settings:
-    bucket: str
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-
-
 def _is_missing(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+@contextmanager
+def _mapped_errors(action: str, key: str | None = None) -> Iterator[None]:
+    """The store's error family at the boundary: a missing object is BlobNotFound, every other
+    botocore failure (HTTP errors, connection and presigning failures) a StorageError."""
+    try:
+        yield
+    except ClientError as exc:
+        if key is not None and _is_missing(exc):
+            raise BlobNotFound(f"no such image: {key}") from exc
+        raise StorageError(f"could not {action}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"could not {action}: {exc}") from exc
 
 
 class S3BlobStore:
@@ -48,6 +59,8 @@ class S3BlobStore:
     @classmethod
     @asynccontextmanager
     async def connect(cls, settings: S3Settings) -> AsyncIterator[S3BlobStore]:
+        if settings.bucket is None:
+            raise StorageError("the s3 storage type needs IMAGE_S3_BUCKET")
         session = get_session()
         async with session.create_client(
             "s3",
@@ -58,99 +71,94 @@ class S3BlobStore:
         ) as client:
             yield cls(client, settings.bucket)
 
-    async def put(self, key: str, data: bytes, sha256: str) -> None:
-        image_type = BY_EXTENSION.get(check_key(key).rpartition(".")[2])
-        try:
+    async def put(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
+        with _mapped_errors(f"write {key}"):
             await self._client.put_object(
                 Bucket=self.bucket,
-                Key=key,
+                Key=check_key(key),
                 Body=data,
-                ContentType=image_type.content_type if image_type else "application/octet-stream",
+                ContentType=content_type,
                 Metadata={"sha256": sha256},
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"could not write {key}: {exc}") from exc
 
     async def link(self, source_key: str, target_key: str) -> None:
-        try:
+        with _mapped_errors(f"copy {source_key}", source_key):
             await self._client.copy_object(
                 Bucket=self.bucket,
                 Key=check_key(target_key),
                 CopySource={"Bucket": self.bucket, "Key": check_key(source_key)},
             )
-        except ClientError as exc:
-            if _is_missing(exc):
-                raise BlobNotFound(f"no such image: {source_key}") from exc
-            raise StorageError(f"could not copy {source_key}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"could not copy {source_key}: {exc}") from exc
 
     async def _head(self, key: str) -> dict[str, Any] | None:
         try:
-            return await self._client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _is_missing(exc):
-                return None
-            raise StorageError(f"could not inspect {key}: {exc}") from exc
+            with _mapped_errors(f"inspect {key}", key):
+                return await self._client.head_object(Bucket=self.bucket, Key=check_key(key))
+        except BlobNotFound:
+            return None
 
-    async def delete_many(
-        self, keys: Iterable[str], *, only_if_older_than: float | None = None
-    ) -> DeleteResult:
-        keys = [check_key(key) for key in keys]
+    async def exists(self, key: str) -> bool:
+        return await self._head(key) is not None
+
+    async def _still_old(self, blobs: list[BlobRef], older_than: float) -> list[BlobRef]:
+        """Those of `blobs` that exist and were not rewritten since `older_than` (one HEAD each:
+        only the orphan sweep asks, for keys it listed a moment ago)."""
         limit = asyncio.Semaphore(_CONCURRENT_HEADS)
 
-        async def head(key: str) -> dict[str, Any] | None:
+        async def head(blob: BlobRef) -> dict[str, Any] | None:
             async with limit:
-                return await self._head(key)
+                return await self._head(blob.key)
 
-        heads = await asyncio.gather(*(head(key) for key in keys))
-        doomed = [
-            (key, found["ContentLength"])
-            for key, found in zip(keys, heads, strict=True)
-            if found is not None
-            and (
-                only_if_older_than is None or found["LastModified"].timestamp() < only_if_older_than
-            )
+        heads = await asyncio.gather(*(head(blob) for blob in blobs))
+        return [
+            BlobRef(blob.key, found["ContentLength"])
+            for blob, found in zip(blobs, heads, strict=True)
+            if found is not None and found["LastModified"].timestamp() < older_than
         ]
+
+    async def delete_many(
+        self, blobs: Iterable[BlobRef], *, only_if_older_than: float | None = None
+    ) -> DeleteResult:
+        doomed = [BlobRef(check_key(blob.key), blob.size_bytes) for blob in blobs]
+        if only_if_older_than is not None:
+            doomed = await self._still_old(doomed, only_if_older_than)
         for start in range(0, len(doomed), _DELETE_CHUNK):
             chunk = doomed[start : start + _DELETE_CHUNK]
-            try:
+            with _mapped_errors("delete objects"):
                 answer = await self._client.delete_objects(
                     Bucket=self.bucket,
-                    Delete={"Objects": [{"Key": key} for key, _ in chunk], "Quiet": True},
+                    Delete={"Objects": [{"Key": blob.key} for blob in chunk], "Quiet": True},
                 )
-            except (ClientError, BotoCoreError) as exc:
-                raise StorageError(f"could not delete objects: {exc}") from exc
             if answer.get("Errors"):
                 raise StorageError(f"could not delete objects: {answer['Errors'][:3]}")
-        return DeleteResult(deleted=len(doomed), bytes_freed=sum(size for _, size in doomed))
+        # S3 reports a delete of an absent key as done, so the sizes given are what was freed.
+        return DeleteResult(deleted=len(doomed), bytes_freed=sum(b.size_bytes for b in doomed))
 
     async def servable(self, key: str) -> RemoteBlob:
-        if await self._head(check_key(key)) is None:
+        if await self._head(key) is None:
             raise BlobNotFound(f"no such image: {key}")
-        url = await self._client.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": key},
-            ExpiresIn=PRESIGNED_URL_SECONDS,
-        )
+        with _mapped_errors(f"sign a URL for {key}"):
+            url = await self._client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": key},
+                ExpiresIn=PRESIGNED_URL_SECONDS,
+            )
         return RemoteBlob(url=url)
 
-    async def old_keys(self, older_than: float) -> AsyncIterator[list[str]]:
+    async def old_blobs(self, older_than: float) -> AsyncIterator[list[BlobRef]]:
         paginator = self._client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=self.bucket):
-            keys = [
-                item["Key"]
-                for item in page.get("Contents", [])
-                if item["LastModified"].timestamp() < older_than
-            ]
-            if keys:
-                yield keys
+        with _mapped_errors("list objects"):
+            async for page in paginator.paginate(Bucket=self.bucket):
+                blobs = [
+                    BlobRef(item["Key"], item["Size"])
+                    for item in page.get("Contents", [])
+                    if item["LastModified"].timestamp() < older_than
+                ]
+                if blobs:
+                    yield blobs
 
-    async def remove_stale_temp_files(self, older_than: float) -> int:
-        return 0  # object puts are atomic: nothing partial is ever left behind
+    async def usage(self) -> StoreUsage:
+        return StoreUsage(free_bytes=None, total_bytes=None)  # a bucket has no fixed size
 
     async def health_check(self) -> None:
-        try:
+        with _mapped_errors(f"reach bucket {self.bucket}"):
             await self._client.head_bucket(Bucket=self.bucket)
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"bucket {self.bucket} is not reachable: {exc}") from exc

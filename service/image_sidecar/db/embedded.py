@@ -10,10 +10,6 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 from psycopg2 import sql
 
-# pgserver's platformdirs warns whenever XDG_RUNTIME_DIR is unset (containers, CI, root shells);
-# its fallback under /tmp is what we want, so the warning is noise.
-warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-
 
 class EmbeddedServer(Protocol):
     def get_uri(self, database: str | None = None) -> str: ...
@@ -23,16 +19,19 @@ class EmbeddedServer(Protocol):
 
 def start_embedded_postgres(data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedServer:
     """Start (or reattach to) the cluster in `data_dir`; `cleanup()` stops it."""
-    try:
-        import pgserver  # a development extra: production images talk to a real server
-    except ImportError:
-        raise SystemExit(
-            "the embedded PostgreSQL needs the dev extra: pip install -e '.[dev]' "
-            "(or set DATABASE_URL)"
-        ) from None
-
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(data_dir, cleanup_mode="delete" if delete_on_stop else "stop")
+    with warnings.catch_warnings():
+        # pgserver's platformdirs warns whenever XDG_RUNTIME_DIR is unset (containers, CI, root
+        # shells); its fallback under /tmp is what we want. Silenced here only, not globally.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        try:
+            import pgserver  # a development extra: production images talk to a real server
+        except ImportError:
+            raise SystemExit(
+                "the embedded PostgreSQL needs the dev extra: pip install -e '.[dev]' "
+                "(or set DATABASE_URL)"
+            ) from None
+        return pgserver.get_server(data_dir, cleanup_mode="delete" if delete_on_stop else "stop")
 
 
 def ensure_database(admin_url: str, name: str) -> None:

@@ -1,0 +1,234 @@
+"""The one writer of image records: new bytes from an upload and a cache hit's reuse alike.
+
+`register` opens one transaction, asks its source for the bytes' facts, inserts the record and
+lets the source write what goes with it (the bytes, the prompt's cache entry, a hit and its
+saving). Blobs are staged: they are written before the commit and deleted again when the
+transaction does not commit, so a failure at any point leaves neither a row without its file
+nor, after the orphan sweep, a file without its row. A later "and also write these derived
+files" belongs in a source's `write`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+from uuid import UUID
+
+from image_sidecar import db
+from image_sidecar.config import GenerationCosts
+from image_sidecar.db import cache as cache_rows
+from image_sidecar.db import images as image_rows
+from image_sidecar.errors import Conflict, SidecarError
+from image_sidecar.imagetypes import BY_CONTENT_TYPE, sniff
+from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
+from image_sidecar.prompt_cache import CacheEntryNotFound
+from image_sidecar.prompts import prompt_hash
+from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore
+
+
+def image_key(game_code: str, round_number: int, player_id: UUID, extension: str) -> str:
+    """The seed's layout; every part is validated before it gets here."""
+    return f"game-{game_code}/round-{round_number}/player-{player_id}.{extension}"
+
+
+class StagedBlobs:
+    """Blobs written inside a database transaction, removed again if it does not commit."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self.written: list[BlobRef] = []
+
+    async def put(self, blob: StoredBytes, data: bytes) -> None:
+        await self._store.put(blob.storage_key, data, blob.content_type, blob.sha256)
+        self.written.append(BlobRef(blob.storage_key, blob.size_bytes))
+
+    async def link(self, source_key: str, target: StoredBytes) -> None:
+        await self._store.link(source_key, target.storage_key)
+        self.written.append(BlobRef(target.storage_key, target.size_bytes))
+
+
+@asynccontextmanager
+async def transaction_with_blobs(
+    pool: db.Pool, store: BlobStore
+) -> AsyncIterator[tuple[db.Cursor, StagedBlobs]]:
+    """Rows and bytes together: the rows commit only after their bytes are written, and bytes
+    whose rows did not commit are deleted. A crash in between leaves only orphan files, which
+    the cleanup sweeps; never a row without its file.
+    """
+    staged = StagedBlobs(store)
+    try:
+        async with db.transaction(pool) as cur:
+            yield cur, staged
+    except BaseException:
+        if staged.written:
+            await store.delete_many(staged.written)
+        raise
+
+
+@dataclass(frozen=True)
+class PlannedRecord:
+    """What a source knows before the insert: the bytes' facts, the prompt and the origin."""
+
+    blob: StoredBytes
+    prompt_hash: str
+    reused_from: ImageRecord | None = None
+
+
+class RecordSource(Protocol):
+    """Where a record's bytes come from: an upload (NewImage) or a cache hit (CacheReuse)."""
+
+    async def prepare(self) -> None:
+        """Work that needs no database connection (sniffing, hashing); may refuse the input."""
+
+    async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
+        """Inside the transaction, before the insert."""
+
+    async def write(
+        self, cur: db.Cursor, staged: StagedBlobs, record: ImageRecord, plan: PlannedRecord
+    ) -> Decimal:
+        """Inside the transaction, after the insert: the bytes and the source's own rows. Returns
+        the generation cost this record saved (0 for new bytes)."""
+
+
+class NewImage:
+    """Bytes a game server uploads after a paid AI call; they become the prompt's cache entry."""
+
+    def __init__(self, data: bytes, claim_token: UUID | None = None) -> None:
+        self.image_type = sniff(data)  # the client's Content-Type is never trusted
+        self.data = data
+        self.claim_token = claim_token
+        self._sha256 = ""
+
+    async def prepare(self) -> None:
+        self._sha256 = await asyncio.to_thread(lambda: hashlib.sha256(self.data).hexdigest())
+
+    async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
+        blob = StoredBytes(
+            storage_key=image_key(
+                meta.game_code, meta.round_number, meta.player_id, self.image_type.extension
+            ),
+            content_type=self.image_type.content_type,
+            size_bytes=len(self.data),
+            sha256=self._sha256,
+        )
+        return PlannedRecord(blob, prompt_hash(meta.prompt, meta.art_style))
+
+    async def write(
+        self, cur: db.Cursor, staged: StagedBlobs, record: ImageRecord, plan: PlannedRecord
+    ) -> Decimal:
+        await cache_rows.remember_upload(cur, plan.prompt_hash, record.image_id, self.claim_token)
+        await staged.put(plan.blob, self.data)
+        return Decimal(0)
+
+
+class CacheReuse:
+    """A hit on the prompt cache: the cached image becomes this player's too, sharing its bytes
+    (a hard link, a server-side copy), and the hit and the AI call it saved are recorded."""
+
+    def __init__(self, prompt_hash: str, costs: GenerationCosts) -> None:
+        self.prompt_hash = prompt_hash
+        self.costs = costs
+
+    async def prepare(self) -> None:
+        pass
+
+    async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
+        entry = await cache_rows.live_entry(cur, self.prompt_hash)
+        if entry is None:
+            raise CacheEntryNotFound(f"no cached image for prompt hash {self.prompt_hash}")
+        source = entry.image
+        extension = BY_CONTENT_TYPE[source.content_type].extension
+        blob = StoredBytes(
+            storage_key=image_key(meta.game_code, meta.round_number, meta.player_id, extension),
+            content_type=source.content_type,
+            size_bytes=source.size_bytes,
+            sha256=source.sha256,
+        )
+        return PlannedRecord(blob, self.prompt_hash, reused_from=source)
+
+    async def write(
+        self, cur: db.Cursor, staged: StagedBlobs, record: ImageRecord, plan: PlannedRecord
+    ) -> Decimal:
+        source = plan.reused_from
+        assert source is not None  # plan() always names the cached image
+        saved = source.generation_cost_usd
+        if saved is None:
+            saved = self.costs.for_service(source.ai_service)
+        await cache_rows.record_saving(cur, self.prompt_hash, record.image_id, saved)
+        try:
+            await staged.link(source.storage_key, plan.blob)
+        except BlobNotFound:
+            raise CacheEntryNotFound(
+                f"the image cached for prompt hash {self.prompt_hash} is gone"
+            ) from None
+        # The shared counter row is locked last, so concurrent hits on a popular prompt wait on
+        # it only for the commit, not for the inserts and the link.
+        if not await cache_rows.count_hit(cur, self.prompt_hash):
+            raise CacheEntryNotFound(f"no cached image for prompt hash {self.prompt_hash}")
+        return saved
+
+
+@dataclass(frozen=True)
+class Registration:
+    record: ImageRecord
+    created: bool
+    cost_saved_usd: Decimal = Decimal(0)
+
+
+class _SubmissionOrSlotTaken(Exception):
+    """The insert found its submission (a retry) or its player's slot taken: roll back."""
+
+
+async def register(
+    pool: db.Pool,
+    store: BlobStore,
+    meta: ImageMetadata,
+    source: RecordSource,
+    *,
+    default_retention_days: int,
+) -> Registration:
+    """Write one image record and what goes with it, all or nothing.
+
+    A retry with the same submission_id returns the first record (created=False) and changes
+    nothing; a concurrent retry waits on the uncommitted row, so bytes are never written twice.
+    Another submission for a slot that is taken is a Conflict.
+    """
+    await source.prepare()
+    try:
+        async with transaction_with_blobs(pool, store) as (cur, staged):
+            plan = await source.plan(cur, meta)
+            record = await image_rows.insert_image(
+                cur,
+                image_id=uuid.uuid4(),
+                meta=meta,
+                blob=plan.blob,
+                prompt_hash=plan.prompt_hash,
+                retention_days=meta.retention_days or default_retention_days,
+                reused_from=plan.reused_from.image_id if plan.reused_from else None,
+            )
+            if record is None:
+                raise _SubmissionOrSlotTaken
+            saved = await source.write(cur, staged, record, plan)
+    except (_SubmissionOrSlotTaken, SidecarError) as exc:
+        # Whatever went wrong, a submission that already exists is a retry: answer with it.
+        existing = await find_submission(pool, meta.submission_id)
+        if existing is not None:
+            return Registration(existing, created=False)
+        if isinstance(exc, _SubmissionOrSlotTaken):
+            raise Conflict(
+                f"player {meta.player_id} already has an image in game {meta.game_code} "
+                f"round {meta.round_number}"
+            ) from None
+        raise
+    return Registration(record, created=True, cost_saved_usd=saved)
+
+
+async def find_submission(pool: db.Pool, submission_id: UUID) -> ImageRecord | None:
+    async with db.cursor(pool) as cur:
+        return await image_rows.get_by_submission(cur, submission_id)

@@ -1,0 +1,124 @@
+"""Helpers the tests share: a peek into the database, valid upload fields, real tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg2
+import pytest
+from psycopg2.extras import RealDictCursor
+
+from tests.sample_images import png_bytes
+
+
+class Database:
+    """Synchronous peek into the test database, for assertions about what was written."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.name = psycopg2.extensions.parse_dsn(url)["dbname"]
+
+    def rows(self, query: str, *params: Any) -> list[dict[str, Any]]:
+        conn = psycopg2.connect(self.url)
+        try:
+            conn.autocommit = True
+            with conn.cursor(cursor_factory=RealDictCursor) as cur:
+                cur.execute(query, params)
+                return list(cur.fetchall()) if cur.description else []
+        finally:
+            conn.close()
+
+    def count(self, table: str) -> int:
+        return self.rows(f"SELECT count(*) AS n FROM {table}")[0]["n"]
+
+
+def storage_files(storage_dir: Path) -> list[str]:
+    """Every file under the storage directory, temp files included, as sorted relative paths."""
+    return sorted(str(p.relative_to(storage_dir)) for p in storage_dir.rglob("*") if p.is_file())
+
+
+def image_fields(**overrides: Any) -> dict[str, str]:
+    """Valid upload metadata with fresh ids; override any field, or drop one with None."""
+    fields = {
+        "game_code": "ABCD",
+        "game_id": str(uuid.UUID(int=1)),
+        "round_id": str(uuid.UUID(int=2)),
+        "round_number": "1",
+        "player_id": str(uuid.uuid4()),
+        "submission_id": str(uuid.uuid4()),
+        "completed_sentence": "A cat riding a skateboard",
+        "art_style": "watercolor",
+        "ai_service": "dall-e-3",
+    }
+    fields.update({k: str(v) for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        if value is None:
+            fields.pop(key, None)
+    return fields
+
+
+UploadFn = Callable[..., Awaitable[aiohttp.ClientResponse]]
+
+
+def uploader(client: Any) -> UploadFn:
+    """POST /api/images through `client` with valid defaults; keyword arguments override fields."""
+
+    async def post(
+        image: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> aiohttp.ClientResponse:
+        form = aiohttp.FormData()
+        for name, value in image_fields(**overrides).items():
+            form.add_field(name, value)
+        form.add_field(
+            "image",
+            png_bytes() if image is None else image,
+            filename="image.png",
+            content_type="application/octet-stream",
+        )
+        return await client.post("/api/images", data=form, headers=headers)
+
+    return post
+
+
+def require_tool(name: str) -> str:
+    """The path of a real program a test drives. CI installs them all (.ci/run), so there a
+    missing tool fails the test; on a developer's machine it is skipped, saying what to install.
+    """
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: see .ci/run for the package)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_sidecar(
+    *args: str, cwd: Path, environ: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`image-sidecar ARGS` as a user runs it, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "image_sidecar", *args],
+        cwd=cwd,
+        env=os.environ if environ is None else environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
