@@ -46,13 +46,29 @@ def storage_files(storage_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(storage_dir)) for p in storage_dir.rglob("*") if p.is_file())
 
 
+def game_id_of(game_code: str) -> str:
+    """The default game_id of a code in tests: one game per code unless a test says otherwise."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"game/{game_code.upper()}"))
+
+
+def round_id_of(game_id: str, round_number: object) -> str:
+    """The default round_id of a round: round 1 of the default game is UUID(int=2)."""
+    if (game_id, str(round_number)) == (game_id_of("ABCD"), "1"):
+        return str(uuid.UUID(int=2))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"round/{game_id}/{round_number}"))
+
+
 def image_fields(**overrides: Any) -> dict[str, str]:
-    """Valid upload metadata with fresh ids; override any field, or drop one with None."""
+    """Valid upload metadata with fresh ids; override any field, or drop one with None. The
+    game and round ids follow the code and round number unless given."""
+    game_code = str(overrides.get("game_code") or "ABCD")
+    game_id = str(overrides.get("game_id") or game_id_of(game_code))
+    round_number = "1" if overrides.get("round_number") is None else overrides["round_number"]
     fields = {
-        "game_code": "ABCD",
-        "game_id": str(uuid.UUID(int=1)),
-        "round_id": str(uuid.UUID(int=2)),
-        "round_number": "1",
+        "game_code": game_code,
+        "game_id": game_id,
+        "round_id": round_id_of(game_id, round_number),
+        "round_number": str(round_number),
         "player_id": str(uuid.uuid4()),
         "submission_id": str(uuid.uuid4()),
         "completed_sentence": "A cat riding a skateboard",

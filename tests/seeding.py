@@ -14,8 +14,8 @@ from tests.sample_images import png_bytes
 _INSERT = """
 INSERT INTO generated_images (
     image_id, submission_id, game_id, game_code, round_id, round_number, player_id,
-    completed_sentence, prompt, storage_key, content_type, size_bytes, sha256, prompt_hash,
-    expires_at)
+    completed_sentence, prompt, image_path, image_url, content_type, size_bytes, sha256,
+    prompt_hash, expires_at)
 VALUES %s
 """
 
@@ -34,10 +34,13 @@ def seed_images(
     digest = hashlib.sha256(image).hexdigest()
     game_id, round_id = str(uuid.uuid4()), str(uuid.uuid4())
     lifetime = "- interval '1 day'" if expired else "+ interval '30 days'"
-    template = f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() {lifetime})"
+    template = f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() {lifetime})"
     conn = psycopg2.connect(database_url)
     try:
         with conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO games (game_id, game_code) VALUES (%s, %s)", (game_id, game_code)
+            )
             for start in range(0, count, chunk):
                 rows = []
                 for n in range(start, min(start + chunk, count)):
@@ -59,6 +62,7 @@ def seed_images(
                             "seeded",
                             "seeded",
                             key,
+                            f"/generated-images/{key}",
                             "image/png",
                             len(image),
                             digest,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+from uuid import UUID
+
 
 class SidecarError(Exception):
     """Base of every error the sidecar reports to a client."""
@@ -9,9 +12,14 @@ class SidecarError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
+
+    def details(self) -> dict[str, Any]:
+        """What the error body carries besides code and message (the field at fault...)."""
+        return {} if self.field is None else {"field": self.field}
 
 
 class InvalidField(SidecarError):
@@ -19,8 +27,7 @@ class InvalidField(SidecarError):
     code = "invalid_field"
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(f"{field}: {message}", field=field)
 
 
 class BadRequest(SidecarError):
@@ -39,8 +46,26 @@ class NotFound(SidecarError):
 
 
 class Conflict(SidecarError):
+    """What a request says contradicts what is stored; `field` names the contradiction."""
+
     status = 409
     code = "conflict"
+
+
+class AmbiguousGame(Conflict):
+    """A destructive call named a code that several games hold, without saying which."""
+
+    code = "ambiguous_game"
+
+    def __init__(self, game_code: str, game_ids: list[UUID]) -> None:
+        super().__init__(
+            f"{len(game_ids)} games hold the code {game_code}: name one with ?game_id= "
+            "or all of them with ?all=true"
+        )
+        self.game_ids = game_ids
+
+    def details(self) -> dict[str, Any]:
+        return {"game_ids": [str(game_id) for game_id in self.game_ids]}
 
 
 class PayloadTooLarge(SidecarError):

@@ -1,6 +1,8 @@
 """Use cases for reading images: a round, a game, one player's picture.
 
-Writing a record (an upload or a cache reuse) is `records.register`.
+Room codes are recycled: a code names the most recent game holding it (by its first image)
+unless `game_id` names another. Writing a record (an upload or a cache reuse) is
+`records.register`.
 """
 
 from __future__ import annotations
@@ -17,21 +19,30 @@ class ImageNotFound(NotFound):
     pass
 
 
-async def list_round(pool: db.Pool, game_code: str, round_ref: RoundRef) -> list[ImageRecord]:
+async def list_round(
+    pool: db.Pool, game_code: str, round_ref: RoundRef, game_id: UUID | None = None
+) -> list[ImageRecord]:
+    """A round of the game `game_id`, or of the most recent game holding `game_code`."""
     async with db.cursor(pool) as cur:
-        return await image_rows.list_round(cur, game_code, round_ref)
+        return await image_rows.list_round(cur, game_code, round_ref, game_id)
 
 
-async def list_game(pool: db.Pool, game_code: str) -> list[ImageRecord]:
+async def list_game(
+    pool: db.Pool, game_code: str, game_id: UUID | None = None
+) -> list[ImageRecord]:
     async with db.cursor(pool) as cur:
-        return await image_rows.list_game(cur, game_code)
+        return await image_rows.list_game(cur, game_code, game_id)
 
 
 async def get_player_image(
-    pool: db.Pool, game_code: str, round_ref: RoundRef, player_id: UUID
+    pool: db.Pool,
+    game_code: str,
+    round_ref: RoundRef,
+    player_id: UUID,
+    game_id: UUID | None = None,
 ) -> ImageRecord:
     async with db.cursor(pool) as cur:
-        record = await image_rows.get_player_image(cur, game_code, round_ref, player_id)
+        record = await image_rows.get_player_image(cur, game_code, round_ref, player_id, game_id)
     if record is None:
         raise ImageNotFound(
             f"no image for player {player_id} in game {game_code} round {round_ref}"

@@ -33,7 +33,7 @@ class ImageMetadata:
 class StoredBytes:
     """Facts about image bytes that are already in (or about to enter) the blob store."""
 
-    storage_key: str
+    image_path: str
     content_type: str
     size_bytes: int
     sha256: str
@@ -52,13 +52,14 @@ class ImageRecord:
     prompt: str
     art_style: str | None
     ai_service: str | None
-    storage_key: str
+    image_path: str
     content_type: str
     size_bytes: int
     sha256: str
     prompt_hash: str
     generation_cost_usd: Decimal | None
     reused_from: UUID | None
+    generated_at: datetime
     created_at: datetime
     expires_at: datetime
 
@@ -69,6 +70,6 @@ class CacheEntry:
 
     prompt_hash: str
     hit_count: int
-    last_hit: datetime | None
+    last_hit: datetime
     created_at: datetime
     image: ImageRecord

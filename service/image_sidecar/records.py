@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from image_sidecar import db
 from image_sidecar.config import GenerationCosts
 from image_sidecar.db import cache as cache_rows
 from image_sidecar.db import images as image_rows
+from image_sidecar.db.images import KnownRound
 from image_sidecar.errors import Conflict, SidecarError
 from image_sidecar.imagetypes import BY_CONTENT_TYPE, sniff
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
@@ -32,9 +32,14 @@ from image_sidecar.prompts import prompt_hash
 from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore
 
 
-def image_key(game_code: str, round_number: int, player_id: UUID, extension: str) -> str:
-    """The seed's layout; every part is validated before it gets here."""
-    return f"game-{game_code}/round-{round_number}/player-{player_id}.{extension}"
+def image_key(meta: ImageMetadata, extension: str) -> str:
+    """The seed's three levels, with the game directory telling apart games that share a room
+    code: `game-{CODE}-{game_id}/round-{n}/player-{player_id}.{ext}`. Every part is validated
+    before it gets here. (Keys issued before game ids were in the path stay as they are.)"""
+    return (
+        f"game-{meta.game_code}-{meta.game_id}/round-{meta.round_number}/"
+        f"player-{meta.player_id}.{extension}"
+    )
 
 
 class StagedBlobs:
@@ -45,12 +50,12 @@ class StagedBlobs:
         self.written: list[BlobRef] = []
 
     async def put(self, blob: StoredBytes, data: bytes) -> None:
-        await self._store.put(blob.storage_key, data, blob.content_type, blob.sha256)
-        self.written.append(BlobRef(blob.storage_key, blob.size_bytes))
+        await self._store.put(blob.image_path, data, blob.content_type, blob.sha256)
+        self.written.append(BlobRef(blob.image_path, blob.size_bytes))
 
     async def link(self, source_key: str, target: StoredBytes) -> None:
-        await self._store.link(source_key, target.storage_key)
-        self.written.append(BlobRef(target.storage_key, target.size_bytes))
+        await self._store.link(source_key, target.image_path)
+        self.written.append(BlobRef(target.image_path, target.size_bytes))
 
 
 @asynccontextmanager
@@ -110,9 +115,7 @@ class NewImage:
 
     async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
         blob = StoredBytes(
-            storage_key=image_key(
-                meta.game_code, meta.round_number, meta.player_id, self.image_type.extension
-            ),
+            image_path=image_key(meta, self.image_type.extension),
             content_type=self.image_type.content_type,
             size_bytes=len(self.data),
             sha256=self._sha256,
@@ -122,7 +125,9 @@ class NewImage:
     async def write(
         self, cur: db.Cursor, staged: StagedBlobs, record: ImageRecord, plan: PlannedRecord
     ) -> Decimal:
-        await cache_rows.remember_upload(cur, plan.prompt_hash, record.image_id, self.claim_token)
+        await cache_rows.remember_upload(
+            cur, plan.prompt_hash, record.image_id, record.prompt, self.claim_token
+        )
         await staged.put(plan.blob, self.data)
         return Decimal(0)
 
@@ -145,7 +150,7 @@ class CacheReuse:
         source = entry.image
         extension = BY_CONTENT_TYPE[source.content_type].extension
         blob = StoredBytes(
-            storage_key=image_key(meta.game_code, meta.round_number, meta.player_id, extension),
+            image_path=image_key(meta, extension),
             content_type=source.content_type,
             size_bytes=source.size_bytes,
             sha256=source.sha256,
@@ -162,7 +167,7 @@ class CacheReuse:
             saved = self.costs.for_service(source.ai_service)
         await cache_rows.record_saving(cur, self.prompt_hash, record.image_id, saved)
         try:
-            await staged.link(source.storage_key, plan.blob)
+            await staged.link(source.image_path, plan.blob)
         except BlobNotFound:
             raise CacheEntryNotFound(
                 f"the image cached for prompt hash {self.prompt_hash} is gone"
@@ -192,25 +197,28 @@ async def register(
     source: RecordSource,
     *,
     default_retention_days: int,
+    public_base_url: str,
 ) -> Registration:
     """Write one image record and what goes with it, all or nothing.
 
     A retry with the same submission_id returns the first record (created=False) and changes
     nothing; a concurrent retry waits on the uncommitted row, so bytes are never written twice.
-    Another submission for a slot that is taken is a Conflict.
+    A second picture for a player's round, or identifiers that contradict what the game holds,
+    are a Conflict naming the field.
     """
     await source.prepare()
     try:
         async with transaction_with_blobs(pool, store) as (cur, staged):
+            _check_game_round(meta, await image_rows.register_game_round(cur, meta))
             plan = await source.plan(cur, meta)
             record = await image_rows.insert_image(
                 cur,
-                image_id=uuid.uuid4(),
                 meta=meta,
                 blob=plan.blob,
+                image_url=f"{public_base_url}/{plan.blob.image_path}",
                 prompt_hash=plan.prompt_hash,
                 retention_days=meta.retention_days or default_retention_days,
-                reused_from=plan.reused_from.image_id if plan.reused_from else None,
+                reused_from=plan.reused_from,
             )
             if record is None:
                 raise _SubmissionOrSlotTaken
@@ -222,11 +230,32 @@ async def register(
             return Registration(existing, created=False)
         if isinstance(exc, _SubmissionOrSlotTaken):
             raise Conflict(
-                f"player {meta.player_id} already has an image in game {meta.game_code} "
-                f"round {meta.round_number}"
+                f"player {meta.player_id} already has a picture in round {meta.round_number} "
+                f"of game {meta.game_id} (submission ids differ)",
+                field="player_id",
             ) from None
         raise
     return Registration(record, created=True, cost_saved_usd=saved)
+
+
+def _check_game_round(meta: ImageMetadata, known: list[KnownRound]) -> None:
+    """A game_id always has one code; within a game, round_id and round_number pair up."""
+    for held in known:
+        if held.game_code != meta.game_code:
+            raise Conflict(
+                f"game {meta.game_id} is game {held.game_code}, not {meta.game_code}",
+                field="game_code",
+            )
+        if held.round_id is not None and held.round_id != meta.round_id:
+            raise Conflict(
+                f"round {meta.round_number} of game {meta.game_id} is round {held.round_id}",
+                field="round_id",
+            )
+        if held.round_number is not None and held.round_number != meta.round_number:
+            raise Conflict(
+                f"round {meta.round_id} of game {meta.game_id} is round number {held.round_number}",
+                field="round_number",
+            )
 
 
 async def find_submission(pool: db.Pool, submission_id: UUID) -> ImageRecord | None:

@@ -20,8 +20,9 @@ import structlog
 
 from image_sidecar import db
 from image_sidecar.config import RetentionSettings
+from image_sidecar.db import images as image_rows
 from image_sidecar.db import retention as retention_rows
-from image_sidecar.errors import SidecarError
+from image_sidecar.errors import AmbiguousGame, SidecarError
 from image_sidecar.storage.base import BlobRef, BlobStore
 from image_sidecar.storage.filesystem import FilesystemBlobStore
 
@@ -71,22 +72,23 @@ async def delete_expired(
     store: BlobStore,
     *,
     batch_size: int,
-    game_code: str | None = None,
+    game_ids: list[UUID] | None = None,
     player_id: UUID | None = None,
     on_batch: ProgressCallback | None = None,
 ) -> DeletionTally:
-    """Delete expired images (optionally one game's or player's) in batches until none is left."""
+    """Delete expired images (optionally of some games, or one player's) in batches until none
+    is left."""
     tally = DeletionTally()
     while True:
         async with db.transaction(pool) as cur:
-            doomed = await retention_rows.lock_expired_batch(cur, batch_size, game_code, player_id)
+            doomed = await retention_rows.lock_expired_batch(cur, batch_size, game_ids, player_id)
             if not doomed:
                 return tally
             image_ids = [image.image_id for image in doomed]
             fixups = await retention_rows.move_or_drop_cache_entries(cur, image_ids)
             tally.images_deleted += await retention_rows.delete_images(cur, image_ids)
             files = await store.delete_many(
-                BlobRef(image.storage_key, image.size_bytes) for image in doomed
+                BlobRef(image.image_path, image.size_bytes) for image in doomed
             )
         tally.files_deleted += files.deleted
         tally.bytes_freed += files.bytes_freed
@@ -182,9 +184,17 @@ async def _run_locked(
     tally = await delete_expired(pool, store, batch_size=settings.batch_size, on_batch=on_batch)
     for name, value in asdict(tally).items():
         setattr(report, name, value)
+    async with db.cursor(pool) as cur:
+        await retention_rows.forget_empty_games(cur)
     report.orphans_swept = await sweep_orphans(
         pool, store, grace_seconds=settings.orphan_grace_seconds
     )
+
+
+@dataclass(frozen=True)
+class Purge:
+    game_ids: list[UUID]
+    tally: DeletionTally
 
 
 async def purge(
@@ -193,13 +203,35 @@ async def purge(
     game_code: str,
     player_id: UUID | None = None,
     *,
+    game_id: UUID | None = None,
+    all_games: bool = False,
     batch_size: int,
-) -> DeletionTally:
-    """Delete a game's (or one player's) images now; bytes another game reuses survive."""
+) -> Purge:
+    """Delete a game's (or one player's) images now; bytes another game reuses survive.
+
+    Room codes are recycled, so the call never guesses: with several games holding live images
+    under the code, it needs `game_id` (that game) or `all_games`, else AmbiguousGame.
+    """
     async with db.cursor(pool) as cur:
-        await retention_rows.expire_now(cur, game_code, player_id)
-    tally = await delete_expired(
-        pool, store, batch_size=batch_size, game_code=game_code, player_id=player_id
+        holding = await image_rows.games_with_code(cur, game_code, player_id)
+        if game_id is not None:
+            targets = [game_id] if game_id in holding else []
+        elif all_games or len(holding) <= 1:
+            targets = holding
+        else:
+            raise AmbiguousGame(game_code, holding)
+        if targets:
+            await retention_rows.expire_now(cur, targets, player_id)
+    tally = DeletionTally()
+    if targets:
+        tally = await delete_expired(
+            pool, store, batch_size=batch_size, game_ids=targets, player_id=player_id
+        )
+    log.info(
+        "purge",
+        game_code=game_code,
+        game_ids=[str(target) for target in targets],
+        player_id=player_id and str(player_id),
+        **asdict(tally),
     )
-    log.info("purge", game_code=game_code, player_id=player_id and str(player_id), **asdict(tally))
-    return tally
+    return Purge(targets, tally)

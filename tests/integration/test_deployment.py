@@ -206,7 +206,9 @@ async def test_nginx_lists_nothing_and_serves_nothing_outside_the_images(
 ):
     base, session = nginx_base
     await upload()
-    (storage_dir / "game-ABCD" / "round-1" / ".tmp-partial.part").write_bytes(b"partial")
+    legacy_round = storage_dir / "game-ABCD" / "round-1"  # the layout before game ids
+    legacy_round.mkdir(parents=True)
+    (legacy_round / ".tmp-partial.part").write_bytes(b"partial")
     async with session.get(base + path) as response:
         assert response.status in (400, 404)
         body = await response.read()

@@ -85,8 +85,8 @@ async def test_upload_records_the_cache_entry_and_get_returns_it(client, upload)
     assert response.status == 200
     entry = await response.json()
     assert entry["prompt_hash"] == KEY
-    assert entry["hit_count"] == 0
-    assert entry["last_hit"] is None
+    assert entry["hit_count"] == 1  # the story's count: the generation is the first use
+    assert entry["last_hit"] == entry["created_at"]  # the last use: the generation
     assert entry["image"]["image_id"] == record["image_id"]
 
 
@@ -95,7 +95,7 @@ async def test_fifty_concurrent_hits_count_fifty(client, upload, database):
     responses = await asyncio.gather(*(hit(client) for _ in range(50)))
     assert [r.status for r in responses] == [201] * 50
     entry = await (await client.get(f"/api/cache/{KEY}")).json()
-    assert entry["hit_count"] == 50
+    assert entry["hit_count"] == 1 + 50
     assert entry["last_hit"] is not None
     assert database.count("generated_images") == 51
 
@@ -184,14 +184,14 @@ async def test_retried_hit_returns_the_same_record_and_counts_once(client, uploa
     assert (first.status, retry.status) == (201, 200)
     assert (await first.json())["image_id"] == (await retry.json())["image_id"]
     entry = await (await client.get(f"/api/cache/{KEY}")).json()
-    assert entry["hit_count"] == 1
+    assert entry["hit_count"] == 2
     assert database.count("cache_hits") == 1
 
 
 def _assert_no_hit_registered(database, storage_dir, files_before):
     assert database.count("generated_images") == 1
     assert database.count("cache_hits") == 0
-    assert database.rows("SELECT hit_count FROM image_cache")[0]["hit_count"] == 0
+    assert database.rows("SELECT hit_count FROM image_cache")[0]["hit_count"] == 1
     assert sorted(p for p in storage_dir.rglob("*") if p.is_file()) == files_before
 
 

@@ -109,6 +109,7 @@ async def test_purging_a_game_keeps_the_game_that_reused_its_image(
         "bytes_freed": 0,
         "cache_entries_moved": 1,
         "cache_entries_removed": 0,
+        "game_ids": [original["game_id"]],
     }
     assert not path_of(storage_dir, original).exists()
     assert (await (await client.get("/api/games/ORIG/images")).json()) == {"images": []}
@@ -249,8 +250,8 @@ def test_a_run_killed_part_way_is_finished_by_the_next_run(database, storage_dir
     left = database.count("generated_images")
     assert 0 < left < 3000, "the kill should land part-way through the run"
     # Every listed row still has its file; only expired rows may have lost theirs.
-    for row in database.rows("SELECT storage_key FROM generated_images WHERE expires_at > now()"):
-        assert (storage_dir / row["storage_key"]).exists()
+    for row in database.rows("SELECT image_path FROM generated_images WHERE expires_at > now()"):
+        assert (storage_dir / row["image_path"]).exists()
     time.sleep(1.1)  # past the orphan grace period
     finished = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr

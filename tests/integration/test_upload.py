@@ -7,10 +7,11 @@ import uuid
 import pytest
 
 from image_sidecar.prompts import prompt_hash
-from tests.helpers import storage_files
+from tests.helpers import game_id_of, storage_files
 from tests.sample_images import jpeg_bytes, png_bytes, webp_bytes
 
-ROUND_KEY = "game-ABCD/round-1"
+# game-{CODE}-{game_id}: the directory tells apart games that share a room code.
+ROUND_KEY = f"game-ABCD-{game_id_of('ABCD')}/round-1"
 
 
 async def test_upload_returns_201_with_the_full_image_record(upload, storage_dir):
@@ -71,7 +72,8 @@ async def test_second_submission_for_same_player_and_round_is_409(upload, databa
     await upload(player_id=player, image=first_image)
     response = await upload(player_id=player, image=png_bytes(seed=2))
     assert response.status == 409
-    assert (await response.json())["error"]["code"] == "conflict"
+    error = (await response.json())["error"]
+    assert (error["code"], error["field"]) == ("conflict", "player_id")
     assert database.count("generated_images") == 1
     assert (storage_dir / ROUND_KEY / f"player-{player}.png").read_bytes() == first_image
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from uuid import UUID
 
 from aiohttp import web
 
@@ -21,26 +22,27 @@ async def run_cleanup(request: web.Request) -> web.Response:
 
 
 async def purge_game(request: web.Request) -> web.Response:
-    game_code = fields.game_code(request.match_info["game_code"])
-    tally = await retention.purge(
-        request.app[db_pool_key],
-        request.app[blob_store_key],
-        game_code,
-        batch_size=request.app[config_key].retention.batch_size,
-    )
-    request.app[metrics_key].images_deleted(tally)
-    return web.json_response(asdict(tally))
+    return await _purge(request, player_id=None)
 
 
 async def purge_player(request: web.Request) -> web.Response:
-    game_code = fields.game_code(request.match_info["game_code"])
     player_id = fields.uuid_value(request.match_info["player_id"], "player_id")
-    tally = await retention.purge(
+    return await _purge(request, player_id=player_id)
+
+
+async def _purge(request: web.Request, player_id: UUID | None) -> web.Response:
+    game_code = fields.game_code(request.match_info["game_code"])
+    target = fields.purge_target(request)
+    purged = await retention.purge(
         request.app[db_pool_key],
         request.app[blob_store_key],
         game_code,
         player_id,
+        game_id=target.game_id,
+        all_games=target.all_games,
         batch_size=request.app[config_key].retention.batch_size,
     )
-    request.app[metrics_key].images_deleted(tally)
-    return web.json_response(asdict(tally))
+    request.app[metrics_key].images_deleted(purged.tally)
+    return web.json_response(
+        {**asdict(purged.tally), "game_ids": [str(game_id) for game_id in purged.game_ids]}
+    )

@@ -73,6 +73,7 @@ async def record_hit(request: web.Request) -> web.Response:
         meta,
         records.CacheReuse(key, config.cache.generation_costs),
         default_retention_days=config.retention.days,
+        public_base_url=config.storage.public_base_url,
     )
     if registration.created:
         request.app[metrics_key].cache_hit(registration.cost_saved_usd)

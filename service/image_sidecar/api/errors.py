@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from image_sidecar.errors import DatabaseUnavailable, InvalidField, SidecarError
+from image_sidecar.errors import DatabaseUnavailable, SidecarError
 
 log = structlog.get_logger(__name__)
 
@@ -18,12 +18,11 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def error_response(exc: SidecarError) -> web.Response:
-    extra = {"field": exc.field} if isinstance(exc, InvalidField) else {}
     headers = {}
     if isinstance(exc, DatabaseUnavailable):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     return web.json_response(
-        error_body(exc.code, exc.message, **extra), status=exc.status, headers=headers
+        error_body(exc.code, exc.message, **exc.details()), status=exc.status, headers=headers
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -43,9 +44,10 @@ IMAGE_METADATA_FIELDS = frozenset(
 
 
 def game_code(raw: str, field: str = "game_code") -> str:
+    """Room codes compare case-insensitively; they are kept in upper case."""
     if not _GAME_CODE.fullmatch(raw):
         raise InvalidField(field, "must be 1-32 letters, digits, '-' or '_'")
-    return raw
+    return raw.upper()
 
 
 def uuid_value(raw: str, field: str) -> UUID:
@@ -111,6 +113,29 @@ def prompt_hash(raw: str) -> str:
 
 def optional_uuid(raw: str | None, field: str) -> UUID | None:
     return None if raw is None or not raw.strip() else uuid_value(raw.strip(), field)
+
+
+def game_selector(request: web.Request) -> UUID | None:
+    """`?game_id=`: which of the games sharing a room code is meant (default: the newest)."""
+    return optional_uuid(request.query.get("game_id"), "game_id")
+
+
+@dataclass(frozen=True)
+class PurgeTarget:
+    game_id: UUID | None
+    all_games: bool
+
+
+def purge_target(request: web.Request) -> PurgeTarget:
+    """`?game_id=` or `?all=true`: a destructive call never guesses between games."""
+    reject_unknown(request.query, frozenset({"game_id", "all"}))
+    game_id = optional_uuid(request.query.get("game_id"), "game_id")
+    raw_all = request.query.get("all", "false").lower()
+    if raw_all not in ("true", "false"):
+        raise InvalidField("all", "must be true or false")
+    if game_id is not None and raw_all == "true":
+        raise InvalidField("all", "cannot be combined with game_id")
+    return PurgeTarget(game_id=game_id, all_games=raw_all == "true")
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

@@ -28,6 +28,7 @@ async def upload_image(request: web.Request) -> web.Response:
         meta,
         records.NewImage(data, claim_token),
         default_retention_days=config.retention.days,
+        public_base_url=config.storage.public_base_url,
     )
     if registration.created:
         request.app[metrics_key].image_stored(registration.record)
@@ -37,13 +38,15 @@ async def upload_image(request: web.Request) -> web.Response:
 async def list_round_images(request: web.Request) -> web.Response:
     game_code = fields.game_code(request.match_info["game_code"])
     round_ref = fields.round_ref(request.match_info["round"])
-    records = await images.list_round(request.app[db_pool_key], game_code, round_ref)
+    game_id = fields.game_selector(request)
+    records = await images.list_round(request.app[db_pool_key], game_code, round_ref, game_id)
     return _images_response(request, records)
 
 
 async def list_game_images(request: web.Request) -> web.Response:
     game_code = fields.game_code(request.match_info["game_code"])
-    records = await images.list_game(request.app[db_pool_key], game_code)
+    game_id = fields.game_selector(request)
+    records = await images.list_game(request.app[db_pool_key], game_code, game_id)
     return _images_response(request, records)
 
 
@@ -51,7 +54,8 @@ async def get_player_image(request: web.Request) -> web.Response:
     game_code = fields.game_code(request.match_info["game_code"])
     round_ref = fields.round_ref(request.match_info["round"])
     player_id = fields.uuid_value(request.match_info["player_id"], "player_id")
+    game_id = fields.game_selector(request)
     record = await images.get_player_image(
-        request.app[db_pool_key], game_code, round_ref, player_id
+        request.app[db_pool_key], game_code, round_ref, player_id, game_id
     )
     return web.json_response(image_json(record, request.app[config_key].storage.public_base_url))

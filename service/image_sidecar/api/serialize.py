@@ -24,7 +24,10 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
         "prompt": record.prompt,
         "art_style": record.art_style,
         "ai_service": record.ai_service,
-        "image_url": f"{public_base_url}/{record.storage_key}",
+        # The current public base (a move to a CDN applies to old images too); the URL as
+        # issued at upload is kept in the database's image_url column.
+        "image_url": f"{public_base_url}/{record.image_path}",
+        "image_path": record.image_path,
         "content_type": record.content_type,
         "size_bytes": record.size_bytes,
         "sha256": record.sha256,
@@ -33,6 +36,7 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
             None if record.generation_cost_usd is None else float(record.generation_cost_usd)
         ),
         "reused_from": None if record.reused_from is None else str(record.reused_from),
+        "generated_at": record.generated_at.isoformat(),
         "created_at": record.created_at.isoformat(),
         "expires_at": record.expires_at.isoformat(),
     }
@@ -50,7 +54,7 @@ def cache_entry_json(entry: CacheEntry, public_base_url: str) -> dict[str, Any]:
     return {
         "prompt_hash": entry.prompt_hash,
         "hit_count": entry.hit_count,
-        "last_hit": None if entry.last_hit is None else entry.last_hit.isoformat(),
+        "last_hit": entry.last_hit.isoformat(),
         "created_at": entry.created_at.isoformat(),
         "image": image_json(entry.image, public_base_url),
     }

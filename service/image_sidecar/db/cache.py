@@ -74,20 +74,21 @@ async def claim_remaining_ms(cur: aiopg.Cursor, prompt_hash: str) -> int:
 
 
 async def remember_upload(
-    cur: aiopg.Cursor, prompt_hash: str, image_id: UUID, claim_token: UUID | None
+    cur: aiopg.Cursor, prompt_hash: str, image_id: UUID, prompt: str, claim_token: UUID | None
 ) -> None:
     """Point the prompt at a fresh upload (unless a live image has it already), complete its
-    claim, and wake waiters on commit."""
+    claim, and wake waiters on commit. hit_count starts at 1: the generation is the first use."""
     await cur.execute(
         """
-        INSERT INTO image_cache (prompt_hash, image_id) VALUES (%s, %s)
+        INSERT INTO image_cache (prompt_hash, image_id, prompt) VALUES (%s, %s, %s)
         ON CONFLICT (prompt_hash) DO UPDATE
-            SET image_id = EXCLUDED.image_id, hit_count = 0, last_hit = NULL, created_at = now()
+            SET image_id = EXCLUDED.image_id, prompt = EXCLUDED.prompt, hit_count = 1,
+                last_hit = now(), created_at = now()
             WHERE NOT EXISTS (
                 SELECT 1 FROM generated_images gi
                 WHERE gi.image_id = image_cache.image_id AND gi.expires_at > now())
         """,
-        (prompt_hash, image_id),
+        (prompt_hash, image_id, prompt),
     )
     await cur.execute(
         """

@@ -1,7 +1,8 @@
-"""SQL for generated_images."""
+"""SQL for generated_images, and the games and rounds they belong to."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 import aiopg
@@ -10,39 +11,89 @@ from image_sidecar.models import ImageMetadata, ImageRecord, RoundRef, StoredByt
 
 COLUMNS = (
     "image_id, submission_id, game_id, game_code, round_id, round_number, player_id, "
-    "completed_sentence, prompt, art_style, ai_service, storage_key, content_type, size_bytes, "
-    "sha256, prompt_hash, generation_cost_usd, reused_from, created_at, expires_at"
+    "completed_sentence, prompt, art_style, ai_service, image_path, content_type, size_bytes, "
+    "sha256, prompt_hash, generation_cost_usd, reused_from, generated_at, created_at, expires_at"
 )
+
+# The game a request means: the one it names, or the most recent game (by its first image)
+# that still has live images under the code. Takes %(game_code)s and %(game_id)s.
+_GAME = """
+    coalesce(
+        (SELECT g.game_id FROM games g
+         WHERE g.game_id = %(game_id)s::uuid AND g.game_code = %(game_code)s),
+        (SELECT g.game_id FROM games g
+         WHERE %(game_id)s::uuid IS NULL AND g.game_code = %(game_code)s
+           AND EXISTS (SELECT 1 FROM generated_images live
+                       WHERE live.game_id = g.game_id AND live.expires_at > now())
+         ORDER BY g.created_at DESC LIMIT 1))
+"""
+_LISTED = "expires_at > now() AND NOT superseded"
 
 
 def record_from_row(row: dict) -> ImageRecord:
     return ImageRecord(**row)
 
 
+@dataclass(frozen=True)
+class KnownRound:
+    """What a game already holds for an upload's game and round: its code, and the round
+    recorded under the upload's round_id or round_number (None when the round is new)."""
+
+    game_code: str
+    round_id: UUID | None
+    round_number: int | None
+
+
+async def register_game_round(cur: aiopg.Cursor, meta: ImageMetadata) -> list[KnownRound]:
+    """Record the game and the round unless known, then read back what the game holds. One
+    round trip; concurrent first uploads of one game wait on each other's insert, never fail."""
+    await cur.execute(
+        """
+        INSERT INTO games (game_id, game_code) VALUES (%(game_id)s, %(game_code)s)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO game_rounds (game_id, round_id, round_number)
+        SELECT %(game_id)s, %(round_id)s, %(round_number)s
+        FROM games WHERE game_id = %(game_id)s AND game_code = %(game_code)s
+        ON CONFLICT DO NOTHING;
+        SELECT g.game_code, r.round_id, r.round_number
+        FROM games g LEFT JOIN game_rounds r ON r.game_id = g.game_id
+            AND (r.round_id = %(round_id)s OR r.round_number = %(round_number)s)
+        WHERE g.game_id = %(game_id)s
+        """,
+        {
+            "game_id": meta.game_id,
+            "game_code": meta.game_code,
+            "round_id": meta.round_id,
+            "round_number": meta.round_number,
+        },
+    )
+    return [KnownRound(**row) for row in await cur.fetchall()]
+
+
 async def insert_image(
     cur: aiopg.Cursor,
     *,
-    image_id: UUID,
     meta: ImageMetadata,
     blob: StoredBytes,
+    image_url: str,
     prompt_hash: str,
     retention_days: int,
-    reused_from: UUID | None = None,
+    reused_from: ImageRecord | None = None,
 ) -> ImageRecord | None:
-    """Insert a record; None when its submission or its storage key is already taken."""
+    """Insert a record; None when its submission or its player's slot in the round is taken."""
     await cur.execute(
         f"""
         INSERT INTO generated_images (
-            image_id, submission_id, game_id, game_code, round_id, round_number, player_id,
-            completed_sentence, prompt, art_style, ai_service, storage_key, content_type,
-            size_bytes, sha256, prompt_hash, generation_cost_usd, reused_from, expires_at)
+            submission_id, game_id, game_code, round_id, round_number, player_id,
+            completed_sentence, prompt, art_style, ai_service, image_path, image_url,
+            content_type, size_bytes, sha256, prompt_hash, generation_cost_usd, reused_from,
+            generated_at, expires_at)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                now() + make_interval(days => %s))
+                coalesce(%s, now()), now() + make_interval(days => %s))
         ON CONFLICT DO NOTHING
         RETURNING {COLUMNS}
         """,
         (
-            image_id,
             meta.submission_id,
             meta.game_id,
             meta.game_code,
@@ -53,13 +104,15 @@ async def insert_image(
             meta.prompt,
             meta.art_style,
             meta.ai_service,
-            blob.storage_key,
+            blob.image_path,
+            image_url,
             blob.content_type,
             blob.size_bytes,
             blob.sha256,
             prompt_hash,
             meta.generation_cost_usd,
-            reused_from,
+            reused_from.image_id if reused_from else None,
+            reused_from.generated_at if reused_from else None,
             retention_days,
         ),
     )
@@ -76,43 +129,68 @@ async def get_by_submission(cur: aiopg.Cursor, submission_id: UUID) -> ImageReco
 
 
 def _round_condition(round_ref: RoundRef) -> str:
-    return "round_id = %s" if isinstance(round_ref, UUID) else "round_number = %s"
+    return "round_id = %(round)s" if isinstance(round_ref, UUID) else "round_number = %(round)s"
 
 
-async def list_round(cur: aiopg.Cursor, game_code: str, round_ref: RoundRef) -> list[ImageRecord]:
+async def list_round(
+    cur: aiopg.Cursor, game_code: str, round_ref: RoundRef, game_id: UUID | None
+) -> list[ImageRecord]:
     await cur.execute(
         f"""
         SELECT {COLUMNS} FROM generated_images
-        WHERE game_code = %s AND {_round_condition(round_ref)} AND expires_at > now()
+        WHERE game_id = {_GAME} AND {_round_condition(round_ref)} AND {_LISTED}
         ORDER BY created_at, image_id
         """,
-        (game_code, round_ref),
+        {"game_code": game_code, "game_id": game_id, "round": round_ref},
     )
     return [record_from_row(row) for row in await cur.fetchall()]
 
 
 async def get_player_image(
-    cur: aiopg.Cursor, game_code: str, round_ref: RoundRef, player_id: UUID
+    cur: aiopg.Cursor,
+    game_code: str,
+    round_ref: RoundRef,
+    player_id: UUID,
+    game_id: UUID | None,
 ) -> ImageRecord | None:
     await cur.execute(
         f"""
         SELECT {COLUMNS} FROM generated_images
-        WHERE game_code = %s AND {_round_condition(round_ref)} AND player_id = %s
-          AND expires_at > now()
+        WHERE game_id = {_GAME} AND {_round_condition(round_ref)} AND player_id = %(player_id)s
+          AND {_LISTED}
         """,
-        (game_code, round_ref, player_id),
+        {"game_code": game_code, "game_id": game_id, "round": round_ref, "player_id": player_id},
     )
     row = await cur.fetchone()
     return record_from_row(row) if row else None
 
 
-async def list_game(cur: aiopg.Cursor, game_code: str) -> list[ImageRecord]:
+async def list_game(cur: aiopg.Cursor, game_code: str, game_id: UUID | None) -> list[ImageRecord]:
     await cur.execute(
         f"""
         SELECT {COLUMNS} FROM generated_images
-        WHERE game_code = %s AND expires_at > now()
+        WHERE game_id = {_GAME} AND {_LISTED}
         ORDER BY round_number, created_at, image_id
         """,
-        (game_code,),
+        {"game_code": game_code, "game_id": game_id},
     )
     return [record_from_row(row) for row in await cur.fetchall()]
+
+
+async def games_with_code(
+    cur: aiopg.Cursor, game_code: str, player_id: UUID | None = None
+) -> list[UUID]:
+    """The games holding live images under `game_code` (of `player_id`, when given), newest
+    first."""
+    await cur.execute(
+        """
+        SELECT g.game_id FROM games g
+        WHERE g.game_code = %(game_code)s
+          AND EXISTS (SELECT 1 FROM generated_images gi
+                      WHERE gi.game_id = g.game_id AND gi.expires_at > now()
+                        AND (%(player_id)s::uuid IS NULL OR gi.player_id = %(player_id)s))
+        ORDER BY g.created_at DESC
+        """,
+        {"game_code": game_code, "player_id": player_id},
+    )
+    return [row["game_id"] for row in await cur.fetchall()]

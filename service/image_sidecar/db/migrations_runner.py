@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 
 import aiopg
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # Any constant shared by every replica; two `migrate` runs serialize on it.
 _MIGRATION_LOCK_ID = 0x1D5E_0001
@@ -20,9 +19,12 @@ class Migration:
 
 
 def available_migrations() -> list[Migration]:
+    """The repository's migrations/ folder, installed as the image_sidecar.migrations package."""
+    files = resources.files("image_sidecar.migrations").iterdir()
     return [
-        Migration(path.stem, path.read_text(encoding="utf-8"))
-        for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        Migration(file.name.removesuffix(".sql"), file.read_text(encoding="utf-8"))
+        for file in sorted(files, key=lambda f: f.name)
+        if re.fullmatch(r"[0-9]{4}_\w+\.sql", file.name)
     ]
 
 

@@ -14,7 +14,7 @@ _CLEANUP_LOCK_ID = 0x1D5E_0002
 @dataclass(frozen=True)
 class DoomedImage:
     image_id: UUID
-    storage_key: str
+    image_path: str
     size_bytes: int
 
 
@@ -34,33 +34,37 @@ async def release_cleanup_lock(cur: aiopg.Cursor) -> None:
     await cur.execute("SELECT pg_advisory_unlock(%s)", (_CLEANUP_LOCK_ID,))
 
 
-async def expire_now(cur: aiopg.Cursor, game_code: str, player_id: UUID | None = None) -> int:
-    """Make a game's (or one player's) live images expired, so no listing shows them any more."""
+async def expire_now(cur: aiopg.Cursor, game_ids: list[UUID], player_id: UUID | None = None) -> int:
+    """Make games' (or one player's) live images expired, so no listing shows them any more."""
     await cur.execute(
         """
         UPDATE generated_images SET expires_at = now()
-        WHERE game_code = %s AND (%s::uuid IS NULL OR player_id = %s) AND expires_at > now()
+        WHERE game_id = ANY(%s::uuid[]) AND (%s::uuid IS NULL OR player_id = %s)
+          AND expires_at > now()
         """,
-        (game_code, player_id, player_id),
+        (game_ids, player_id, player_id),
     )
     return cur.rowcount
 
 
 async def lock_expired_batch(
-    cur: aiopg.Cursor, limit: int, game_code: str | None = None, player_id: UUID | None = None
+    cur: aiopg.Cursor,
+    limit: int,
+    game_ids: list[UUID] | None = None,
+    player_id: UUID | None = None,
 ) -> list[DoomedImage]:
     """Lock up to `limit` expired images; rows another run holds are skipped, not waited for."""
     await cur.execute(
         """
-        SELECT image_id, storage_key, size_bytes FROM generated_images
+        SELECT image_id, image_path, size_bytes FROM generated_images
         WHERE expires_at <= now()
-          AND (%s::text IS NULL OR game_code = %s)
+          AND (%s::uuid[] IS NULL OR game_id = ANY(%s::uuid[]))
           AND (%s::uuid IS NULL OR player_id = %s)
         ORDER BY expires_at
         LIMIT %s
         FOR UPDATE SKIP LOCKED
         """,
-        (game_code, game_code, player_id, player_id, limit),
+        (game_ids, game_ids, player_id, player_id, limit),
     )
     return [DoomedImage(**row) for row in await cur.fetchall()]
 
@@ -109,9 +113,21 @@ async def expired_totals(cur: aiopg.Cursor) -> tuple[int, int]:
 async def known_keys(cur: aiopg.Cursor, keys: list[str]) -> set[str]:
     """Those of `keys` that some row (live or expired) still names."""
     await cur.execute(
-        "SELECT storage_key FROM generated_images WHERE storage_key = ANY(%s::text[])", (keys,)
+        "SELECT image_path FROM generated_images WHERE image_path = ANY(%s::text[])", (keys,)
     )
-    return {row["storage_key"] for row in await cur.fetchall()}
+    return {row["image_path"] for row in await cur.fetchall()}
+
+
+async def forget_empty_games(cur: aiopg.Cursor) -> int:
+    """Games (and their rounds) left without any image a day after they began."""
+    await cur.execute(
+        """
+        DELETE FROM games g
+        WHERE g.created_at < now() - interval '1 day'
+          AND NOT EXISTS (SELECT 1 FROM generated_images gi WHERE gi.game_id = g.game_id)
+        """
+    )
+    return cur.rowcount
 
 
 async def record_run(
