@@ -27,9 +27,11 @@ def seed_images(
     *,
     game_code: str = "OLD",
     expired: bool = True,
+    files: bool = True,
     chunk: int = 5_000,
 ) -> int:
-    """Write `count` image files and their rows (expired by default); returns the bytes written."""
+    """Write `count` image files and their rows (expired by default; `files=False` for rows
+    only); returns the bytes written."""
     image = png_bytes(seed=11)
     digest = hashlib.sha256(image).hexdigest()
     game_id, round_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -46,10 +48,11 @@ def seed_images(
                 for n in range(start, min(start + chunk, count)):
                     round_number = n // 1000
                     player = str(uuid.UUID(int=n + 1))
-                    key = f"game-{game_code}/round-{round_number}/player-{player}.png"
-                    path = storage_dir / key
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(image)
+                    key = f"game-{game_code}-{game_id}/round-{round_number}/player-{player}.png"
+                    if files:
+                        path = storage_dir / key
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(image)
                     rows.append(
                         (
                             str(uuid.uuid4()),
