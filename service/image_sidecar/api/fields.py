@@ -81,6 +81,15 @@ def text(raw: str, field: str, max_chars: int) -> str:
         raise InvalidField(field, f"must be at most {max_chars} characters")
     if "\x00" in value:
         raise InvalidField(field, "must not contain NUL characters")
+    return _encodable(value, field)
+
+
+def _encodable(value: str, field: str) -> str:
+    """JSON may carry lone UTF-16 surrogates ("\\ud800"), which no UTF-8 text can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidField(field, "must be valid Unicode text (no lone surrogates)") from None
     return value
 
 
@@ -142,7 +151,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body; 400 for anything else."""
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         raise BadRequest("the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import partial
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from image_sidecar.errors import BadRequest, InvalidField, PayloadTooLarge, SidecarError
 
@@ -33,6 +34,15 @@ async def read_upload(request: web.Request, max_image_bytes: int) -> tuple[dict[
         max_image_bytes + 64 * MAX_FIELD_BYTES
     ):
         raise PayloadTooLarge(f"image must be at most {max_image_bytes} bytes")
+    try:
+        return await _read_parts(request, max_image_bytes)
+    except (ValueError, HttpProcessingError) as exc:
+        # aiohttp's parser: no or a wrong boundary, a truncated body, a bad part header.
+        reason = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+        raise BadRequest(f"the body is not valid multipart/form-data ({reason})") from None
+
+
+async def _read_parts(request: web.Request, max_image_bytes: int) -> tuple[dict[str, str], bytes]:
     fields: dict[str, str] = {}
     image: bytes | None = None
     reader = await request.multipart()
