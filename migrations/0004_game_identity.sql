@@ -62,9 +62,9 @@ WHERE ranked.image_id = gi.image_id AND ranked.newest_first > 1;
 CREATE UNIQUE INDEX generated_images_one_per_player_idx
     ON generated_images (game_id, round_number, player_id) WHERE NOT superseded;
 
+-- Listings and purges find a game through games (by code) and then its rows by game_id.
 DROP INDEX generated_images_game_round_idx;
 CREATE INDEX generated_images_game_id_idx ON generated_images (game_id);
-CREATE INDEX generated_images_game_code_idx ON generated_images (game_code);
 
 -- The story's image_cache: cache_id, the prompt, and hit_count counting every use of the image,
 -- its generation included (DEFAULT 1), last_hit the last use (DEFAULT now()).
