@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.helpers import uploader
+from tests.helpers import game_id_of, image_fields, round_id_of, uploader
 from tests.sample_images import jpeg_bytes, png_bytes
 
 OLD_GAME, NEW_GAME = str(uuid.uuid4()), str(uuid.uuid4())
@@ -132,14 +132,13 @@ async def test_two_replicas_racing_for_one_slot_store_one_picture(make_client, c
     [
         ({"game_code": "WXYZ"}, "game_code"),  # the game's id under another code
         ({"round_id": str(uuid.uuid4())}, "round_id"),  # round 1 named by another id
-        ({"round_number": "2", "round_id": "00000000-0000-0000-0000-000000000002"}, "round_number"),
+        # round 1's id given with another number
+        ({"round_number": "2", "round_id": round_id_of(game_id_of("ABCD"), 1)}, "round_number"),
     ],
 )
 async def test_identifiers_contradicting_the_game_are_409_naming_the_field(
     upload, database, storage_dir, overrides, field
 ):
-    from tests.helpers import game_id_of
-
     await upload()
     files_before = sorted(storage_dir.rglob("*"))
     response = await upload(**{"game_id": game_id_of("ABCD"), **overrides})
@@ -152,7 +151,6 @@ async def test_identifiers_contradicting_the_game_are_409_naming_the_field(
 
 async def test_a_cache_hit_that_contradicts_its_game_is_409(client, upload, database):
     from image_sidecar.prompts import prompt_hash
-    from tests.helpers import game_id_of, image_fields
 
     await upload()
     key = prompt_hash("A cat riding a skateboard", "watercolor")

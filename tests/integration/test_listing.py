@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 
+from tests.helpers import game_id_of, round_id_of
 from tests.sample_images import png_bytes
 
-ROUND_ID = uuid.UUID(int=2)
+ROUND_ID = uuid.UUID(round_id_of(game_id_of("ABCD"), 1))
 
 
 async def _upload_round(upload, round_number=1, round_id=ROUND_ID, players=4, game_code="ABCD"):

@@ -138,7 +138,7 @@ class PurgeTarget:
 def purge_target(request: web.Request) -> PurgeTarget:
     """`?game_id=` or `?all=true`: a destructive call never guesses between games."""
     reject_unknown(request.query, frozenset({"game_id", "all"}))
-    game_id = optional_uuid(request.query.get("game_id"), "game_id")
+    game_id = game_selector(request)
     raw_all = request.query.get("all", "false").lower()
     if raw_all not in ("true", "false"):
         raise InvalidField("all", "must be true or false")
