@@ -116,6 +116,14 @@ def make_config(database: Database, storage_dir: Path) -> Callable[..., Config]:
 
 
 @pytest.fixture
+def sidecar_environ(database: Database, storage_dir: Path) -> dict[str, str]:
+    """The process environment of a sidecar on the test database and storage (no other
+    DATABASE_/IMAGE_ variable of the caller's environment leaks in)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "IMAGE_"))}
+    return {**environ, "DATABASE_URL": database.url, "IMAGE_STORAGE_BASE_DIR": str(storage_dir)}
+
+
+@pytest.fixture
 def config(make_config: Callable[..., Config]) -> Config:
     return make_config()
 

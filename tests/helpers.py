@@ -7,8 +7,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +140,44 @@ def run_sidecar(
         text=True,
         timeout=timeout,
     )
+
+
+def wait_ready(url: str, process: subprocess.Popen[str], seconds: float = 60) -> int:
+    """Poll `url` until it answers (any status), failing if `process` exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr else ""
+            pytest.fail(f"image-sidecar exited early:\n{stderr}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"image-sidecar did not answer {url}")
+
+
+@contextmanager
+def sidecar_process(
+    command: str, environ: dict[str, str], cwd: Path
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`image-sidecar COMMAND` in its own process on a free port: (process, base URL), once it
+    answers /healthz. Stopped with SIGTERM on exit unless the test stopped it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "image_sidecar", command],
+        cwd=cwd,
+        env={**environ, "IMAGE_SIDECAR_PORT": str(port)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{base_url}/healthz", process)
+        yield process, base_url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.communicate(timeout=60)

@@ -12,7 +12,6 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 import structlog
-from aiohttp import web
 
 from image_sidecar import db
 from image_sidecar.app import create_app
@@ -20,6 +19,7 @@ from image_sidecar.config import Config, ConfigError, load_config, load_environm
 from image_sidecar.db.embedded import ensure_database, start_embedded_postgres
 from image_sidecar.log import configure_logging
 from image_sidecar.retention import CleanupReport, DeletionTally, ProgressCallback, run_cleanup
+from image_sidecar.server import serve_until_stopped
 from image_sidecar.storage import open_blob_store
 
 log = structlog.get_logger("image_sidecar.cli")
@@ -52,19 +52,9 @@ def migrate(config: Config) -> None:
 
 def serve(config: Config) -> None:
     _require_database(config, "serve")
-    log.info(
-        "serving",
-        url=f"http://{config.server.host}:{config.server.port}",
-        storage=str(config.storage.base_dir),
-    )
+    log.info("starting", storage=str(config.storage.base_dir))
     try:
-        web.run_app(
-            create_app(config),
-            host=config.server.host,
-            port=config.server.port,
-            print=None,
-            access_log=None,
-        )
+        asyncio.run(serve_until_stopped(create_app(config), config.server))
     except db.SchemaBehind as exc:
         raise SystemExit(f"image-sidecar serve: {exc.message}") from None
     except (db.ConnectionFailed, OSError) as exc:

@@ -240,6 +240,16 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "IMAGE_MIN_FREE_BYTES",
+        "storage",
+        "min_free_bytes",
+        "52428800",
+        "a positive whole number of bytes",
+        "Free space under which `/readyz` fails (default 50 MiB, five of the largest default "
+        "uploads), so a load balancer stops sending uploads that would get 507.",
+        _positive_int,
+    ),
+    Setting(
         "IMAGE_S3_BUCKET",
         "s3",
         "bucket",
@@ -309,6 +319,26 @@ SETTINGS: tuple[Setting, ...] = (
         "a secret token",
         "Bearer token required on every write endpoint when set.",
         _optional,
+    ),
+    Setting(
+        "IMAGE_SIDECAR_BODY_TIMEOUT_SECONDS",
+        "server",
+        "body_timeout_seconds",
+        "30",
+        _SECONDS,
+        "Time allowed to receive a request body (an upload); a slower client gets 408.",
+        _positive_float,
+    ),
+    Setting(
+        "IMAGE_SIDECAR_SHUTDOWN_SECONDS",
+        "server",
+        "shutdown_seconds",
+        "3",
+        _SECONDS,
+        "On SIGTERM or Ctrl-C, how long requests in flight may take to finish before they are "
+        "cancelled (waiting lookups are answered at once). Keep it under the orchestrator's "
+        "grace period.",
+        _positive_float,
     ),
     Setting(
         "IMAGE_SIDECAR_DEV_DATA_DIR",
@@ -403,6 +433,8 @@ class ServerSettings:
     port: int
     api_token: str | None
     dev_data_dir: Path
+    body_timeout_seconds: float = 30.0
+    shutdown_seconds: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -428,6 +460,7 @@ class StorageSettings:
     public_base_url: str
     max_upload_bytes: int
     s3: S3Settings
+    min_free_bytes: int = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,11 @@ async def lookup(
     claim_seconds: int,
     wait_ms: int = 0,
 ) -> LookupResult:
-    """Hit, miss (with a claim) or pending; with `wait_ms`, wait for a pending prompt's image."""
+    """Hit, miss (with a claim) or pending; with `wait_ms`, wait for a pending prompt's image.
+
+    A process shutting down stops waiting: the caller gets `pending` with `retry_after_ms` and
+    asks again (another replica, or this one restarted).
+    """
     key = prompt_hash(prompt, art_style)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_ms / 1000
@@ -80,7 +84,7 @@ async def lookup(
             announced.clear()
             result = await _lookup_once(pool, key, claim_seconds)
             remaining = deadline - loop.time()
-            if result.status != "pending" or remaining <= 0:
+            if result.status != "pending" or remaining <= 0 or hub.closing:
                 return result
             # Wake on the upload's notification, or when the claim lapses and can be taken over.
             claim_lapse = (result.retry_after_ms or 0) / 1000

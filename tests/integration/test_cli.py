@@ -6,25 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 
-import pytest
-
-from tests.helpers import free_port, run_sidecar
-
-
-def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> int:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"image-sidecar exited early:\n{process.stderr.read()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail("image-sidecar dev did not become ready")
+from tests.helpers import free_port, run_sidecar, wait_ready
 
 
 def _run_dev(tmp_path, port):
@@ -44,7 +27,7 @@ def test_dev_serves_with_embedded_postgres_and_keeps_data_across_restarts(tmp_pa
     for _ in range(2):  # the second start reuses ./var and does not migrate again
         process = _run_dev(tmp_path, port)
         try:
-            assert _wait_ready(f"http://127.0.0.1:{port}/readyz", process) == 200
+            assert wait_ready(f"http://127.0.0.1:{port}/readyz", process) == 200
         finally:
             process.send_signal(signal.SIGINT)
             _, stderr = process.communicate(timeout=60)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+from collections.abc import Iterator
 
 import pytest
 
 from image_sidecar.prompts import prompt_hash
-from tests.helpers import image_fields
+from tests.helpers import image_fields, sidecar_process
 
 KEY = prompt_hash("A cat riding a skateboard", "watercolor")
 
@@ -66,3 +69,50 @@ async def test_deeply_nested_json_is_400(client, path):
     response = await client.post(path, data=body, headers={"Content-Type": "application/json"})
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "bad_request"
+
+
+@pytest.fixture(scope="module")
+def sidecar_url(tmp_path_factory, database_url: str) -> Iterator[str]:
+    """One sidecar process (aiohttp's own connection handling, as deployed), for raw requests."""
+    storage_dir = tmp_path_factory.mktemp("images")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "IMAGE_"))}
+    environ.update(DATABASE_URL=database_url, IMAGE_STORAGE_BASE_DIR=str(storage_dir))
+    with sidecar_process("serve", environ, storage_dir) as (_, url):
+        yield url
+
+
+def _raw_request(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library would send these) and read the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a request line over 8,190
+        b"GET /api/games/\xff\xfe/rounds/1/images HTTP/1.1\r\nHost: x\r\n\r\n",  # raw bytes
+        b"GET /healthz?\xff=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: \x01\r\n\r\n",  # a control byte in a header
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + b"b" * 9000 + b"\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ],
+)
+def test_requests_the_http_parser_refuses_get_400_in_the_json_error_shape(
+    sidecar_url, request_bytes
+):
+    status, headers, body = _raw_request(sidecar_url, request_bytes)
+    assert status == 400
+    assert headers["content-type"].startswith("application/json")
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request"
+    assert error["message"].startswith("not a valid HTTP request: ")
+    assert not any(echo in error["message"] for echo in ("\\x", "aaaa", "bbbb"))  # no bytes echoed

@@ -26,9 +26,12 @@ def error_response(exc: SidecarError) -> web.Response:
     )
 
 
-_HTTP_CODES = {
+# aiohttp's own refusals (routing, its HTTP parser) under the contract's codes.
+HTTP_ERROR_CODES = {
+    400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "too_large",
 }
 
@@ -44,7 +47,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
+        code = HTTP_ERROR_CODES.get(exc.status, "http_error")
         return web.json_response(
             error_body(code, exc.reason), status=exc.status, headers=_allow_header(exc)
         )

@@ -35,6 +35,7 @@ class NotificationHub:
         self._channel = channel
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self.closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name=f"listen-{self._channel}")
@@ -42,6 +43,11 @@ class NotificationHub:
     async def stop(self) -> None:
         if self._task is not None:
             await cancel_and_wait(self._task)
+
+    def release_waiters(self) -> None:
+        """The process is shutting down: wake every waiter, which answers instead of waiting."""
+        self.closing = True
+        self._wake_all()
 
     @contextmanager
     def subscribe(self, key: str) -> Iterator[asyncio.Event]:
@@ -81,6 +87,11 @@ class NotificationHub:
             except Exception as exc:
                 log.warning("listen_connection_lost", channel=self._channel, error=str(exc))
                 await asyncio.sleep(_RECONNECT_SECONDS)
+
+
+async def release_waiters_on_shutdown(app: web.Application) -> None:
+    """on_shutdown: long-polls answer at once rather than hold the shutdown for up to 30 s."""
+    app[notification_hub_key].release_waiters()
 
 
 async def notifications_context(app: web.Application) -> AsyncIterator[None]:
