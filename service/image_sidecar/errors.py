@@ -68,6 +68,13 @@ class AmbiguousGame(Conflict):
         return {"game_ids": [str(game_id) for game_id in self.game_ids]}
 
 
+class PreconditionFailed(SidecarError):
+    """A conditional request (If-Match) whose condition does not hold."""
+
+    status = 412
+    code = "precondition_failed"
+
+
 class PayloadTooLarge(SidecarError):
     status = 413
     code = "too_large"

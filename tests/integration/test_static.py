@@ -92,3 +92,64 @@ async def test_symlink_out_of_the_store_is_not_followed(client, storage_dir):
     (storage_dir / "game-EVIL" / "player-x.png").symlink_to(secret)
     response = await client.get("/generated-images/game-EVIL/player-x.png")
     assert response.status == 404
+
+
+def _etag(image: bytes) -> str:
+    return f'"{hashlib.sha256(image).hexdigest()}"'
+
+
+@pytest.mark.parametrize("if_match", ["{etag}", "*", '"other", {etag}'])
+async def test_if_match_with_the_sent_etag_serves_the_image(client, stored, if_match):
+    url, image = stored
+    response = await client.get(url, headers={"If-Match": if_match.format(etag=_etag(image))})
+    assert response.status == 200
+    assert await response.read() == image
+
+
+@pytest.mark.parametrize("if_match", ['"other"', "W/{etag}"])  # a weak tag never matches If-Match
+async def test_if_match_with_another_etag_is_412(client, stored, if_match):
+    url, image = stored
+    response = await client.get(url, headers={"If-Match": if_match.format(etag=_etag(image))})
+    assert response.status == 412
+    assert (await response.json())["error"]["code"] == "precondition_failed"
+
+
+async def test_if_none_match_with_a_weak_form_of_the_etag_is_304(client, stored):
+    url, image = stored
+    response = await client.get(url, headers={"If-None-Match": f"W/{_etag(image)}"})
+    assert response.status == 304
+
+
+async def test_if_none_match_with_another_etag_serves_the_image(client, stored):
+    url, image = stored
+    response = await client.get(url, headers={"If-None-Match": '"other"'})
+    assert response.status == 200
+    assert await response.read() == image
+
+
+async def test_if_range_with_the_sent_etag_serves_the_range(client, stored):
+    url, image = stored
+    response = await client.get(url, headers={"Range": "bytes=10-29", "If-Range": _etag(image)})
+    assert response.status == 206
+    assert await response.read() == image[10:30]
+
+
+async def test_if_range_with_another_etag_serves_the_whole_image(client, stored):
+    url, image = stored
+    response = await client.get(url, headers={"Range": "bytes=10-29", "If-Range": '"stale"'})
+    assert response.status == 200
+    assert await response.read() == image
+
+
+async def test_a_range_is_counted_as_206_not_200(client, stored):
+    url, _ = stored
+    response = await client.get(url, headers={"Range": "bytes=10-29"})
+    assert response.status == 206
+    metrics = await (await client.get("/metrics")).text()
+    counted = [line for line in metrics.splitlines() if line.startswith(_SERVED_COUNT)]
+    assert counted == [f'{_SERVED_COUNT},status="206"}} 1.0']
+
+
+_SERVED_COUNT = (
+    'sidecar_http_request_duration_seconds_count{method="GET",route="/generated-images/{key}"'
+)

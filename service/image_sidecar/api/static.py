@@ -6,7 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import ETag
+from multidict import CIMultiDict
 
+from image_sidecar.errors import PreconditionFailed
 from image_sidecar.imagetypes import BY_EXTENSION
 from image_sidecar.storage.base import BlobNotFound, RemoteBlob
 from image_sidecar.typedefs import blob_store_key
@@ -21,7 +25,8 @@ REDIRECT_CACHE_CONTROL = "private, max-age=300"
 class DigestFileResponse(web.FileResponse):
     """A FileResponse whose ETag is the content's SHA-256, the same on every replica.
 
-    aiohttp's own tag is mtime-size, which differs between replicas and after a restore.
+    aiohttp's own tag is mtime-size, which differs between replicas and after a restore; the
+    conditional headers that name a tag are therefore decided by `serve_image`, not by aiohttp.
     """
 
     def __init__(self, path: Path, sha256: str, headers: dict[str, str]) -> None:
@@ -34,6 +39,44 @@ class DigestFileResponse(web.FileResponse):
     @etag.setter
     def etag(self, value: Any) -> None:
         """Ignore FileResponse's mtime-size tag; the digest set in __init__ stays."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        """Sent once: `serve_image` sends it itself, so the request log sees the final status
+        (206, 416...), and aiohttp's second call finds it sent."""
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
+def _matches(etags: tuple[ETag, ...], sha256: str, *, weak: bool) -> bool:
+    """RFC 9110 comparison of a client's tags with ours (strong unless `weak`)."""
+    return any(
+        tag.value == "*" or (tag.value == sha256 and (weak or not tag.is_weak)) for tag in etags
+    )
+
+
+def _without_tag_conditions(request: web.Request, sha256: str) -> web.Request | web.Response:
+    """Decide If-Match, If-None-Match and an ETag If-Range against the digest; answer 304
+    here (or raise 412), or give FileResponse a request left only with what it decides correctly (a
+    Range, date conditions)."""
+    headers = CIMultiDict(request.headers)
+    if (if_match := request.if_match) is not None:
+        if not _matches(if_match, sha256, weak=False):
+            raise PreconditionFailed(f"If-Match does not name this image's ETag {sha256}")
+        del headers[hdrs.IF_MATCH]
+        headers.popall(hdrs.IF_UNMODIFIED_SINCE, None)  # If-Match decides alone
+    if (if_none_match := request.if_none_match) is not None:
+        if _matches(if_none_match, sha256, weak=True):
+            return web.Response(status=304)
+        del headers[hdrs.IF_NONE_MATCH]
+        headers.popall(hdrs.IF_MODIFIED_SINCE, None)  # If-None-Match decides alone
+    if_range = request.headers.get(hdrs.IF_RANGE, "").strip()
+    if if_range.startswith(('"', "W/")):
+        # An entity-tag If-Range: the Range applies only if the tag is exactly ours (strong).
+        del headers[hdrs.IF_RANGE]
+        if if_range != f'"{sha256}"':
+            headers.popall(hdrs.RANGE, None)
+    return request.clone(headers=headers)
 
 
 async def serve_image(request: web.Request) -> web.StreamResponse:
@@ -52,7 +95,10 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
         hdrs.CONTENT_TYPE: image_type.content_type,
         "X-Content-Type-Options": "nosniff",
     }
-    if_none_match = request.if_none_match
-    if if_none_match and any(tag.value in (blob.sha256, "*") for tag in if_none_match):
-        return web.Response(status=304, headers={**headers, hdrs.ETAG: f'"{blob.sha256}"'})
-    return DigestFileResponse(blob.path, blob.sha256, headers)
+    decided = _without_tag_conditions(request, blob.sha256)
+    if isinstance(decided, web.Response):
+        decided.headers.update({**headers, hdrs.ETAG: f'"{blob.sha256}"'})
+        return decided
+    response = DigestFileResponse(blob.path, blob.sha256, headers)
+    await response.prepare(decided)
+    return response
