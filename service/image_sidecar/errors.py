@@ -11,6 +11,8 @@ class SidecarError(Exception):
 
     status = 500
     code = "internal_error"
+    # Whether the answer closes the connection instead of reading the rest of the request.
+    close_connection = False
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -33,6 +35,14 @@ class InvalidField(SidecarError):
 class BadRequest(SidecarError):
     status = 400
     code = "bad_request"
+
+
+class RequestTimeout(SidecarError):
+    """The client did not send its body in time; its connection is closed, not drained."""
+
+    status = 408
+    code = "request_timeout"
+    close_connection = True
 
 
 class Unauthorized(SidecarError):

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 import os
+import re
 import socket
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from image_sidecar.prompts import prompt_hash
@@ -72,13 +80,14 @@ async def test_deeply_nested_json_is_400(client, path):
 
 
 @pytest.fixture(scope="module")
-def sidecar_url(tmp_path_factory, database_url: str) -> Iterator[str]:
-    """One sidecar process (aiohttp's own connection handling, as deployed), for raw requests."""
+def sidecar(tmp_path_factory, database_url: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """One sidecar process (aiohttp's own connection handling, as deployed), for raw requests
+    and for measuring its memory."""
     storage_dir = tmp_path_factory.mktemp("images")
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "IMAGE_"))}
     environ.update(DATABASE_URL=database_url, IMAGE_STORAGE_BASE_DIR=str(storage_dir))
-    with sidecar_process("serve", environ, storage_dir) as (_, url):
-        yield url
+    with sidecar_process("serve", environ, storage_dir) as running:
+        yield running
 
 
 def _raw_request(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -97,7 +106,8 @@ def _raw_request(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
 
 @pytest.mark.parametrize(
     "request_bytes",
-    [
+    ids=["long line", "path bytes", "query bytes", "header byte", "long header", "not HTTP"],
+    argvalues=[
         b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a request line over 8,190
         b"GET /api/games/\xff\xfe/rounds/1/images HTTP/1.1\r\nHost: x\r\n\r\n",  # raw bytes
         b"GET /healthz?\xff=1 HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -106,13 +116,114 @@ def _raw_request(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
         b"NOT HTTP AT ALL\r\n\r\n",
     ],
 )
-def test_requests_the_http_parser_refuses_get_400_in_the_json_error_shape(
-    sidecar_url, request_bytes
-):
-    status, headers, body = _raw_request(sidecar_url, request_bytes)
+def test_requests_the_http_parser_refuses_get_400_in_the_json_error_shape(sidecar, request_bytes):
+    status, headers, body = _raw_request(sidecar[1], request_bytes)
     assert status == 400
     assert headers["content-type"].startswith("application/json")
     error = json.loads(body)["error"]
     assert error["code"] == "bad_request"
     assert error["message"].startswith("not a valid HTTP request: ")
     assert not any(echo in error["message"] for echo in ("\\x", "aaaa", "bbbb"))  # no bytes echoed
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)[1])
+
+
+def _restart_peak_count(pid: int) -> None:
+    """Let VmHWM count the peak from now on (Linux: clear_refs, 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+_FIELD_VALUE = b"x" * 16 * 1024
+_PARTS = 12_800  # 200 MiB of form fields
+
+
+def _hostile_form(name: str) -> Iterator[bytes]:
+    for number in range(_PARTS):
+        field = name.format(number=number).encode()
+        yield b'--b\r\nContent-Disposition: form-data; name="' + field + b'"\r\n\r\n'
+        yield _FIELD_VALUE + b"\r\n"
+    yield b"--b--\r\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "chunked", "status"),
+    [
+        ("field{number}", True, 400),  # unknown fields: refused at the first part's header
+        ("prompt", True, 400),  # a known field over and over: refused at the second
+        ("field{number}", False, 413),  # a Content-Length over the bound: refused unread
+    ],
+)
+async def test_a_200_mib_form_leaves_memory_within_a_few_mib_of_rest(
+    sidecar, name, chunked, status
+):
+    process, url = sidecar
+    at_rest = _memory_kib(process.pid, "VmRSS")
+    _restart_peak_count(process.pid)
+
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in _hostile_form(name):
+            yield chunk
+
+    body = stream() if chunked else io.BytesIO(b"".join(_hostile_form(name)))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/api/images",
+            data=body,
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        ) as response,
+    ):
+        assert response.status == status
+        assert (await response.json())["error"]["code"] in ("invalid_field", "too_large")
+    peak = _memory_kib(process.pid, "VmHWM")
+    assert peak - at_rest < 8 * 1024, f"peak {peak} KiB, at rest {at_rest} KiB"
+
+
+async def test_a_body_trickling_past_the_body_timeout_is_408_with_connection_close(
+    make_client, database
+):
+    client = await make_client(IMAGE_SIDECAR_BODY_TIMEOUT_SECONDS="0.5")
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(
+            b"POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+        )
+        started = time.monotonic()
+        answer = b""
+        for _ in range(40):  # one byte every 0.1 s, for 4 s at most
+            writer.write(b"C")
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                answer += await asyncio.wait_for(reader.read(4096), 0.1)
+            if answer:
+                break
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started < 2
+        while b'"}}' not in answer:  # the rest of the JSON error, if it came apart
+            answer += await asyncio.wait_for(reader.read(4096), 2)
+        assert b'"request_timeout"' in answer
+        assert b"Connection: close" in answer  # not kept for another request
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    assert database.count("generated_images") == 0
+
+
+async def test_a_json_body_trickling_past_the_body_timeout_is_408(make_client):
+    client = await make_client(IMAGE_SIDECAR_BODY_TIMEOUT_SECONDS="0.5")
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for char in '{"prompt": "a cat"}':
+            yield char.encode()
+            await asyncio.sleep(0.1)
+
+    response = await client.post(
+        "/api/cache/lookup", data=trickle(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 408
+    assert (await response.json())["error"]["code"] == "request_timeout"

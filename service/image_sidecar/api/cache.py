@@ -8,6 +8,7 @@ from aiohttp import web
 
 from image_sidecar import prompt_cache, records
 from image_sidecar.api import fields
+from image_sidecar.api.body import json_object
 from image_sidecar.api.serialize import cache_entry_json, image_created_response, image_json
 from image_sidecar.errors import InvalidField
 from image_sidecar.typedefs import (
@@ -23,7 +24,7 @@ LOOKUP_FIELDS = frozenset({"prompt", "art_style", "wait_ms"})
 
 async def lookup(request: web.Request) -> web.Response:
     config = request.app[config_key]
-    body = fields.string_fields(await fields.json_object(request))
+    body = fields.string_fields(await json_object(request))
     fields.reject_unknown(body, LOOKUP_FIELDS)
     if "prompt" not in body:
         raise InvalidField("prompt", "is required")
@@ -66,7 +67,7 @@ async def forget_entry(request: web.Request) -> web.Response:
 async def record_hit(request: web.Request) -> web.Response:
     config = request.app[config_key]
     key = fields.prompt_hash(request.match_info["prompt_hash"])
-    meta = fields.image_metadata(fields.string_fields(await fields.json_object(request)))
+    meta = fields.image_metadata(fields.string_fields(await json_object(request)))
     registration = await records.register(
         request.app[db_pool_key],
         request.app[blob_store_key],

@@ -21,9 +21,12 @@ def error_response(exc: SidecarError) -> web.Response:
     headers = {}
     if isinstance(exc, DatabaseUnavailable):
         headers["Retry-After"] = str(exc.retry_after_seconds)
-    return web.json_response(
+    response = web.json_response(
         error_body(exc.code, exc.message, **exc.details()), status=exc.status, headers=headers
     )
+    if exc.close_connection:
+        response.force_close()
+    return response
 
 
 # aiohttp's own refusals (routing, its HTTP parser) under the contract's codes.

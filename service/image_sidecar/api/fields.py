@@ -11,7 +11,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from image_sidecar.errors import BadRequest, InvalidField
+from image_sidecar.errors import InvalidField
 from image_sidecar.models import ImageMetadata, RoundRef
 
 # Game codes become directory names: letters, digits, "-" and "_" only, never "." or "/".
@@ -145,17 +145,6 @@ def purge_target(request: web.Request) -> PurgeTarget:
     if game_id is not None and raw_all == "true":
         raise InvalidField("all", "cannot be combined with game_id")
     return PurgeTarget(game_id=game_id, all_games=raw_all == "true")
-
-
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body; 400 for anything else."""
-    try:
-        body = await request.json()
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
-        raise BadRequest("the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 def string_fields(body: Mapping[str, Any]) -> dict[str, str]:

@@ -11,6 +11,8 @@ from image_sidecar.api.serialize import image_created_response, image_json
 from image_sidecar.models import ImageRecord
 from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
+UPLOAD_TEXT_FIELDS = fields.IMAGE_METADATA_FIELDS | {"claim_token"}
+
 
 def _images_response(request: web.Request, records: list[ImageRecord]) -> web.Response:
     base_url = request.app[config_key].storage.public_base_url
@@ -19,7 +21,7 @@ def _images_response(request: web.Request, records: list[ImageRecord]) -> web.Re
 
 async def upload_image(request: web.Request) -> web.Response:
     config = request.app[config_key]
-    form, data = await read_upload(request, config.storage.max_upload_bytes)
+    form, data = await read_upload(request, config.storage.max_upload_bytes, UPLOAD_TEXT_FIELDS)
     claim_token = fields.optional_uuid(form.pop("claim_token", None), "claim_token")
     meta = fields.image_metadata(form)
     registration = await records.register(
