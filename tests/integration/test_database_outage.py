@@ -9,6 +9,16 @@ from psycopg2 import sql
 from tests.helpers import storage_files
 
 
+# What a client hears of an outage: this service's words, never libpq's text (hosts, ports,
+# "Is the server running...").
+SERVICE_WORDS = {
+    "the database cannot be reached",
+    "the connection to the database failed",
+    "no database connection became free in time",
+    "the database did not answer in time",
+}
+
+
 def _set_connections_allowed(admin_url: str, database: str, allowed: bool) -> None:
     conn = psycopg2.connect(admin_url)
     try:
@@ -48,9 +58,12 @@ async def test_database_down_is_503_with_retry_after_and_writes_nothing(
     for response in (await client.get("/api/games/ABCD/images"), await upload()):
         assert response.status == 503
         assert response.headers["Retry-After"] == "5"
-        assert (await response.json())["error"]["code"] == "database_unavailable"
+        error = (await response.json())["error"]
+        assert error["code"] == "database_unavailable"
+        assert error["message"] in SERVICE_WORDS
     ready = await client.get("/readyz")
     assert ready.status == 503
+    assert (await ready.json())["checks"]["database"] in SERVICE_WORDS
     assert storage_files(storage_dir) == []
 
     _set_connections_allowed(postgres_admin_url, database.name, True)

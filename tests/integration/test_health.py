@@ -84,3 +84,20 @@ async def test_openapi_document_lists_exactly_the_routes_the_app_serves(client):
         path = route.resource.canonical.replace("{key:.+}", "{key}")
         served.add((route.method, path))
     assert _spec_routes() == served
+
+
+async def test_readyz_is_503_with_the_reason_when_free_space_is_under_the_threshold(make_client):
+    client = await make_client(IMAGE_MIN_FREE_BYTES=str(2**62))  # more than any disk
+    response = await client.get("/readyz")
+    assert response.status == 503
+    storage = (await response.json())["checks"]["storage"]
+    assert "IMAGE_MIN_FREE_BYTES" in storage
+    assert "bytes free" in storage
+
+
+async def test_readyz_never_shows_a_path_of_the_machine(client, storage_dir):
+    storage_dir.rmdir()
+    storage_dir.write_bytes(b"not a directory")
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert str(storage_dir.parent) not in await response.text()

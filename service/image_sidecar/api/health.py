@@ -14,7 +14,8 @@ from image_sidecar.api import fields
 from image_sidecar.api.serialize import stats_json
 from image_sidecar.errors import SidecarError
 from image_sidecar.stats import business_stats
-from image_sidecar.typedefs import blob_store_key, db_pool_key, metrics_key
+from image_sidecar.storage.base import BlobStore
+from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
 # Images older than the retention period are gone, so longer windows would only show zeros.
 MAX_STATS_DAYS = 366
@@ -32,8 +33,9 @@ async def readyz(request: web.Request) -> web.Response:
     except SidecarError as exc:
         checks["database"] = exc.message
     try:
-        await request.app[blob_store_key].health_check()
-        checks["storage"] = "ok"
+        checks["storage"] = await _storage_check(
+            request.app[blob_store_key], request.app[config_key].storage.min_free_bytes
+        )
     except SidecarError as exc:
         checks["storage"] = exc.message
     ready = all(value == "ok" for value in checks.values())
@@ -42,6 +44,16 @@ async def readyz(request: web.Request) -> web.Response:
         status=200 if ready else 503,
         headers={} if ready else {"Retry-After": "5"},
     )
+
+
+async def _storage_check(store: BlobStore, min_free_bytes: int) -> str:
+    """Writable, and with room for a few more uploads: a replica whose every upload would get
+    507 leaves the load balancer's rotation."""
+    await store.health_check()
+    free = (await store.usage()).free_bytes
+    if free is not None and free < min_free_bytes:
+        return f"only {free} bytes free, under IMAGE_MIN_FREE_BYTES ({min_free_bytes})"
+    return "ok"
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -103,18 +103,27 @@ def _release_late(pool: Pool, acquiring: asyncio.Future[aiopg.Connection]) -> No
         pool.release(acquiring.result())
 
 
+def _unavailable(message: str, exc: BaseException) -> DatabaseUnavailable:
+    """The client hears what happened in this service's words; the driver's own text (hosts,
+    ports, libpq's hints) goes to the log only."""
+    log.warning("database_unavailable", reason=message, error=str(exc).strip() or repr(exc))
+    return DatabaseUnavailable(message)
+
+
 @asynccontextmanager
 async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
     try:
         conn = await _acquire(pool)
-    except (TimeoutError, psycopg2.OperationalError) as exc:
-        raise DatabaseUnavailable(f"database unavailable: {exc or 'timed out'}") from exc
+    except TimeoutError as exc:
+        raise _unavailable("no database connection became free in time", exc) from exc
+    except psycopg2.OperationalError as exc:
+        raise _unavailable("the database cannot be reached", exc) from exc
     try:
         yield conn
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-        raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+        raise _unavailable("the connection to the database failed", exc) from exc
     except TimeoutError as exc:
-        raise DatabaseUnavailable("database statement timed out") from exc
+        raise _unavailable("the database did not answer in time", exc) from exc
     finally:
         pool.release(conn)
 

@@ -272,7 +272,7 @@ class FilesystemBlobStore:
     def _health_check_sync(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         if not os.access(self.base_dir, os.W_OK | os.X_OK):
-            raise StorageError(f"storage directory is not writable: {self.base_dir}")
+            raise StorageError("the storage directory is not writable")
 
     async def health_check(self) -> None:
         try:

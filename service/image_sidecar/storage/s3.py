@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import structlog
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,6 +26,8 @@ from image_sidecar.storage.base import (
     StoreUsage,
     check_key,
 )
+
+log = structlog.get_logger(__name__)
 
 # DeleteObjects takes at most 1,000 keys; the orphan sweep's HEADs run this many at a time.
 _DELETE_CHUNK = 1_000
@@ -46,9 +49,13 @@ def _mapped_errors(action: str, key: str | None = None) -> Iterator[None]:
     except ClientError as exc:
         if key is not None and _is_missing(exc):
             raise BlobNotFound(f"no such image: {key}") from exc
-        raise StorageError(f"could not {action}: {exc}") from exc
+        code = exc.response.get("Error", {}).get("Code", "an error")
+        log.warning("object_store_failed", action=action, error=str(exc))
+        raise StorageError(f"could not {action}: the object store answered {code}") from exc
     except BotoCoreError as exc:
-        raise StorageError(f"could not {action}: {exc}") from exc
+        # The text names endpoints and credentials' sources: the log has it, the client not.
+        log.warning("object_store_failed", action=action, error=str(exc))
+        raise StorageError(f"could not {action}: the object store cannot be reached") from exc
 
 
 class S3BlobStore:
