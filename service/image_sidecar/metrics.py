@@ -107,6 +107,11 @@ class SidecarMetrics:
             "Bytes freed by cleanup runs and purges.",
             registry=r,
         )
+        self.cleanup_files_failed = Counter(
+            "sidecar_cleanup_files_failed_total",
+            "Files the store refused to delete; their images are retried by the next run.",
+            registry=r,
+        )
         self.cleanup_duration = Histogram(
             "sidecar_cleanup_duration_seconds",
             "Duration of cleanup runs.",
@@ -151,6 +156,7 @@ class SidecarMetrics:
     def images_deleted(self, tally: DeletionTally) -> None:
         self.cleanup_deleted.inc(tally.images_deleted)
         self.cleanup_freed.inc(tally.bytes_freed)
+        self.cleanup_files_failed.inc(tally.files_failed)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

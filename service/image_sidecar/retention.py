@@ -1,18 +1,20 @@
 """Expiry and deletion: the cleanup run, on-demand purges, and the orphan sweep.
 
-Deletion happens in bounded batches. Each batch locks its expired rows, moves or drops the cache
-entries that point at them, deletes the rows, deletes the files, then commits. Files go while
-the rows are still locked, so a new upload to the same path waits and cannot lose its file; a
-crash before the commit leaves expired rows (never listed or reused) that the next run finishes,
-a crash after it leaves nothing. Files without rows (a crash mid-upload) are swept once they are
+Deletion happens in bounded batches. Each batch locks its expired rows, deletes their files,
+moves or drops the cache entries that point at the deleted ones, deletes those rows, then
+commits. Files go while the rows are still locked, so a new upload to the same path waits and
+cannot lose its file; a crash before the commit leaves expired rows (never listed or reused)
+that the next run finishes, a crash after it leaves nothing. A file the store refuses to delete
+keeps its row, is reported, skipped for the rest of the run and retried by the next one, so one
+bad file never stalls the cleanup. Files without rows (a crash mid-upload) are swept once they are
 older than the grace period.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
@@ -39,6 +41,10 @@ class CleanupFailed(SidecarError):
     code = "cleanup_failed"
 
 
+# Failed keys named in a summary; the count covers them all.
+_FAILED_KEYS_SHOWN = 20
+
+
 @dataclass
 class DeletionTally:
     images_deleted: int = 0
@@ -46,6 +52,14 @@ class DeletionTally:
     bytes_freed: int = 0
     cache_entries_moved: int = 0
     cache_entries_removed: int = 0
+    files_failed: int = 0
+    failed_keys: list[str] = field(default_factory=list)
+
+    def count_failures(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.files_failed += 1
+            if len(self.failed_keys) < _FAILED_KEYS_SHOWN:
+                self.failed_keys.append(key)
 
 
 @dataclass
@@ -77,25 +91,38 @@ async def delete_expired(
     on_batch: ProgressCallback | None = None,
 ) -> DeletionTally:
     """Delete expired images (optionally of some games, or one player's) in batches until none
-    is left."""
+    is left but those whose files could not be deleted."""
     tally = DeletionTally()
+    undeletable: list[UUID] = []  # skipped for the rest of this run; the next run retries them
     while True:
         async with db.transaction(pool) as cur:
-            doomed = await retention_rows.lock_expired_batch(cur, batch_size, game_ids, player_id)
+            doomed = await retention_rows.lock_expired_batch(
+                cur, batch_size, game_ids, player_id, skip=undeletable
+            )
             if not doomed:
-                return tally
-            image_ids = [image.image_id for image in doomed]
-            fixups = await retention_rows.move_or_drop_cache_entries(cur, image_ids)
-            tally.images_deleted += await retention_rows.delete_images(cur, image_ids)
+                break
             files = await store.delete_many(
                 BlobRef(image.image_path, image.size_bytes) for image in doomed
             )
+            gone = [image.image_id for image in doomed if image.image_path not in files.failed]
+            fixups = await retention_rows.move_or_drop_cache_entries(cur, gone)
+            tally.images_deleted += await retention_rows.delete_images(cur, gone)
+        undeletable += [image.image_id for image in doomed if image.image_path in files.failed]
+        tally.count_failures(sorted(files.failed))
         tally.files_deleted += files.deleted
         tally.bytes_freed += files.bytes_freed
         tally.cache_entries_moved += fixups.moved
         tally.cache_entries_removed += fixups.removed
         if on_batch is not None:
             on_batch(tally)
+    if tally.files_failed:
+        log.warning(
+            "files_not_deleted",
+            count=tally.files_failed,
+            keys=tally.failed_keys,
+            retried="by the next cleanup run",
+        )
+    return tally
 
 
 async def sweep_orphans(

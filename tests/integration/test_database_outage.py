@@ -8,7 +8,6 @@ from psycopg2 import sql
 
 from tests.helpers import storage_files
 
-
 # What a client hears of an outage: this service's words, never libpq's text (hosts, ports,
 # "Is the server running...").
 SERVICE_WORDS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import psycopg2
 
 from image_sidecar.config import RetentionSettings
 from image_sidecar.db.retention import _CLEANUP_LOCK_ID
+from image_sidecar.metrics import SidecarMetrics
 from image_sidecar.prompts import prompt_hash
 from image_sidecar.retention import run_cleanup
 from tests.helpers import image_fields, storage_files
@@ -109,6 +111,8 @@ async def test_purging_a_game_keeps_the_game_that_reused_its_image(
         "bytes_freed": 0,
         "cache_entries_moved": 1,
         "cache_entries_removed": 0,
+        "files_failed": 0,
+        "failed_keys": [],
         "game_ids": [original["game_id"]],
     }
     assert not path_of(storage_dir, original).exists()
@@ -284,19 +288,40 @@ def test_cleanup_command_exits_non_zero_when_the_database_is_unreachable(databas
     assert "cannot connect to the database" in result.stderr
 
 
-async def test_a_failing_run_reports_failure_and_rolls_its_batch_back(
+def make_undeletable(path) -> None:
+    """A directory where the file was: unlink fails, even for root."""
+    path.unlink()
+    (path / "child").mkdir(parents=True)
+
+
+async def test_a_file_that_cannot_be_deleted_is_reported_and_never_stalls_the_cleanup(
     upload, database, storage_dir, pool, store
 ):
-    record = await (await upload()).json()
-    expire(database, "ABCD")
-    path = path_of(storage_dir, record)
-    path.unlink()
-    (path / "child").mkdir(parents=True)  # a directory where the file was: unlink fails
-    report = await run_cleanup(pool, store, NO_GRACE)
-    assert report.outcome == "failed"
-    assert report.reason
-    assert database.count("generated_images") == 1
-    assert database.count("image_cache") == 1
+    stuck = await (await upload(game_code="STUCK")).json()
+    database.rows(  # it expires first, so every run meets it first
+        "UPDATE generated_images SET expires_at = now() - interval '1 hour' WHERE game_code = %s",
+        "STUCK",
+    )
+    make_undeletable(path_of(storage_dir, stuck))
+    tight = RetentionSettings(batch_size=1, orphan_grace_seconds=3600)
+    metrics = SidecarMetrics()
+
+    for run, game_code in enumerate(["FIRST", "SECOND"], start=1):
+        await upload(game_code=game_code, image=png_bytes(seed=run))
+        expire(database, game_code)
+        report = await run_cleanup(pool, store, tight, metrics=metrics)
+        assert report.outcome == "success"
+        assert (report.images_deleted, report.files_failed) == (1, 1)
+        assert report.failed_keys == [stuck["image_path"]]
+        assert [
+            row["game_code"] for row in database.rows("SELECT game_code FROM generated_images")
+        ] == ["STUCK"]
+    assert metrics.cleanup_files_failed._value.get() == 2
+
+    shutil.rmtree(path_of(storage_dir, stuck))  # an operator fixes it; the next run finishes
+    report = await run_cleanup(pool, store, tight)
+    assert (report.images_deleted, report.files_failed) == (1, 0)
+    assert database.count("generated_images") == 0
 
 
 async def test_uploads_and_reads_are_served_while_a_cleanup_runs(

@@ -60,6 +60,9 @@ class BlobRef:
 class DeleteResult:
     deleted: int
     bytes_freed: int
+    # Keys the store refused to delete (a file turned directory, an object under legal hold):
+    # they are still there, and the caller keeps what it knows about them.
+    failed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,9 @@ class BlobStore(Protocol):
     ) -> DeleteResult:
         """Delete what exists of `blobs` (missing ones are not an error); with
         `only_if_older_than`, spare blobs written or linked since then. Backends that cannot
-        stat cheaply count the sizes given as freed."""
+        stat cheaply count the sizes given as freed. A blob that cannot be deleted is reported
+        in `failed` and the others still go; StorageError only when the store cannot be
+        reached at all."""
 
     async def servable(self, key: str) -> ServableBlob:
         """Locate a blob for serving: a local file or a short-lived URL; BlobNotFound if absent."""

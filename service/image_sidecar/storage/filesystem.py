@@ -155,6 +155,7 @@ class FilesystemBlobStore:
         # Sizes come from lstat, not the caller: a hard-linked blob frees bytes only when its
         # last name goes.
         deleted = freed = 0
+        failed: set[str] = set()
         parents: set[Path] = set()
         for key in keys:
             path = self.path_for(key)
@@ -165,15 +166,16 @@ class FilesystemBlobStore:
                 path.unlink()
             except FileNotFoundError:
                 continue
-            except OSError as exc:
-                raise _storage_error(exc, f"delete {key}") from exc
+            except OSError:
+                failed.add(key)
+                continue
             deleted += 1
             if st.st_nlink == 1:
                 freed += st.st_size
             parents.add(path.parent)
         for parent in parents:
             self._prune_empty_dirs(parent)
-        return DeleteResult(deleted=deleted, bytes_freed=freed)
+        return DeleteResult(deleted=deleted, bytes_freed=freed, failed=frozenset(failed))
 
     def _prune_empty_dirs(self, directory: Path) -> None:
         while directory != self.base_dir and directory.is_relative_to(self.base_dir):

@@ -128,6 +128,7 @@ class S3BlobStore:
         doomed = [BlobRef(check_key(blob.key), blob.size_bytes) for blob in blobs]
         if only_if_older_than is not None:
             doomed = await self._still_old(doomed, only_if_older_than)
+        failed: set[str] = set()
         for start in range(0, len(doomed), _DELETE_CHUNK):
             chunk = doomed[start : start + _DELETE_CHUNK]
             with _mapped_errors("delete objects"):
@@ -135,10 +136,14 @@ class S3BlobStore:
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": blob.key} for blob in chunk], "Quiet": True},
                 )
-            if answer.get("Errors"):
-                raise StorageError(f"could not delete objects: {answer['Errors'][:3]}")
+            failed.update(error["Key"] for error in answer.get("Errors", ()))
         # S3 reports a delete of an absent key as done, so the sizes given are what was freed.
-        return DeleteResult(deleted=len(doomed), bytes_freed=sum(b.size_bytes for b in doomed))
+        gone = [blob for blob in doomed if blob.key not in failed]
+        return DeleteResult(
+            deleted=len(gone),
+            bytes_freed=sum(blob.size_bytes for blob in gone),
+            failed=frozenset(failed),
+        )
 
     async def servable(self, key: str) -> RemoteBlob:
         if await self._head(key) is None:
