@@ -26,58 +26,73 @@ log = structlog.get_logger("image_sidecar.cli")
 T = TypeVar("T")
 
 DEV_DATABASE = "image_sidecar"
+# Where a running `dev` records its embedded database's URL, for `migrate` and `cleanup` run
+# next to it without DATABASE_URL.
+DEV_URL_FILE = "database-url"
 
 
-def _require_database(config: Config, command: str) -> str:
-    if config.database.url is None:
-        raise SystemExit(
-            f"image-sidecar {command}: DATABASE_URL is not set "
-            "(use `image-sidecar dev` for an embedded PostgreSQL)"
-        )
-    return config.database.url
+def _require_database(config: Config, command: str, *, dev_fallback: bool = False) -> str:
+    if config.database.url is not None:
+        return config.database.url
+    recorded = config.server.dev_data_dir / DEV_URL_FILE
+    if dev_fallback and recorded.is_file():
+        log.info("using_dev_database", recorded_in=str(recorded))  # what `dev` wrote there
+        return recorded.read_text().strip()
+    raise SystemExit(
+        f"image-sidecar {command}: DATABASE_URL is not set "
+        "(use `image-sidecar dev` for an embedded PostgreSQL)"
+    )
 
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+def _run(coroutine: Coroutine[Any, Any, T], config: Config) -> T:
     """asyncio.run, reporting an unreachable database in one line instead of a traceback."""
     try:
         return asyncio.run(coroutine)
     except (db.ConnectionFailed, OSError, TimeoutError) as exc:
-        raise SystemExit(f"image-sidecar: cannot connect to the database: {exc}") from None
+        hint = ""
+        if config.database.url is None:
+            hint = " (the database `image-sidecar dev` uses: is `dev` running?)"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SystemExit(f"image-sidecar: cannot connect to the database{hint}: {reason}") from None
 
 
 def migrate(config: Config) -> None:
-    applied = _run(db.migrate_database(_require_database(config, "migrate")))
+    url = _require_database(config, "migrate", dev_fallback=True)
+    applied = _run(db.migrate_database(url), config)
     log.info("migrations_applied", applied=applied, count=len(applied))
 
 
-def serve(config: Config) -> None:
-    _require_database(config, "serve")
+def serve(config: Config, command: str = "serve") -> None:
+    _require_database(config, command)
     log.info("starting", storage=str(config.storage.base_dir))
     try:
         asyncio.run(serve_until_stopped(create_app(config), config.server))
     except db.SchemaBehind as exc:
-        raise SystemExit(f"image-sidecar serve: {exc.message}") from None
+        raise SystemExit(f"image-sidecar {command}: {exc.message}") from None
     except (db.ConnectionFailed, OSError) as exc:
-        raise SystemExit(f"image-sidecar serve: cannot start: {exc}") from None
+        raise SystemExit(f"image-sidecar {command}: cannot start: {exc}") from None
 
 
 def dev(config: Config) -> None:
     """Serve with an embedded PostgreSQL under IMAGE_SIDECAR_DEV_DATA_DIR unless DATABASE_URL."""
-    server = None
-    if config.database.url is None:
-        server = start_embedded_postgres(config.server.dev_data_dir / "postgres")
-        ensure_database(server.get_uri(), DEV_DATABASE)
-        config = replace(
-            config, database=replace(config.database, url=server.get_uri(DEV_DATABASE))
-        )
-        log.info("embedded_postgres_started", data_dir=str(config.server.dev_data_dir / "postgres"))
-    try:
+    if config.database.url is not None:
         migrate(config)
-        serve(config)
+        serve(config, "dev")
+        return
+    data_dir = config.server.dev_data_dir
+    server = start_embedded_postgres(data_dir / "postgres")
+    url = server.get_uri(DEV_DATABASE)
+    recorded = data_dir / DEV_URL_FILE
+    try:
+        ensure_database(server.get_uri(), DEV_DATABASE)
+        recorded.write_text(url + "\n")  # the same on every start: the socket is in data_dir
+        log.info("embedded_postgres_started", data_dir=str(data_dir / "postgres"))
+        config = replace(config, database=replace(config.database, url=url))
+        migrate(config)
+        serve(config, "dev")
     finally:
-        if server is not None:
-            server.cleanup()
-            log.info("embedded_postgres_stopped")
+        server.cleanup()
+        log.info("embedded_postgres_stopped")
 
 
 def _progress_on_terminal() -> ProgressCallback | None:
@@ -114,7 +129,8 @@ async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupR
 
 def cleanup(config: Config, dry_run: bool = False) -> None:
     """Run one cleanup now; the summary goes to stdout as JSON, exit status 1 if it failed."""
-    report = _run(_cleanup(config, _require_database(config, "cleanup"), dry_run))
+    database_url = _require_database(config, "cleanup", dev_fallback=True)
+    report = _run(_cleanup(config, database_url, dry_run), config)
     if sys.stderr.isatty() and report.images_deleted:
         sys.stderr.write("\n")
     sys.stdout.write(json.dumps(report.as_dict()) + "\n")

@@ -48,6 +48,9 @@ def configure_logging(*, json_lines: bool | None = None, level: int = logging.IN
         )
     )
     logging.basicConfig(handlers=[handler], level=level, force=True)
+    # pgserver narrates every start and stop of the embedded PostgreSQL in a dozen multi-line
+    # records; `dev` logs one line of its own instead.
+    logging.getLogger("pgserver").setLevel(max(level, logging.WARNING))
 
 
 def _route_name(request: web.Request) -> str:

@@ -40,14 +40,17 @@ class JsonErrorRequestHandler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        # The base class logs, refuses if a response has begun, and closes the connection.
-        plain = super().handle_error(request, status, exc, message)
+        if request.writer.output_size > 0:  # as the base class: too late for an answer
+            raise ConnectionError("the response has begun; the connection is dropped")
         if status >= 500:
+            self.log_exception("Error handling request", exc_info=exc)
             body = error_body("internal_error", "internal server error")
         else:
             # The parser's message goes on to quote the offending bytes; its head says what
             # is wrong ("Invalid char in url path", "Got more than 8190 bytes when reading").
-            reason = (message or "").split(":", 1)[0].strip() or plain.reason
+            # One line, not a traceback: anyone can send these, as often as they like.
+            reason = (message or "").split(":", 1)[0].strip() or "malformed request"
+            log.info("bad_http_request", status=status, reason=reason, remote=request.remote)
             body = error_body(
                 HTTP_ERROR_CODES.get(status, "bad_request"), f"not a valid HTTP request: {reason}"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,9 +11,14 @@ import sys
 from tests.helpers import free_port, run_sidecar, wait_ready
 
 
-def _run_dev(tmp_path, port):
+def _user_environ(port: int) -> dict[str, str]:
+    """A developer's shell: no DATABASE_ or IMAGE_ variable but the port."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "IMAGE_"))}
-    environ["IMAGE_SIDECAR_PORT"] = str(port)
+    return {**environ, "IMAGE_SIDECAR_PORT": str(port)}
+
+
+def _run_dev(tmp_path, port):
+    environ = _user_environ(port)
     return subprocess.Popen(
         [sys.executable, "-m", "image_sidecar", "dev"],
         cwd=tmp_path,
@@ -35,6 +41,27 @@ def test_dev_serves_with_embedded_postgres_and_keeps_data_across_restarts(tmp_pa
         assert "embedded_postgres_stopped" in stderr
     assert (tmp_path / "var" / "postgres" / "PG_VERSION").exists()
     assert '"applied": []' in stderr
+    assert "pgserver" not in stderr  # its records stay at debug; `dev` logs one line
+
+
+def test_commands_next_to_a_running_dev_use_its_database_and_a_busy_port_names_dev(tmp_path):
+    port = free_port()
+    process = _run_dev(tmp_path, port)
+    try:
+        assert wait_ready(f"http://127.0.0.1:{port}/readyz", process) == 200
+        for command in ("migrate", "cleanup"):
+            result = run_sidecar(command, cwd=tmp_path, environ=_user_environ(port))
+            assert result.returncode == 0, result.stderr
+            assert "using_dev_database" in result.stderr
+        assert json.loads(result.stdout)["outcome"] == "success"
+
+        second = run_sidecar("dev", cwd=tmp_path, environ=_user_environ(port))
+        assert second.returncode != 0
+        assert "image-sidecar dev: cannot start" in second.stderr
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert process.returncode == 0
 
 
 def test_serve_without_database_url_explains_what_to_do(tmp_path):

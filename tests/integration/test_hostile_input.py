@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import re
@@ -14,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from image_sidecar.prompts import prompt_hash
@@ -148,6 +146,36 @@ def _hostile_form(name: str) -> Iterator[bytes]:
     yield b"--b--\r\n"
 
 
+async def _send_until_answered(url: str, parts: Iterator[bytes], *, chunked: bool) -> bytes:
+    """POST the form as fast as the server reads it, stopping at the server's first answer."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = list(parts)
+    framing = (
+        b"Transfer-Encoding: chunked"
+        if chunked
+        else b"Content-Length: %d" % sum(len(part) for part in body)
+    )
+    writer.write(
+        b"POST /api/images HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n" + framing + b"\r\n\r\n"
+    )
+    reading = asyncio.ensure_future(reader.read(65536))
+    try:
+        for part in body:
+            if reading.done():
+                break
+            writer.write(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+            await writer.drain()
+        return await asyncio.wait_for(reading, 10)
+    except ConnectionError:  # the server answered and closed while we were still sending
+        return await asyncio.wait_for(reading, 10)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
 @pytest.mark.parametrize(
     ("name", "chunked", "status"),
     [
@@ -163,21 +191,9 @@ async def test_a_200_mib_form_leaves_memory_within_a_few_mib_of_rest(
     at_rest = _memory_kib(process.pid, "VmRSS")
     _restart_peak_count(process.pid)
 
-    async def stream() -> AsyncIterator[bytes]:
-        for chunk in _hostile_form(name):
-            yield chunk
-
-    body = stream() if chunked else io.BytesIO(b"".join(_hostile_form(name)))
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{url}/api/images",
-            data=body,
-            headers={"Content-Type": "multipart/form-data; boundary=b"},
-        ) as response,
-    ):
-        assert response.status == status
-        assert (await response.json())["error"]["code"] in ("invalid_field", "too_large")
+    answer = await _send_until_answered(url, _hostile_form(name), chunked=chunked)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert b'"invalid_field"' in answer or b'"too_large"' in answer
     peak = _memory_kib(process.pid, "VmHWM")
     assert peak - at_rest < 8 * 1024, f"peak {peak} KiB, at rest {at_rest} KiB"
 
@@ -227,3 +243,28 @@ async def test_a_json_body_trickling_past_the_body_timeout_is_408(make_client):
     )
     assert response.status == 408
     assert (await response.json())["error"]["code"] == "request_timeout"
+
+
+@pytest.mark.parametrize("cost", ["1E-1001", "0.0000001", "1E+999999999", "NaN", "-0.01"])
+async def test_a_cost_the_column_cannot_hold_exactly_is_400(upload, database, cost):
+    response = await upload(generation_cost_usd=cost)
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == "generation_cost_usd"
+    assert database.count("generated_images") == 0
+
+
+@pytest.mark.parametrize("days", ["1E-1001", "0.5", "1e1", "0", "3651"])
+async def test_a_retention_that_is_not_a_whole_number_of_days_is_400(upload, days):
+    response = await upload(retention_days=days)
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == "retention_days"
+
+
+async def test_json_numbers_that_round_to_zero_are_400(client, upload):
+    await upload()
+    body = json.dumps(image_fields(game_code="HIT")).replace("}", ', "retention_days": 1E-1001}')
+    response = await client.post(
+        f"/api/cache/{KEY}/hits", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == "retention_days"

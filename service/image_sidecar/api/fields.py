@@ -24,6 +24,7 @@ MAX_SENTENCE_CHARS = 1_000
 MAX_PROMPT_CHARS = 4_000
 MAX_RETENTION_DAYS = 3_650
 MAX_GENERATION_COST_USD = Decimal(100)
+_MICRODOLLAR = Decimal("0.000001")  # the column's scale
 
 IMAGE_METADATA_FIELDS = frozenset(
     {
@@ -111,6 +112,8 @@ def cost_usd(raw: str | None, field: str = "generation_cost_usd") -> Decimal | N
         raise InvalidField(field, "must be a decimal number of US dollars") from None
     if not value.is_finite() or not Decimal(0) <= value <= MAX_GENERATION_COST_USD:
         raise InvalidField(field, f"must be between 0 and {MAX_GENERATION_COST_USD}")
+    if value != value.quantize(_MICRODOLLAR):  # 1E-1001 would be stored as 0
+        raise InvalidField(field, "must have at most 6 decimal places")
     return value
 
 
