@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from image_sidecar import db
 from image_sidecar.app import create_app
@@ -26,6 +27,7 @@ from image_sidecar.db.embedded import (
     start_embedded_postgres,
 )
 from image_sidecar.storage.filesystem import FilesystemBlobStore
+from tests.contract import ResponseChecker
 from tests.helpers import Database, UploadFn, free_port, uploader
 
 
@@ -129,12 +131,30 @@ def config(make_config: Callable[..., Config]) -> Config:
 
 
 @pytest.fixture
-def make_client(aiohttp_client: Any, make_config: Callable[..., Config]) -> Callable[..., Any]:
+def make_app(make_config: Callable[..., Config]) -> Iterator[Callable[..., web.Application]]:
+    """`make_app(IMAGE_X="...")`: the app with these settings, every JSON response it sends
+    checked against openapi.json; a violation fails the test."""
+    checker = ResponseChecker()
+
+    def make(**environ: str) -> web.Application:
+        app = create_app(make_config(**environ))
+        app.middlewares.insert(0, checker.middleware)
+        return app
+
+    yield make
+    if checker.violations:
+        pytest.fail("responses that break openapi.json:\n" + "\n".join(checker.violations))
+
+
+@pytest.fixture
+def make_client(
+    aiohttp_client: Any, make_app: Callable[..., web.Application]
+) -> Callable[..., Any]:
     """`await make_client(IMAGE_X="...")`: the whole app with these settings, over real HTTP on
     loopback. Each call is another app instance (a second replica on the same database)."""
 
     async def make(**environ: str) -> Any:
-        return await aiohttp_client(create_app(make_config(**environ)))
+        return await aiohttp_client(make_app(**environ))
 
     return make
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import re
 
-# The contract as it stands in the repository: what the game server's developers read.
-OPENAPI_IN_REPO = Path(__file__).parents[2] / "service" / "image_sidecar" / "openapi.json"
+import pytest
 
-
-def load_openapi() -> dict:
-    return json.loads(OPENAPI_IN_REPO.read_text(encoding="utf-8"))
+from image_sidecar.api import fields
+from image_sidecar.errors import InvalidField
+from tests.contract import load_openapi
 
 
 async def test_healthz_answers_ok(client):
@@ -101,3 +99,38 @@ async def test_readyz_never_shows_a_path_of_the_machine(client, storage_dir):
     response = await client.get("/readyz")
     assert response.status == 503
     assert str(storage_dir.parent) not in await response.text()
+
+
+async def test_the_lookup_path_allows_post_alone(client):
+    response = await client.get("/api/cache/lookup")
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    assert (await response.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_a_malformed_prompt_hash_is_still_a_400_naming_it(client):
+    response = await client.get("/api/cache/not-a-hash")
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == "prompt_hash"
+
+
+@pytest.mark.parametrize(
+    "round_ref", ["1", "0042", "10000", "0d3c4a39-7d5f-4a6e-9a44-1b2a3c4d5e6f"]
+)
+def test_the_documented_round_pattern_takes_what_the_server_takes(round_ref):
+    assert re.fullmatch(_round_pattern(), round_ref)
+    assert fields.round_ref(round_ref) is not None
+
+
+# "\u0661": an Arabic-Indic one, a digit to str.isdigit() and int()
+@pytest.mark.parametrize("round_ref", ["10001", "99999", "000001", "-1", "1.5", "one", "\u0661"])
+def test_the_documented_round_pattern_refuses_what_the_server_refuses(round_ref):
+    assert not re.fullmatch(_round_pattern(), round_ref)
+    with pytest.raises(InvalidField):
+        fields.round_ref(round_ref)
+
+
+def _round_pattern() -> str:
+    operation = load_openapi()["paths"]["/api/games/{game_code}/rounds/{round}/images"]["get"]
+    (schema,) = [p["schema"] for p in operation["parameters"] if p["name"] == "round"]
+    return schema["pattern"]

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from image_sidecar.app import create_app
 from tests.helpers import require_tool
 
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
 
 
-async def test_node_client_against_a_running_sidecar(aiohttp_server, config):
+async def test_node_client_against_a_running_sidecar(aiohttp_server, make_app):
     node = require_tool("node")
-    server = await aiohttp_server(create_app(config), host="127.0.0.1")
+    server = await aiohttp_server(make_app(), host="127.0.0.1")
     process = await asyncio.create_subprocess_exec(
         node,
         "--test",

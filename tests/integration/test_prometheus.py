@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 import yaml
 
-from image_sidecar.app import create_app
 from tests.helpers import free_port, image_fields, require_tool, uploader
 from tests.integration.test_metrics import KEY, drive_traffic
 
@@ -42,12 +41,10 @@ def alert_rules() -> dict[str, str]:
 
 
 @pytest.fixture
-async def scraped_sidecar(tmp_path, aiohttp_server, aiohttp_client, make_config):
+async def scraped_sidecar(tmp_path, aiohttp_server, aiohttp_client, make_app):
     """A client of the sidecar on a loopback port, and a Prometheus scraping it every second."""
     binary = require_tool("prometheus")
-    server = await aiohttp_server(
-        create_app(make_config(IMAGE_METRICS_REFRESH_SECONDS="0.5")), host="127.0.0.1"
-    )
+    server = await aiohttp_server(make_app(IMAGE_METRICS_REFRESH_SECONDS="0.5"), host="127.0.0.1")
     shutil.copy(ALERTS, tmp_path / "alerts.yml")
     (tmp_path / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"

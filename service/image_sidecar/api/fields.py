@@ -17,6 +17,7 @@ from image_sidecar.models import ImageMetadata, RoundRef
 # Game codes become directory names: letters, digits, "-" and "_" only, never "." or "/".
 _GAME_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _PROMPT_HASH = re.compile(r"[0-9a-f]{64}")
+_ROUND_NUMBER = re.compile(r"[0-9]{1,5}")
 # Art styles and AI service names become metric labels, so they stay short and plain.
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}")
 MAX_ROUND_NUMBER = 10_000
@@ -59,26 +60,28 @@ def uuid_value(raw: str, field: str) -> UUID:
 
 
 def bounded_int(raw: str, field: str, low: int, high: int) -> int:
-    if not re.fullmatch(r"\d{1,9}", raw) or not low <= int(raw) <= high:
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
         raise InvalidField(field, f"must be a whole number from {low} to {high}")
     return int(raw)
 
 
 def round_ref(raw: str) -> RoundRef:
     """A round given as its number or as the game server's round UUID."""
-    if raw.isdigit():
-        return bounded_int(raw, "round", 0, MAX_ROUND_NUMBER)
+    if _ROUND_NUMBER.fullmatch(raw) and int(raw) <= MAX_ROUND_NUMBER:
+        return int(raw)
     try:
         return UUID(raw)
     except ValueError:
-        raise InvalidField("round", "must be a round number or a round UUID") from None
+        raise InvalidField(
+            "round", f"must be a round number (0-{MAX_ROUND_NUMBER}) or a round UUID"
+        ) from None
 
 
 def text(raw: str, field: str, max_chars: int) -> str:
     value = raw.strip()
     if not value:
         raise InvalidField(field, "must not be empty")
-    if len(value) > max_chars:
+    if len(raw) > max_chars:  # counted as sent, as openapi.json's maxLength counts
         raise InvalidField(field, f"must be at most {max_chars} characters")
     if "\x00" in value:
         raise InvalidField(field, "must not contain NUL characters")

@@ -1,4 +1,4 @@
-"""Every route of the HTTP contract, version 1."""
+"""Every route of the HTTP contract (openapi.json describes each)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from image_sidecar.api import admin, cache, health, images, static
 
 GAME = "/api/games/{game_code}"
 ROUND = GAME + "/rounds/{round}"
+# Any segment but "lookup", so that /api/cache/lookup is only the lookup (its 405 lists POST
+# alone); a malformed hash still reaches the handler, which names the field.
+CACHE_ENTRY = "/api/cache/{prompt_hash:(?!lookup$)[^/]+}"
 
 
 def setup_routes(app: web.Application) -> None:
@@ -24,7 +27,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_delete(GAME + "/players/{player_id}/images", admin.purge_player)
     app.router.add_post("/api/admin/cleanup", admin.run_cleanup)
     app.router.add_post("/api/cache/lookup", cache.lookup)
-    app.router.add_get("/api/cache/{prompt_hash}", cache.get_entry)
-    app.router.add_delete("/api/cache/{prompt_hash}", cache.forget_entry)
-    app.router.add_post("/api/cache/{prompt_hash}/hits", cache.record_hit)
+    app.router.add_get(CACHE_ENTRY, cache.get_entry)
+    app.router.add_delete(CACHE_ENTRY, cache.forget_entry)
+    app.router.add_post(CACHE_ENTRY + "/hits", cache.record_hit)
     app.router.add_get("/generated-images/{key:.+}", static.serve_image)
