@@ -142,12 +142,15 @@ def run_sidecar(
     )
 
 
-def wait_ready(url: str, process: subprocess.Popen[str], seconds: float = 60) -> int:
-    """Poll `url` until it answers (any status), failing if `process` exits first."""
+def wait_ready(
+    url: str, process: subprocess.Popen[str], seconds: float = 60, log: Path | None = None
+) -> int:
+    """Poll `url` until it answers (any status), failing if `process` exits first (with its
+    stderr, or the `log` file it writes to)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            stderr = process.stderr.read() if process.stderr else ""
+            stderr = log.read_text() if log else process.stderr.read() if process.stderr else ""
             pytest.fail(f"image-sidecar exited early:\n{stderr}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -164,20 +167,23 @@ def sidecar_process(
     command: str, environ: dict[str, str], cwd: Path
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`image-sidecar COMMAND` in its own process on a free port: (process, base URL), once it
-    answers /healthz. Stopped with SIGTERM on exit unless the test stopped it."""
+    answers /healthz. Its log goes to cwd/sidecar.log (a pipe nobody reads would fill and stall
+    it). Stopped with SIGTERM on exit unless the test stopped it."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "image_sidecar", command],
-        cwd=cwd,
-        env={**environ, "IMAGE_SIDECAR_PORT": str(port)},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = cwd / "sidecar.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "image_sidecar", command],
+            cwd=cwd,
+            env={**environ, "IMAGE_SIDECAR_PORT": str(port)},
+            stderr=log_file,
+            text=True,
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(f"{base_url}/healthz", process)
+        wait_ready(f"{base_url}/healthz", process, log=log)
         yield process, base_url
     finally:
         if process.poll() is None:
             process.terminate()
-        process.communicate(timeout=60)
+        process.wait(timeout=60)

@@ -98,7 +98,8 @@ def _encodable(value: str, field: str) -> str:
 
 
 def label(raw: str | None, field: str) -> str | None:
-    if raw is None or not raw.strip():
+    """Absent is None; an empty value is an error, not a silent absence."""
+    if raw is None:
         return None
     value = raw.strip()
     if not _LABEL.fullmatch(value):
@@ -107,7 +108,7 @@ def label(raw: str | None, field: str) -> str | None:
 
 
 def cost_usd(raw: str | None, field: str = "generation_cost_usd") -> Decimal | None:
-    if raw is None or not raw.strip():
+    if raw is None:
         return None
     try:
         value = Decimal(raw.strip())
@@ -127,7 +128,7 @@ def prompt_hash(raw: str) -> str:
 
 
 def optional_uuid(raw: str | None, field: str) -> UUID | None:
-    return None if raw is None or not raw.strip() else uuid_value(raw.strip(), field)
+    return None if raw is None else uuid_value(raw, field)
 
 
 def game_selector(request: web.Request) -> UUID | None:
