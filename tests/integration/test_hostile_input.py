@@ -58,12 +58,17 @@ async def test_a_lone_surrogate_in_a_lookup_prompt_is_400_naming_the_field(clien
     assert (await response.json())["error"]["field"] == "prompt"
 
 
+async def _post_raw_hit(client, body: str):
+    """A hit whose JSON text is written by hand (what json.dumps would never produce)."""
+    return await client.post(
+        f"/api/cache/{KEY}/hits", data=body, headers={"Content-Type": "application/json"}
+    )
+
+
 async def test_a_lone_surrogate_in_a_hit_sentence_is_400_naming_the_field(client, upload, database):
     await upload()
     body = json.dumps(image_fields(completed_sentence="SURROGATE")).replace("SURROGATE", "\\udfff")
-    response = await client.post(
-        f"/api/cache/{KEY}/hits", data=body, headers={"Content-Type": "application/json"}
-    )
+    response = await _post_raw_hit(client, body)
     assert response.status == 400
     assert (await response.json())["error"]["field"] == "completed_sentence"
     assert database.count("generated_images") == 1
@@ -263,8 +268,6 @@ async def test_a_retention_that_is_not_a_whole_number_of_days_is_400(upload, day
 async def test_json_numbers_that_round_to_zero_are_400(client, upload):
     await upload()
     body = json.dumps(image_fields(game_code="HIT")).replace("}", ', "retention_days": 1E-1001}')
-    response = await client.post(
-        f"/api/cache/{KEY}/hits", data=body, headers={"Content-Type": "application/json"}
-    )
+    response = await _post_raw_hit(client, body)
     assert response.status == 400
     assert (await response.json())["error"]["field"] == "retention_days"
