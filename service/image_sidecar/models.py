@@ -27,6 +27,9 @@ class ImageMetadata:
     ai_service: str | None
     generation_cost_usd: Decimal | None
     retention_days: int | None
+    # Generation parameters that shape the picture (part of the prompt hash when given).
+    model: str | None = None
+    size: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class ImageRecord:
     generated_at: datetime
     created_at: datetime
     expires_at: datetime
+    model: str | None = None
+    size: str | None = None
 
 
 @dataclass(frozen=True)

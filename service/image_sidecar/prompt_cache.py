@@ -19,7 +19,7 @@ from image_sidecar.db import cache as cache_rows
 from image_sidecar.db.notify import NotificationHub
 from image_sidecar.errors import NotFound
 from image_sidecar.models import CacheEntry, ImageRecord
-from image_sidecar.prompts import prompt_hash
+from image_sidecar.prompts import Prompt
 
 # A long-poll holds a request open; 30 s stays under common proxy idle timeouts.
 MAX_WAIT_MS = 30_000
@@ -64,8 +64,7 @@ async def _lookup_once(pool: db.Pool, key: str, claim_seconds: int) -> LookupRes
 async def lookup(
     pool: db.Pool,
     hub: NotificationHub,
-    prompt: str,
-    art_style: str | None,
+    prompt: Prompt,
     *,
     claim_seconds: int,
     wait_ms: int = 0,
@@ -75,7 +74,7 @@ async def lookup(
     A process shutting down stops waiting: the caller gets `pending` with `retry_after_ms` and
     asks again (another replica, or this one restarted).
     """
-    key = prompt_hash(prompt, art_style)
+    key = prompt.hash
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_ms / 1000
     # Subscribe before the first check, so an upload finishing right after it still wakes us.

@@ -120,7 +120,7 @@ class NewImage:
             size_bytes=len(self.data),
             sha256=self._sha256,
         )
-        return PlannedRecord(blob, prompt_hash(meta.prompt, meta.art_style))
+        return PlannedRecord(blob, prompt_hash(meta.prompt, meta.art_style, meta.model, meta.size))
 
     async def write(
         self, cur: db.Cursor, staged: StagedBlobs, record: ImageRecord, plan: PlannedRecord

@@ -2,47 +2,42 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from image_sidecar.prompts import canonical_text, prompt_hash
 
-# The same vectors are published in README.md: other clients can check their implementation.
-VECTORS = [
-    (
-        "A cat riding a skateboard",
-        "watercolor",
-        "62f794204ec35f5bea9349f4f4b5eb6808150e43739707d751428eb316048e49",
-    ),
-    (
-        "  a CAT   riding a\tskateboard ",
-        "Watercolor",
-        "62f794204ec35f5bea9349f4f4b5eb6808150e43739707d751428eb316048e49",
-    ),
-    ("Café au lait", None, "8c1d6cd8ef2a3af42eee8f7ac82a3e2a056cf16e40d935fc5f854af7a657cfcf"),
-    (
-        "Cafe\u0301 au lait",
-        "",
-        "8c1d6cd8ef2a3af42eee8f7ac82a3e2a056cf16e40d935fc5f854af7a657cfcf",
-    ),
-    (
-        "A dog riding a skateboard",
-        "watercolor",
-        "8ff56fc6b956af5d224ff76b37395f35c85b98f5930cfc545fa5d086df8506d5",
-    ),
-]
+# The vectors of both versions, which the Node client's tests read too; also in README.md.
+VECTORS_FILE = Path(__file__).resolve().parents[1] / "vectors" / "prompt_hash.json"
+VECTORS = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize(("prompt", "art_style", "expected"), VECTORS)
-def test_published_vectors(prompt, art_style, expected):
-    assert prompt_hash(prompt, art_style) == expected
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: f"{v['version']}-{v['prompt_hash'][:8]}")
+def test_published_vectors(vector):
+    found = prompt_hash(vector["prompt"], vector["art_style"], vector["model"], vector["size"])
+    assert found == vector["prompt_hash"]
+    without_parameters = vector["model"] is None and vector["size"] is None
+    assert vector["version"] == ("v1" if without_parameters else "v2")
+
+
+def test_both_versions_have_vectors():
+    assert {vector["version"] for vector in VECTORS} == {"v1", "v2"}
 
 
 def test_vectors_are_published_in_the_readme():
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    for _, _, expected in VECTORS:
-        assert expected in readme
+    for vector in VECTORS:
+        assert vector["prompt_hash"] in readme
+
+
+def test_a_model_or_a_size_changes_the_hash_and_neither_keeps_v1():
+    v1 = prompt_hash("a cat", "oil")
+    assert prompt_hash("a cat", "oil", None, None) == v1
+    assert prompt_hash("a cat", "oil", "dall-e-3") != v1
+    assert prompt_hash("a cat", "oil", "dall-e-3") != prompt_hash("a cat", "oil", "gpt-image-1")
+    assert prompt_hash("a cat", "oil", None, "512x512") != prompt_hash("a cat", "oil", "512x512")
 
 
 def test_canonical_text_folds_case_whitespace_and_unicode_forms():

@@ -11,6 +11,7 @@ from image_sidecar.api import fields
 from image_sidecar.api.body import json_object
 from image_sidecar.api.serialize import cache_entry_json, image_created_response, image_json
 from image_sidecar.errors import InvalidField
+from image_sidecar.prompts import Prompt
 from image_sidecar.typedefs import (
     blob_store_key,
     config_key,
@@ -19,7 +20,7 @@ from image_sidecar.typedefs import (
     notification_hub_key,
 )
 
-LOOKUP_FIELDS = frozenset({"prompt", "art_style", "wait_ms"})
+LOOKUP_FIELDS = frozenset({"prompt", "art_style", "model", "size", "wait_ms"})
 
 
 async def lookup(request: web.Request) -> web.Response:
@@ -28,14 +29,17 @@ async def lookup(request: web.Request) -> web.Response:
     fields.reject_unknown(body, LOOKUP_FIELDS)
     if "prompt" not in body:
         raise InvalidField("prompt", "is required")
-    prompt = fields.text(body["prompt"], "prompt", fields.MAX_PROMPT_CHARS)
-    art_style = fields.label(body.get("art_style"), "art_style")
+    prompt = Prompt(
+        text=fields.text(body["prompt"], "prompt", fields.MAX_PROMPT_CHARS),
+        art_style=fields.label(body.get("art_style"), "art_style"),
+        model=fields.label(body.get("model"), "model"),
+        size=fields.label(body.get("size"), "size"),
+    )
     wait_ms = fields.bounded_int(body.get("wait_ms", "0"), "wait_ms", 0, prompt_cache.MAX_WAIT_MS)
     result = await prompt_cache.lookup(
         request.app[db_pool_key],
         request.app[notification_hub_key],
         prompt,
-        art_style,
         claim_seconds=config.cache.claim_seconds,
         wait_ms=wait_ms,
     )

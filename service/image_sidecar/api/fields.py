@@ -41,6 +41,8 @@ IMAGE_METADATA_FIELDS = frozenset(
         "prompt",
         "generation_cost_usd",
         "retention_days",
+        "model",
+        "size",
     }
 )
 
@@ -205,4 +207,6 @@ def image_metadata(fields: Mapping[str, str]) -> ImageMetadata:
         retention_days=None
         if retention is None
         else bounded_int(retention, "retention_days", 1, MAX_RETENTION_DAYS),
+        model=label(fields.get("model"), "model"),
+        size=label(fields.get("size"), "size"),
     )

@@ -24,6 +24,8 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
         "prompt": record.prompt,
         "art_style": record.art_style,
         "ai_service": record.ai_service,
+        "model": record.model,
+        "size": record.size,
         # The current public base (a move to a CDN applies to old images too); the URL as
         # issued at upload is kept in the database's image_url column.
         "image_url": f"{public_base_url}/{record.image_path}",

@@ -12,7 +12,8 @@ from image_sidecar.models import ImageMetadata, ImageRecord, RoundRef, StoredByt
 COLUMNS = (
     "image_id, submission_id, game_id, game_code, round_id, round_number, player_id, "
     "completed_sentence, prompt, art_style, ai_service, image_path, content_type, size_bytes, "
-    "sha256, prompt_hash, generation_cost_usd, reused_from, generated_at, created_at, expires_at"
+    "sha256, prompt_hash, generation_cost_usd, reused_from, generated_at, created_at, expires_at, "
+    "model, size"
 )
 
 # The game a request means: the one it names, or the most recent game (by its first image)
@@ -87,8 +88,8 @@ async def insert_image(
             submission_id, game_id, game_code, round_id, round_number, player_id,
             completed_sentence, prompt, art_style, ai_service, image_path, image_url,
             content_type, size_bytes, sha256, prompt_hash, generation_cost_usd, reused_from,
-            generated_at, expires_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+            model, size, generated_at, expires_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
                 coalesce(%s, now()), now() + make_interval(days => %s))
         ON CONFLICT DO NOTHING
         RETURNING {COLUMNS}
@@ -112,6 +113,8 @@ async def insert_image(
             prompt_hash,
             meta.generation_cost_usd,
             reused_from.image_id if reused_from else None,
+            meta.model,
+            meta.size,
             reused_from.generated_at if reused_from else None,
             retention_days,
         ),
