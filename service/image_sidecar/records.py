@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
@@ -24,11 +24,11 @@ from image_sidecar.config import GenerationCosts
 from image_sidecar.db import cache as cache_rows
 from image_sidecar.db import images as image_rows
 from image_sidecar.db.images import KnownRound
-from image_sidecar.errors import Conflict, SidecarError
+from image_sidecar.errors import Conflict, InvalidField, SidecarError
 from image_sidecar.imagetypes import BY_CONTENT_TYPE, sniff
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
 from image_sidecar.prompt_cache import CacheEntryNotFound
-from image_sidecar.prompts import prompt_hash
+from image_sidecar.prompts import canonical_text, prompt_hash
 from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore
 
 
@@ -78,8 +78,10 @@ async def transaction_with_blobs(
 
 @dataclass(frozen=True)
 class PlannedRecord:
-    """What a source knows before the insert: the bytes' facts, the prompt and the origin."""
+    """What a source knows before the insert: the metadata to store (a reuse takes the cached
+    picture's), the bytes' facts, the prompt and the origin."""
 
+    meta: ImageMetadata
     blob: StoredBytes
     prompt_hash: str
     reused_from: ImageRecord | None = None
@@ -120,7 +122,9 @@ class NewImage:
             size_bytes=len(self.data),
             sha256=self._sha256,
         )
-        return PlannedRecord(blob, prompt_hash(meta.prompt, meta.art_style, meta.model, meta.size))
+        return PlannedRecord(
+            meta, blob, prompt_hash(meta.prompt, meta.art_style, meta.model, meta.size)
+        )
 
     async def write(
         self, cur: db.Cursor, staged: StagedBlobs, record: ImageRecord, plan: PlannedRecord
@@ -134,7 +138,12 @@ class NewImage:
 
 class CacheReuse:
     """A hit on the prompt cache: the cached image becomes this player's too, sharing its bytes
-    (a hard link, a server-side copy), and the hit and the AI call it saved are recorded."""
+    (a hard link, a server-side copy), and the hit and the AI call it saved are recorded.
+
+    The record is the cached picture: it takes its prompt, art style, AI service and generation
+    parameters (the caller may omit them). What the caller does say must hash to the entry's
+    key, else the record would claim a sentence its picture was not made from.
+    """
 
     def __init__(self, prompt_hash: str, costs: GenerationCosts) -> None:
         self.prompt_hash = prompt_hash
@@ -148,6 +157,7 @@ class CacheReuse:
         if entry is None:
             raise CacheEntryNotFound(f"no cached image for prompt hash {self.prompt_hash}")
         source = entry.image
+        _check_matches_entry(meta, source, self.prompt_hash)
         extension = BY_CONTENT_TYPE[source.content_type].extension
         blob = StoredBytes(
             image_path=image_key(meta, extension),
@@ -155,7 +165,15 @@ class CacheReuse:
             size_bytes=source.size_bytes,
             sha256=source.sha256,
         )
-        return PlannedRecord(blob, self.prompt_hash, reused_from=source)
+        as_cached = replace(
+            meta,
+            prompt=source.prompt,
+            art_style=source.art_style,
+            ai_service=source.ai_service,
+            model=source.model,
+            size=source.size,
+        )
+        return PlannedRecord(as_cached, blob, self.prompt_hash, reused_from=source)
 
     async def write(
         self, cur: db.Cursor, staged: StagedBlobs, record: ImageRecord, plan: PlannedRecord
@@ -177,6 +195,23 @@ class CacheReuse:
         if not await cache_rows.count_hit(cur, self.prompt_hash):
             raise CacheEntryNotFound(f"no cached image for prompt hash {self.prompt_hash}")
         return saved
+
+
+def _check_matches_entry(meta: ImageMetadata, cached: ImageRecord, key: str) -> None:
+    """The caller's text, hashed with the cached picture's style and parameters, is the key;
+    and the style and parameters it names (if any) are the cached picture's."""
+    text_field = "completed_sentence" if meta.prompt == meta.completed_sentence else "prompt"
+    if prompt_hash(meta.prompt, cached.art_style, cached.model, cached.size) != key:
+        raise InvalidField(
+            text_field, f"does not match the prompt cached under {key} ({cached.prompt!r})"
+        )
+    for field, given, held in (
+        ("art_style", meta.art_style, cached.art_style),
+        ("model", meta.model, cached.model),
+        ("size", meta.size, cached.size),
+    ):
+        if given is not None and canonical_text(given) != canonical_text(held or ""):
+            raise InvalidField(field, f"differs from the cached picture's ({held!r})")
 
 
 @dataclass(frozen=True)
@@ -213,7 +248,7 @@ async def register(
             plan = await source.plan(cur, meta)
             record = await image_rows.insert_image(
                 cur,
-                meta=meta,
+                meta=plan.meta,
                 blob=plan.blob,
                 image_url=f"{public_base_url}/{plan.blob.image_path}",
                 prompt_hash=plan.prompt_hash,

@@ -168,7 +168,7 @@ async def test_hit_saves_the_images_own_cost_or_the_services_default(client, upl
     await hit(client)
     other = prompt_hash("A dog", None)
     await upload(completed_sentence="A dog", art_style=None, ai_service="dall-e-3", game_code="X")
-    await hit(client, key=other)
+    await hit(client, key=other, completed_sentence="A dog", art_style=None)
     rows = database.rows("SELECT prompt_hash, cost_saved_usd FROM cache_hits ORDER BY hit_id")
     assert [(r["prompt_hash"], r["cost_saved_usd"]) for r in rows] == [
         (KEY, Decimal("0.07")),

@@ -3,8 +3,11 @@ register, reuses that are the cached picture, live copies, takedowns and lasting
 
 from __future__ import annotations
 
+import pytest
+
 from image_sidecar.prompts import prompt_hash
-from tests.integration.test_prompt_cache import SENTENCE, lookup
+from tests.helpers import storage_files
+from tests.integration.test_prompt_cache import SENTENCE, hit, lookup
 
 V1_CAT = "62f794204ec35f5bea9349f4f4b5eb6808150e43739707d751428eb316048e49"
 
@@ -32,3 +35,55 @@ async def test_an_upload_with_model_and_size_is_found_by_them_only(client, uploa
     assert found["status"] == "hit"
     assert found["image"]["image_id"] == record["image_id"]
     assert (await lookup(client))["status"] == "miss"  # v1: another key
+
+
+async def test_a_hit_is_the_cached_picture_whatever_the_caller_omits(client, upload):
+    original = await (await upload(model="dall-e-3")).json()
+    key = original["prompt_hash"]
+    response = await hit(client, key=key, art_style=None, ai_service=None, model=None)
+    assert response.status == 201, await response.text()
+    reuse = await response.json()
+    for field in ("prompt", "art_style", "ai_service", "model", "size"):
+        assert reuse[field] == original[field], field
+    assert reuse["prompt_hash"] == key
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"completed_sentence": "Something totally different"}, "completed_sentence"),
+        ({"prompt": "Something totally different"}, "prompt"),
+        ({"art_style": "oil"}, "art_style"),
+        ({"model": "gpt-image-1"}, "model"),
+    ],
+)
+async def test_a_hit_that_contradicts_the_cached_prompt_is_400_naming_the_field(
+    client, upload, database, storage_dir, overrides, field
+):
+    await upload()
+    files_before = storage_files(storage_dir)
+    response = await hit(client, **overrides)
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == field
+    assert database.count("generated_images") == 1
+    assert storage_files(storage_dir) == files_before
+
+
+async def test_an_expired_original_with_a_live_reuse_is_still_a_hit(client, upload, database):
+    original = await (await upload(game_code="FIRST")).json()
+    reuse = await (await hit(client, key=original["prompt_hash"])).json()
+    database.rows(  # expired, and no cleanup has run
+        "UPDATE generated_images SET expires_at = now() - interval '1 second' WHERE image_id = %s",
+        original["image_id"],
+    )
+    found = await lookup(client)
+    assert found["status"] == "hit"
+    assert found["image"]["image_id"] == reuse["image_id"]
+    entry = await (await client.get(f"/api/cache/{original['prompt_hash']}")).json()
+    assert entry["image"]["image_id"] == reuse["image_id"]
+
+
+async def test_an_expired_original_without_a_live_copy_is_a_miss(client, upload, database):
+    await upload()
+    database.rows("UPDATE generated_images SET expires_at = now() - interval '1 second'")
+    assert (await lookup(client))["status"] == "miss"

@@ -17,7 +17,36 @@ _IMAGE_COLUMNS = ", ".join(f"gi.{name.strip()}" for name in COLUMNS.split(","))
 
 
 async def live_entry(cur: aiopg.Cursor, prompt_hash: str) -> CacheEntry | None:
-    """The entry for `prompt_hash` if its image is still live."""
+    """The entry for `prompt_hash` with a live image. When the image it points at has expired
+    but another live image has the same bytes (a reuse), the entry moves there first: a live
+    copy is never answered as a miss (a paid AI call)."""
+    entry = await _entry_with_live_image(cur, prompt_hash)
+    if entry is None and await _move_to_live_copy(cur, prompt_hash):
+        entry = await _entry_with_live_image(cur, prompt_hash)
+    return entry
+
+
+async def _move_to_live_copy(cur: aiopg.Cursor, prompt_hash: str) -> bool:
+    await cur.execute(
+        """
+        UPDATE image_cache ic SET image_id = copy.image_id
+        FROM (
+            SELECT live.image_id
+            FROM image_cache c
+            JOIN generated_images pointed ON pointed.image_id = c.image_id
+            JOIN generated_images live ON live.sha256 = pointed.sha256
+            WHERE c.prompt_hash = %(key)s AND live.expires_at > now()
+            ORDER BY live.expires_at DESC LIMIT 1
+        ) AS copy
+        WHERE ic.prompt_hash = %(key)s
+        RETURNING ic.prompt_hash
+        """,
+        {"key": prompt_hash},
+    )
+    return await cur.fetchone() is not None
+
+
+async def _entry_with_live_image(cur: aiopg.Cursor, prompt_hash: str) -> CacheEntry | None:
     await cur.execute(
         f"""
         SELECT ic.hit_count, ic.last_hit, ic.created_at AS entry_created_at, {_IMAGE_COLUMNS}
