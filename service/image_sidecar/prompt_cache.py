@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
 
+import structlog
+
 from image_sidecar import db
 from image_sidecar.db import cache as cache_rows
 from image_sidecar.db.notify import NotificationHub
 from image_sidecar.errors import NotFound
 from image_sidecar.models import CacheEntry, ImageRecord
 from image_sidecar.prompts import Prompt
+
+log = structlog.get_logger(__name__)
 
 # A long-poll holds a request open; 30 s stays under common proxy idle timeouts.
 MAX_WAIT_MS = 30_000
@@ -108,3 +112,20 @@ async def forget(pool: db.Pool, key: str) -> None:
     async with db.cursor(pool) as cur:
         if not await cache_rows.forget(cur, key):
             raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
+
+
+class ClaimNotFound(NotFound):
+    """No live claim has this token: never issued, already completed or released, or lapsed."""
+
+
+async def release(pool: db.Pool, claim_token: UUID, reason: str | None = None) -> str:
+    """The claim's holder gives it back (its AI call failed): the next caller, or exactly one
+    waiting lookup, takes it over at once instead of after IMAGE_CACHE_CLAIM_SECONDS. Returns
+    the prompt hash that was claimed; ClaimNotFound for an unknown, spent or lapsed token."""
+    async with db.transaction(pool) as cur:
+        key = await cache_rows.release_claim(cur, claim_token)
+        if key is None:
+            raise ClaimNotFound(f"no live claim has the token {claim_token}")
+        await cache_rows.announce(cur, key)  # waiting lookups re-check and one takes it
+    log.info("claim_released", prompt_hash=key, reason=reason)
+    return key

@@ -3,11 +3,15 @@ register, reuses that are the cached picture, live copies, takedowns and lasting
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
+
 import pytest
 
 from image_sidecar.prompts import prompt_hash
 from tests.helpers import storage_files
-from tests.integration.test_prompt_cache import SENTENCE, hit, lookup
+from tests.integration.test_prompt_cache import SENTENCE, CountingGenerator, hit, lookup
 
 V1_CAT = "62f794204ec35f5bea9349f4f4b5eb6808150e43739707d751428eb316048e49"
 
@@ -87,3 +91,56 @@ async def test_an_expired_original_without_a_live_copy_is_a_miss(client, upload,
     await upload()
     database.rows("UPDATE generated_images SET expires_at = now() - interval '1 second'")
     assert (await lookup(client))["status"] == "miss"
+
+
+class FailingOnceGenerator(CountingGenerator):
+    """The AI service failing on its first call, as they do."""
+
+    async def generate(self, prompt: str) -> bytes:
+        image = await super().generate(prompt)
+        if self.calls == 1:
+            raise RuntimeError("the AI service timed out")
+        return image
+
+
+async def test_a_released_claim_goes_to_the_waiting_caller_within_a_second(client, upload):
+    generator = FailingOnceGenerator()
+    first = await lookup(client)
+    assert first["status"] == "miss"
+    waiting = asyncio.create_task(lookup(client, wait_ms=30_000))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()  # pending on the first caller's claim
+
+    with pytest.raises(RuntimeError):
+        await generator.generate(SENTENCE)
+    released = await client.delete(
+        f"/api/cache/claims/{first['claim_token']}", params={"reason": "AI service timed out"}
+    )
+    assert released.status == 204
+    started = time.monotonic()
+    second = await waiting
+    assert second["status"] == "miss"
+    assert time.monotonic() - started < 1
+
+    image = await generator.generate(SENTENCE)
+    assert (await upload(image=image, claim_token=second["claim_token"])).status == 201
+    assert (await lookup(client))["status"] == "hit"
+    assert generator.calls == 2
+
+
+async def test_releasing_an_unknown_or_spent_claim_is_404_and_keeps_the_live_one(client):
+    first = await lookup(client)
+    unknown = await client.delete(f"/api/cache/claims/{uuid.uuid4()}")
+    assert unknown.status == 404
+    assert (await lookup(client))["status"] == "pending"  # the holder still holds it
+    assert (await client.delete(f"/api/cache/claims/{first['claim_token']}")).status == 204
+    spent = await client.delete(f"/api/cache/claims/{first['claim_token']}")
+    assert spent.status == 404
+    malformed = await client.delete("/api/cache/claims/not-a-token")
+    assert (await malformed.json())["error"]["field"] == "claim_token"
+
+
+async def test_releasing_a_claim_needs_the_token(make_client):
+    client = await make_client(IMAGE_SIDECAR_API_TOKEN="secret")
+    response = await client.delete(f"/api/cache/claims/{uuid.uuid4()}")
+    assert response.status == 401

@@ -20,6 +20,8 @@ from image_sidecar.typedefs import (
     notification_hub_key,
 )
 
+# A release's reason only goes to the log.
+MAX_REASON_CHARS = 500
 LOOKUP_FIELDS = frozenset({"prompt", "art_style", "model", "size", "wait_ms"})
 
 
@@ -83,3 +85,13 @@ async def record_hit(request: web.Request) -> web.Response:
     if registration.created:
         request.app[metrics_key].cache_hit(registration.cost_saved_usd)
     return image_created_response(registration, config.storage.public_base_url)
+
+
+async def release_claim(request: web.Request) -> web.Response:
+    claim_token = fields.uuid_value(request.match_info["claim_token"], "claim_token")
+    fields.reject_unknown(request.query, frozenset({"reason"}))
+    reason = request.query.get("reason")
+    if reason is not None:
+        reason = fields.text(reason, "reason", MAX_REASON_CHARS)
+    await prompt_cache.release(request.app[db_pool_key], claim_token, reason)
+    return web.Response(status=204)

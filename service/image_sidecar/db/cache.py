@@ -85,8 +85,22 @@ async def take_claim(
     return await cur.fetchone() is not None
 
 
-async def release_claim(cur: aiopg.Cursor, claim_token: UUID) -> None:
-    await cur.execute("DELETE FROM cache_claims WHERE claim_token = %s", (claim_token,))
+async def release_claim(cur: aiopg.Cursor, claim_token: UUID) -> str | None:
+    """Drop a live claim; the prompt hash it held, or None for an unknown or lapsed token."""
+    await cur.execute(
+        """
+        DELETE FROM cache_claims WHERE claim_token = %s AND expires_at > now()
+        RETURNING prompt_hash
+        """,
+        (claim_token,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else row["prompt_hash"]
+
+
+async def announce(cur: aiopg.Cursor, prompt_hash: str) -> None:
+    """Wake the lookups waiting on `prompt_hash` (every replica), when the transaction commits."""
+    await cur.execute("SELECT pg_notify(%s, %s)", (CACHE_CHANNEL, prompt_hash))
 
 
 async def claim_remaining_ms(cur: aiopg.Cursor, prompt_hash: str) -> int:
@@ -128,7 +142,7 @@ async def remember_upload(
     )
     hashes = {prompt_hash} | {row["prompt_hash"] for row in await cur.fetchall()}
     for completed in sorted(hashes):
-        await cur.execute("SELECT pg_notify(%s, %s)", (CACHE_CHANNEL, completed))
+        await announce(cur, completed)
 
 
 async def count_hit(cur: aiopg.Cursor, prompt_hash: str) -> bool:
