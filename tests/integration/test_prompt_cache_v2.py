@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from decimal import Decimal
 
 import pytest
 
 from image_sidecar.prompts import prompt_hash
-from tests.helpers import storage_files
+from tests.helpers import image_fields, storage_files
 from tests.integration.test_prompt_cache import SENTENCE, CountingGenerator, hit, lookup
 
 V1_CAT = "62f794204ec35f5bea9349f4f4b5eb6808150e43739707d751428eb316048e49"
@@ -144,3 +145,61 @@ async def test_releasing_a_claim_needs_the_token(make_client):
     client = await make_client(IMAGE_SIDECAR_API_TOKEN="secret")
     response = await client.delete(f"/api/cache/claims/{uuid.uuid4()}")
     assert response.status == 401
+
+
+def _registration(**overrides) -> dict:
+    """A lookup's `register` object: a hit's fields without the sentence (it defaults to the
+    looked-up prompt), style or service (they are the cached picture's)."""
+    fields = image_fields(game_code="JUDGE", round_number=3, **overrides)
+    for name in ("completed_sentence", "art_style", "ai_service"):
+        fields.pop(name)
+    return fields
+
+
+async def test_a_lookup_that_registers_yields_the_new_record_counted_once(client, upload, database):
+    original = await (await upload(generation_cost_usd="0.05")).json()
+    register = _registration()
+    for _ in range(2):  # the second is a retry: it changes nothing more
+        answer = await lookup(client, register=register)
+        assert answer["status"] == "hit"
+        assert answer["registered"] is True
+        assert answer["image"]["submission_id"] == register["submission_id"]
+        assert answer["image"]["reused_from"] == original["image_id"]
+        assert answer["image"]["completed_sentence"] == SENTENCE
+    entry = await (await client.get(f"/api/cache/{original['prompt_hash']}")).json()
+    assert entry["hit_count"] == 2  # the generation and this one hit
+    assert database.rows("SELECT cost_saved_usd FROM cache_hits") == [
+        {"cost_saved_usd": Decimal("0.050000")}
+    ]
+    assert database.count("generated_images") == 2
+
+
+async def test_a_lookup_that_registers_on_a_miss_is_a_plain_miss(client, database):
+    answer = await lookup(client, register=_registration())
+    assert answer["status"] == "miss"
+    assert "registered" not in answer
+    assert database.count("generated_images") == 0
+
+
+@pytest.mark.parametrize(
+    ("register", "field"),
+    [
+        ("not an object", "register"),
+        ({"game_code": "X"}, "register.game_id"),
+        (None, "register.player_id"),  # the fields of a hit, less one
+    ],
+)
+async def test_a_register_object_with_a_fault_is_400_naming_the_field(
+    client, upload, database, register, field
+):
+    await upload()
+    if register is None:
+        register = _registration()
+        del register["player_id"]
+    response = await client.post(
+        "/api/cache/lookup",
+        json={"prompt": SENTENCE, "art_style": "watercolor", "register": register},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == field
+    assert database.count("generated_images") == 1

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from image_sidecar import prompt_cache, records
 from image_sidecar.api import fields
 from image_sidecar.api.body import json_object
-from image_sidecar.api.serialize import cache_entry_json, image_created_response, image_json
+from image_sidecar.api.serialize import (
+    cache_entry_json,
+    image_created_response,
+    image_json,
+    lookup_json,
+)
 from image_sidecar.errors import InvalidField
+from image_sidecar.models import ImageMetadata
+from image_sidecar.prompt_cache import CacheEntryNotFound
 from image_sidecar.prompts import Prompt
+from image_sidecar.records import Registration
 from image_sidecar.typedefs import (
     blob_store_key,
     config_key,
@@ -22,12 +28,16 @@ from image_sidecar.typedefs import (
 
 # A release's reason only goes to the log.
 MAX_REASON_CHARS = 500
+# A lookup with `register` looks again if the entry vanishes before the registration.
+_REGISTER_ATTEMPTS = 2
 LOOKUP_FIELDS = frozenset({"prompt", "art_style", "model", "size", "wait_ms"})
 
 
 async def lookup(request: web.Request) -> web.Response:
     config = request.app[config_key]
-    body = fields.string_fields(await json_object(request))
+    raw = await json_object(request)
+    register_raw = raw.pop("register", None)
+    body = fields.string_fields(raw)
     fields.reject_unknown(body, LOOKUP_FIELDS)
     if "prompt" not in body:
         raise InvalidField("prompt", "is required")
@@ -38,22 +48,60 @@ async def lookup(request: web.Request) -> web.Response:
         size=fields.label(body.get("size"), "size"),
     )
     wait_ms = fields.bounded_int(body.get("wait_ms", "0"), "wait_ms", 0, prompt_cache.MAX_WAIT_MS)
-    result = await prompt_cache.lookup(
+    meta = None if register_raw is None else _registration_fields(register_raw, prompt)
+
+    attempts = 0
+    while True:
+        attempts += 1
+        result = await prompt_cache.lookup(
+            request.app[db_pool_key],
+            request.app[notification_hub_key],
+            prompt,
+            claim_seconds=config.cache.claim_seconds,
+            wait_ms=wait_ms,
+        )
+        request.app[metrics_key].cache_lookups.labels(result.status).inc()
+        if meta is None or result.status != "hit":
+            return web.json_response(lookup_json(result, config.storage.public_base_url))
+        try:
+            registration = await _register_reuse(request, result.prompt_hash, meta)
+        except CacheEntryNotFound:
+            if attempts == _REGISTER_ATTEMPTS:
+                raise
+            continue  # the entry went between the lookup and the registration: look again
+        answer = lookup_json(result, config.storage.public_base_url)
+        answer["image"] = image_json(registration.record, config.storage.public_base_url)
+        answer["registered"] = True
+        return web.json_response(answer)
+
+
+def _registration_fields(raw: object, prompt: Prompt) -> ImageMetadata:
+    """The `register` object of a lookup: a hit's fields, the sentence defaulting to the
+    looked-up prompt. A fault names its field as `register.<field>`."""
+    if not isinstance(raw, dict):
+        raise InvalidField("register", "must be an object with the fields of a hit")
+    try:
+        values = fields.string_fields(raw)
+        values.setdefault("completed_sentence", prompt.text)
+        return fields.image_metadata(values)
+    except InvalidField as exc:
+        raise InvalidField(f"register.{exc.field}", exc.message.split(": ", 1)[-1]) from None
+
+
+async def _register_reuse(request: web.Request, key: str, meta: ImageMetadata) -> Registration:
+    """Register the image cached under `key` for this player (a hit); count it once."""
+    config = request.app[config_key]
+    registration = await records.register(
         request.app[db_pool_key],
-        request.app[notification_hub_key],
-        prompt,
-        claim_seconds=config.cache.claim_seconds,
-        wait_ms=wait_ms,
+        request.app[blob_store_key],
+        meta,
+        records.CacheReuse(key, config.cache.generation_costs),
+        default_retention_days=config.retention.days,
+        public_base_url=config.storage.public_base_url,
     )
-    request.app[metrics_key].cache_lookups.labels(result.status).inc()
-    answer: dict[str, Any] = {"status": result.status, "prompt_hash": result.prompt_hash}
-    if result.image is not None:
-        answer["image"] = image_json(result.image, config.storage.public_base_url)
-    if result.claim_token is not None:
-        answer["claim_token"] = str(result.claim_token)
-    if result.retry_after_ms is not None:
-        answer["retry_after_ms"] = result.retry_after_ms
-    return web.json_response(answer)
+    if registration.created:
+        request.app[metrics_key].cache_hit(registration.cost_saved_usd)
+    return registration
 
 
 async def get_entry(request: web.Request) -> web.Response:
@@ -71,20 +119,10 @@ async def forget_entry(request: web.Request) -> web.Response:
 
 
 async def record_hit(request: web.Request) -> web.Response:
-    config = request.app[config_key]
     key = fields.prompt_hash(request.match_info["prompt_hash"])
     meta = fields.image_metadata(fields.string_fields(await json_object(request)))
-    registration = await records.register(
-        request.app[db_pool_key],
-        request.app[blob_store_key],
-        meta,
-        records.CacheReuse(key, config.cache.generation_costs),
-        default_retention_days=config.retention.days,
-        public_base_url=config.storage.public_base_url,
-    )
-    if registration.created:
-        request.app[metrics_key].cache_hit(registration.cost_saved_usd)
-    return image_created_response(registration, config.storage.public_base_url)
+    registration = await _register_reuse(request, key, meta)
+    return image_created_response(registration, request.app[config_key].storage.public_base_url)
 
 
 async def release_claim(request: web.Request) -> web.Response:

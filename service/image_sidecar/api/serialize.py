@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from image_sidecar.models import CacheEntry, ImageRecord
+from image_sidecar.prompt_cache import LookupResult
 from image_sidecar.records import Registration
 from image_sidecar.stats import BusinessStats
 
@@ -82,3 +83,14 @@ def stats_json(stats: BusinessStats) -> dict[str, Any]:
         "cost_saved_usd": float(stats.cost_saved_usd),
         "cost_saved_usd_all_time": float(stats.cost_saved_usd_all_time),
     }
+
+
+def lookup_json(result: LookupResult, public_base_url: str) -> dict[str, Any]:
+    answer: dict[str, Any] = {"status": result.status, "prompt_hash": result.prompt_hash}
+    if result.image is not None:
+        answer["image"] = image_json(result.image, public_base_url)
+    if result.claim_token is not None:
+        answer["claim_token"] = str(result.claim_token)
+    if result.retry_after_ms is not None:
+        answer["retry_after_ms"] = result.retry_after_ms
+    return answer
