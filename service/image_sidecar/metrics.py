@@ -73,7 +73,9 @@ class SidecarMetrics:
         )
         self.cost_saved = Counter(
             "sidecar_api_cost_saved_usd_total",
-            "AI generation cost avoided by cache hits, in US dollars.",
+            "AI generation cost avoided by cache hits, in US dollars, by the AI service whose "
+            "call was saved.",
+            ["ai_service"],
             registry=r,
         )
         self.storage_used = Gauge(
@@ -139,9 +141,9 @@ class SidecarMetrics:
         self.images_stored.labels(record.ai_service or "unknown", record.art_style or "none").inc()
         self.image_size.observe(record.size_bytes)
 
-    def cache_hit(self, cost_saved_usd: Decimal) -> None:
+    def cache_hit(self, cost_saved_usd: Decimal, ai_service: str | None) -> None:
         self.cache_hits.inc()
-        self.cost_saved.inc(float(cost_saved_usd))
+        self.cost_saved.labels(ai_service or "unknown").inc(float(cost_saved_usd))
 
     def cleanup_finished(self, report: CleanupReport) -> None:
         if report.outcome == "dry_run":

@@ -23,6 +23,7 @@ from image_sidecar import db
 from image_sidecar.config import GenerationCosts
 from image_sidecar.db import cache as cache_rows
 from image_sidecar.db import images as image_rows
+from image_sidecar.db import stats as stats_rows
 from image_sidecar.db.images import KnownRound
 from image_sidecar.errors import Conflict, InvalidField, SidecarError
 from image_sidecar.imagetypes import BY_CONTENT_TYPE, sniff
@@ -106,9 +107,12 @@ class RecordSource(Protocol):
 class NewImage:
     """Bytes a game server uploads after a paid AI call; they become the prompt's cache entry."""
 
-    def __init__(self, data: bytes, claim_token: UUID | None = None) -> None:
+    def __init__(
+        self, data: bytes, costs: GenerationCosts, claim_token: UUID | None = None
+    ) -> None:
         self.image_type = sniff(data)  # the client's Content-Type is never trusted
         self.data = data
+        self.costs = costs
         self.claim_token = claim_token
         self._sha256 = ""
 
@@ -133,6 +137,14 @@ class NewImage:
             cur, plan.prompt_hash, record.image_id, record.prompt, self.claim_token
         )
         await staged.put(plan.blob, self.data)
+        cost = record.generation_cost_usd
+        await stats_rows.record_usage(
+            cur,
+            record.ai_service,
+            generated=1,
+            bytes_stored=record.size_bytes,
+            generation_cost_usd=self.costs.for_service(record.ai_service) if cost is None else cost,
+        )
         return Decimal(0)
 
 
@@ -190,6 +202,7 @@ class CacheReuse:
             raise CacheEntryNotFound(
                 f"the image cached for prompt hash {self.prompt_hash} is gone"
             ) from None
+        await stats_rows.record_usage(cur, record.ai_service, reused=1, cost_saved_usd=saved)
         # The shared counter row is locked last, so concurrent hits on a popular prompt wait on
         # it only for the commit, not for the inserts and the link.
         if not await cache_rows.count_hit(cur, self.prompt_hash):

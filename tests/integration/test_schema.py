@@ -144,6 +144,11 @@ async def test_migrating_forward_keeps_every_row_and_url(
     assert old.rows("SELECT hit_count, prompt FROM image_cache") == [
         {"hit_count": 1, "prompt": "old prompt"}
     ]
+    # the history starts from what the rows tell, so /api/stats keeps the past
+    history = old.rows("SELECT day::text, ai_service, generated FROM daily_usage ORDER BY day")
+    assert history == [
+        {"day": f"2026-01-0{n}", "ai_service": "", "generated": 1} for n in (1, 2, 3)
+    ]
     client = await make_client(
         DATABASE_URL=previous_schema_url, IMAGE_STORAGE_BASE_DIR=str(tmp_path / "images")
     )

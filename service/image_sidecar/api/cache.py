@@ -100,7 +100,9 @@ async def _register_reuse(request: web.Request, key: str, meta: ImageMetadata) -
         public_base_url=config.storage.public_base_url,
     )
     if registration.created:
-        request.app[metrics_key].cache_hit(registration.cost_saved_usd)
+        request.app[metrics_key].cache_hit(
+            registration.cost_saved_usd, registration.record.ai_service
+        )
     return registration
 
 

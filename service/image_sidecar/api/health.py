@@ -17,8 +17,8 @@ from image_sidecar.stats import business_stats
 from image_sidecar.storage.base import BlobStore
 from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
-# Images older than the retention period are gone, so longer windows would only show zeros.
-MAX_STATS_DAYS = 366
+# A year of the history (daily_usage), which outlives the images it counts.
+MAX_STATS_DAYS = 365
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -28,7 +28,7 @@ async def upload_image(request: web.Request) -> web.Response:
         request.app[db_pool_key],
         request.app[blob_store_key],
         meta,
-        records.NewImage(data, claim_token),
+        records.NewImage(data, config.cache.generation_costs, claim_token),
         default_retention_days=config.retention.days,
         public_base_url=config.storage.public_base_url,
     )

@@ -72,6 +72,7 @@ def stats_json(stats: BusinessStats) -> dict[str, Any]:
                 "images": day.images_generated + day.images_reused,
                 "generated": day.images_generated,
                 "reused": day.images_reused,
+                "cost_saved_usd": float(day.cost_saved_usd),
             }
             for day in stats.per_day
         ],

@@ -24,6 +24,7 @@ class DayFigures:
     day: date
     images_generated: int
     images_reused: int
+    cost_saved_usd: Decimal
 
 
 @dataclass(frozen=True)
@@ -53,17 +54,46 @@ async def storage_totals(cur: aiopg.Cursor) -> StorageTotals:
     return StorageTotals(**row)
 
 
+async def record_usage(
+    cur: aiopg.Cursor,
+    ai_service: str | None,
+    *,
+    generated: int = 0,
+    reused: int = 0,
+    bytes_stored: int = 0,
+    generation_cost_usd: Decimal = Decimal(0),
+    cost_saved_usd: Decimal = Decimal(0),
+) -> None:
+    """Count what happened today (UTC) in the history that cleanup and purges never touch."""
+    await cur.execute(
+        """
+        INSERT INTO daily_usage AS u (
+            day, ai_service, generated, reused, bytes_stored, generation_cost_usd, cost_saved_usd)
+        VALUES ((now() AT TIME ZONE 'UTC')::date, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (day, ai_service) DO UPDATE SET
+            generated = u.generated + EXCLUDED.generated,
+            reused = u.reused + EXCLUDED.reused,
+            bytes_stored = u.bytes_stored + EXCLUDED.bytes_stored,
+            generation_cost_usd = u.generation_cost_usd + EXCLUDED.generation_cost_usd,
+            cost_saved_usd = u.cost_saved_usd + EXCLUDED.cost_saved_usd
+        """,
+        (ai_service or "", generated, reused, bytes_stored, generation_cost_usd, cost_saved_usd),
+    )
+
+
 async def images_per_day(cur: aiopg.Cursor, days: int) -> list[DayFigures]:
-    """One row per UTC day of the last `days`, oldest first, zeros included."""
+    """One row per UTC day of the last `days`, oldest first, zeros included, from the history
+    (what happened that day, whatever was deleted since)."""
     await cur.execute(
         """
         SELECT d::date AS day,
-               count(gi.image_id) FILTER (WHERE gi.reused_from IS NULL) AS images_generated,
-               count(gi.image_id) FILTER (WHERE gi.reused_from IS NOT NULL) AS images_reused
+               coalesce(sum(u.generated), 0)::int AS images_generated,
+               coalesce(sum(u.reused), 0)::int AS images_reused,
+               coalesce(sum(u.cost_saved_usd), 0) AS cost_saved_usd
         FROM generate_series(
             (now() AT TIME ZONE 'UTC')::date - (%s - 1), (now() AT TIME ZONE 'UTC')::date,
             interval '1 day') AS d
-        LEFT JOIN generated_images gi ON (gi.created_at AT TIME ZONE 'UTC')::date = d::date
+        LEFT JOIN daily_usage u ON u.day = d::date
         GROUP BY d ORDER BY d
         """,
         (days,),
@@ -72,12 +102,13 @@ async def images_per_day(cur: aiopg.Cursor, days: int) -> list[DayFigures]:
 
 
 async def savings(cur: aiopg.Cursor, days: int | None = None) -> Savings:
-    """Cache hits and the cost they avoided, all time or over the last `days`."""
+    """Cache hits and the cost they avoided, all time or over the last `days` (UTC days)."""
     await cur.execute(
         """
-        SELECT count(*) AS hits, coalesce(sum(cost_saved_usd), 0) AS cost_saved_usd
-        FROM cache_hits
-        WHERE %s::int IS NULL OR hit_at > now() - make_interval(days => %s::int)
+        SELECT coalesce(sum(reused), 0)::int AS hits,
+               coalesce(sum(cost_saved_usd), 0) AS cost_saved_usd
+        FROM daily_usage
+        WHERE %s::int IS NULL OR day > (now() AT TIME ZONE 'UTC')::date - %s::int
         """,
         (days, days),
     )
