@@ -81,6 +81,15 @@ def _optional(raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _optional_http_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError
+    return value
+
+
 def _public_base_url(raw: str) -> str:
     value = raw.strip().rstrip("/")
     if not (value.startswith("/") or value.startswith(("http://", "https://"))):
@@ -416,6 +425,16 @@ SETTINGS: tuple[Setting, ...] = (
         _generation_costs,
     ),
     Setting(
+        "IMAGE_PURGE_WEBHOOK_URL",
+        "moderation",
+        "purge_webhook_url",
+        "",
+        "an http(s) URL",
+        "Where a takedown POSTs the URLs it removed (JSON), for a CDN to purge them: images are "
+        "served immutable for 7 days. Empty: no notification.",
+        _optional_http_url,
+    ),
+    Setting(
         "IMAGE_METRICS_REFRESH_SECONDS",
         "metrics",
         "refresh_seconds",
@@ -479,6 +498,11 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class ModerationSettings:
+    purge_webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     refresh_seconds: float
 
@@ -491,6 +515,7 @@ class Config:
     retention: RetentionSettings
     cache: CacheSettings
     metrics: MetricsSettings
+    moderation: ModerationSettings = ModerationSettings()
 
 
 def is_loopback(host: str) -> bool:
@@ -510,6 +535,7 @@ _SECTIONS: dict[str, type] = {
     "retention": RetentionSettings,
     "cache": CacheSettings,
     "metrics": MetricsSettings,
+    "moderation": ModerationSettings,
 }
 
 

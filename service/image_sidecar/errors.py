@@ -95,6 +95,13 @@ class NotAnImage(SidecarError):
     code = "unsupported_media_type"
 
 
+class BlockedContent(SidecarError):
+    """The bytes were taken down (moderation): they are never stored again."""
+
+    status = 422
+    code = "blocked_content"
+
+
 class DatabaseUnavailable(SidecarError):
     """PostgreSQL did not answer in time; the client should retry."""
 

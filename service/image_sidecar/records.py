@@ -23,9 +23,10 @@ from image_sidecar import db
 from image_sidecar.config import GenerationCosts
 from image_sidecar.db import cache as cache_rows
 from image_sidecar.db import images as image_rows
+from image_sidecar.db import moderation as moderation_rows
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.db.images import KnownRound
-from image_sidecar.errors import Conflict, InvalidField, SidecarError
+from image_sidecar.errors import BlockedContent, Conflict, InvalidField, SidecarError
 from image_sidecar.imagetypes import BY_CONTENT_TYPE, sniff
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
 from image_sidecar.prompt_cache import CacheEntryNotFound
@@ -120,6 +121,8 @@ class NewImage:
         self._sha256 = await asyncio.to_thread(lambda: hashlib.sha256(self.data).hexdigest())
 
     async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
+        if await moderation_rows.is_blocked(cur, self._sha256):
+            raise BlockedContent("these image bytes were taken down and cannot be stored again")
         blob = StoredBytes(
             image_path=image_key(meta, self.image_type.extension),
             content_type=self.image_type.content_type,

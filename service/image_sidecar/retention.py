@@ -88,16 +88,17 @@ async def delete_expired(
     batch_size: int,
     game_ids: list[UUID] | None = None,
     player_id: UUID | None = None,
+    sha256: str | None = None,
     on_batch: ProgressCallback | None = None,
 ) -> DeletionTally:
-    """Delete expired images (optionally of some games, or one player's) in batches until none
-    is left but those whose files could not be deleted."""
+    """Delete expired images (optionally of some games, one player's, or those with some bytes)
+    in batches until none is left but those whose files could not be deleted."""
     tally = DeletionTally()
     undeletable: list[UUID] = []  # skipped for the rest of this run; the next run retries them
     while True:
         async with db.transaction(pool) as cur:
             doomed = await retention_rows.lock_expired_batch(
-                cur, batch_size, game_ids, player_id, skip=undeletable
+                cur, batch_size, game_ids, player_id, sha256=sha256, skip=undeletable
             )
             if not doomed:
                 break

@@ -1,4 +1,5 @@
-"""Operator endpoints: run the cleanup now, purge a game or a player's images."""
+"""Operator endpoints: run the cleanup now, purge a game or a player's images, take content
+down everywhere."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from image_sidecar import retention
+from image_sidecar import moderation, retention
 from image_sidecar.api import fields
 from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
@@ -45,4 +46,30 @@ async def _purge(request: web.Request, player_id: UUID | None) -> web.Response:
     request.app[metrics_key].images_deleted(purged.tally)
     return web.json_response(
         {**asdict(purged.tally), "game_ids": [str(game_id) for game_id in purged.game_ids]}
+    )
+
+
+async def take_down(request: web.Request) -> web.Response:
+    sha256 = fields.sha256_hex(request.match_info["sha256"])
+    reason = fields.reason(request)
+    config = request.app[config_key]
+    takedown = await moderation.take_down(
+        request.app[db_pool_key],
+        request.app[blob_store_key],
+        sha256,
+        reason=reason,
+        batch_size=config.retention.batch_size,
+        public_base_url=config.storage.public_base_url,
+        purge_webhook_url=config.moderation.purge_webhook_url,
+    )
+    request.app[metrics_key].images_deleted(takedown.tally)
+    return web.json_response(
+        {
+            **asdict(takedown.tally),
+            "sha256": takedown.sha256,
+            "image_ids": takedown.image_ids,
+            "urls": takedown.urls,
+            "blocked": True,
+            "cdn_notified": takedown.cdn_notified,
+        }
     )

@@ -26,8 +26,6 @@ from image_sidecar.typedefs import (
     notification_hub_key,
 )
 
-# A release's reason only goes to the log.
-MAX_REASON_CHARS = 500
 # A lookup with `register` looks again if the entry vanishes before the registration.
 _REGISTER_ATTEMPTS = 2
 LOOKUP_FIELDS = frozenset({"prompt", "art_style", "model", "size", "wait_ms"})
@@ -129,9 +127,6 @@ async def record_hit(request: web.Request) -> web.Response:
 
 async def release_claim(request: web.Request) -> web.Response:
     claim_token = fields.uuid_value(request.match_info["claim_token"], "claim_token")
-    fields.reject_unknown(request.query, frozenset({"reason"}))
-    reason = request.query.get("reason")
-    if reason is not None:
-        reason = fields.text(reason, "reason", MAX_REASON_CHARS)
+    reason = fields.reason(request)
     await prompt_cache.release(request.app[db_pool_key], claim_token, reason)
     return web.Response(status=204)

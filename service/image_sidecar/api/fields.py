@@ -16,7 +16,7 @@ from image_sidecar.models import ImageMetadata, RoundRef
 
 # Game codes become directory names: letters, digits, "-" and "_" only, never "." or "/".
 _GAME_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_PROMPT_HASH = re.compile(r"[0-9a-f]{64}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _ROUND_NUMBER = re.compile(r"[0-9]{1,5}")
 # Art styles and AI service names become metric labels, so they stay short and plain.
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}")
@@ -24,6 +24,7 @@ MAX_ROUND_NUMBER = 10_000
 MAX_SENTENCE_CHARS = 1_000
 MAX_PROMPT_CHARS = 4_000
 MAX_RETENTION_DAYS = 3_650
+MAX_REASON_CHARS = 500
 MAX_GENERATION_COST_USD = Decimal(100)
 _MICRODOLLAR = Decimal("0.000001")  # the column's scale
 
@@ -124,9 +125,20 @@ def cost_usd(raw: str | None, field: str = "generation_cost_usd") -> Decimal | N
 
 
 def prompt_hash(raw: str) -> str:
-    if not _PROMPT_HASH.fullmatch(raw):
-        raise InvalidField("prompt_hash", "must be 64 lowercase hexadecimal characters (SHA-256)")
+    return sha256_hex(raw, "prompt_hash")
+
+
+def sha256_hex(raw: str, field: str = "sha256") -> str:
+    if not _SHA256.fullmatch(raw):
+        raise InvalidField(field, "must be 64 lowercase hexadecimal characters (SHA-256)")
     return raw
+
+
+def reason(request: web.Request) -> str | None:
+    """`?reason=` of a moderation call (logged), and no other query parameter."""
+    reject_unknown(request.query, frozenset({"reason"}))
+    raw = request.query.get("reason")
+    return None if raw is None else text(raw, "reason", MAX_REASON_CHARS)
 
 
 def optional_uuid(raw: str | None, field: str) -> UUID | None:

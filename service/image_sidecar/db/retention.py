@@ -53,22 +53,24 @@ async def lock_expired_batch(
     game_ids: list[UUID] | None = None,
     player_id: UUID | None = None,
     *,
+    sha256: str | None = None,
     skip: list[UUID] | None = None,
 ) -> list[DoomedImage]:
-    """Lock up to `limit` expired images, except those in `skip`; rows another run holds are
-    skipped, not waited for."""
+    """Lock up to `limit` expired images (optionally only those with these bytes), except those
+    in `skip`; rows another run holds are skipped, not waited for."""
     await cur.execute(
         """
         SELECT image_id, image_path, size_bytes FROM generated_images
         WHERE expires_at <= now()
           AND (%s::uuid[] IS NULL OR game_id = ANY(%s::uuid[]))
           AND (%s::uuid IS NULL OR player_id = %s)
+          AND (%s::text IS NULL OR sha256 = %s)
           AND NOT image_id = ANY(%s::uuid[])
         ORDER BY expires_at
         LIMIT %s
         FOR UPDATE SKIP LOCKED
         """,
-        (game_ids, game_ids, player_id, player_id, skip or [], limit),
+        (game_ids, game_ids, player_id, player_id, sha256, sha256, skip or [], limit),
     )
     return [DoomedImage(**row) for row in await cur.fetchall()]
 
