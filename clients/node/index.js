@@ -67,9 +67,9 @@ export class ImageStorageService {
   }
 
   /** hit ({image}), miss ({claimToken}: generate, then save with it) or pending. */
-  async lookupPrompt(prompt, artStyle, { waitMs = 0 } = {}) {
+  async lookupPrompt(prompt, artStyle, { waitMs = 0, model = null, size = null } = {}) {
     const answer = await this.#request('POST', '/api/cache/lookup', {
-      json: { prompt, art_style: artStyle ?? null, wait_ms: waitMs },
+      json: { prompt, art_style: artStyle ?? null, model, size, wait_ms: waitMs },
     });
     return {
       status: answer.status,

@@ -25,4 +25,4 @@ async def test_node_client_against_a_running_sidecar(aiohttp_server, make_app):
     output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, output.decode()
     assert b"# fail 0" in output
-    assert b"# pass 4" in output
+    assert b"# pass 5" in output

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { ImageStorageService, SidecarError } from '../index.js';
 
 const sidecar = new ImageStorageService({ baseUrl: process.env.SIDECAR_URL });
@@ -64,4 +65,16 @@ test('purgePlayer removes that player only', async () => {
   assert.equal(summary.images_deleted, 1);
   const left = await sidecar.listGame('NODE4');
   assert.deepEqual(left.map((image) => image.image_id), [staying.image_id]);
+});
+
+test('the sidecar hashes every published vector of both versions as the vectors file says', async () => {
+  const vectors = JSON.parse(
+    readFileSync(new URL('../../../tests/vectors/prompt_hash.json', import.meta.url), 'utf8'));
+  assert.deepEqual(new Set(vectors.map((vector) => vector.version)), new Set(['v1', 'v2']));
+  for (const vector of vectors) {
+    // An empty style hashes as none; the API takes none as null (or leaves it out).
+    const found = await sidecar.lookupPrompt(vector.prompt, vector.art_style || null,
+      { model: vector.model, size: vector.size });
+    assert.equal(found.promptHash, vector.prompt_hash, JSON.stringify(vector));
+  }
 });
