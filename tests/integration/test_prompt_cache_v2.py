@@ -203,3 +203,15 @@ async def test_a_register_object_with_a_fault_is_400_naming_the_field(
     assert response.status == 400
     assert (await response.json())["error"]["field"] == field
     assert database.count("generated_images") == 1
+
+
+async def test_a_released_claim_goes_to_exactly_one_of_the_waiting_lookups(client):
+    first = await lookup(client)
+    waiting = [asyncio.create_task(lookup(client, wait_ms=5_000)) for _ in range(3)]
+    await asyncio.sleep(0.3)
+    await client.delete(f"/api/cache/claims/{first['claim_token']}")
+    done, still_waiting = await asyncio.wait(waiting, timeout=1)
+    assert [task.result()["status"] for task in done] == ["miss"]
+    assert len(still_waiting) == 2  # they wait on the new holder's claim
+    for answer in await asyncio.gather(*still_waiting):
+        assert answer["status"] == "pending"
