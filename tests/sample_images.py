@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import random
 import struct
 import zlib
+
+from PIL import Image
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -28,11 +32,26 @@ def png_bytes(seed: int = 0, size: int = 8) -> bytes:
     )
 
 
+def noise_png(side: int, seed: int = 0) -> bytes:
+    """A real side x side RGB PNG of random pixels: it does not compress (about 3 * side**2
+    bytes), like the detail of a generated picture."""
+    pixels = random.Random(seed).randbytes(side * side * 3)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encoded(image_format: str, seed: int = 0, size: int = 8, **options: object) -> bytes:
+    """A real image in `image_format` (Pillow's name), pixels from `seed`, as Pillow saves it."""
+    image = Image.open(io.BytesIO(png_bytes(seed, size)))
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
 def jpeg_bytes(seed: int = 0) -> bytes:
-    """JPEG magic and markers around filler: enough for type sniffing and byte comparisons."""
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes([seed % 256]) * 64 + b"\xff\xd9"
+    return encoded("JPEG", seed)
 
 
 def webp_bytes(seed: int = 0) -> bytes:
-    body = b"WEBPVP8 " + bytes([seed % 256]) * 32
-    return b"RIFF" + struct.pack("<I", len(body)) + body
+    return encoded("WEBP", seed)

@@ -10,6 +10,7 @@ from image_sidecar.api.errors import error_middleware
 from image_sidecar.api.routes import setup_routes
 from image_sidecar.config import Config
 from image_sidecar.db.notify import notifications_context, release_waiters_on_shutdown
+from image_sidecar.imaging import imaging_context
 from image_sidecar.log import request_log_middleware
 from image_sidecar.metrics import SidecarMetrics, metrics_context
 from image_sidecar.scheduler import scheduler_context
@@ -28,6 +29,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(notifications_context)
     app.cleanup_ctx.append(metrics_context)
     app.cleanup_ctx.append(storage.store_context)
+    app.cleanup_ctx.append(imaging_context)
     app.cleanup_ctx.append(scheduler_context)  # last: it needs the pool and the store
     app.on_shutdown.append(release_waiters_on_shutdown)
     setup_routes(app)

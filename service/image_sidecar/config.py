@@ -47,6 +47,17 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+# Pillow refuses images over this many pixels by itself (its decompression bomb guard).
+PILLOW_PIXEL_LIMIT = 89_478_485
+
+
+def _max_pixels(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value <= PILLOW_PIXEL_LIMIT:
+        raise ValueError
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 < value < 65536:
@@ -246,6 +257,26 @@ SETTINGS: tuple[Setting, ...] = (
         "10485760",
         "a positive whole number of bytes",
         "Largest accepted image in bytes (default 10 MiB); larger uploads get 413.",
+        _positive_int,
+    ),
+    Setting(
+        "IMAGE_MAX_PIXELS",
+        "storage",
+        "max_pixels",
+        "40000000",
+        "a whole number of pixels from 1 to 89478485",
+        "Most pixels (width x height) an upload may have; more is 413 too_many_pixels, read from "
+        "the header before anything is decoded. At most Pillow's own bomb guard (89,478,485).",
+        _max_pixels,
+    ),
+    Setting(
+        "IMAGE_PROCESSING_WORKERS",
+        "storage",
+        "processing_workers",
+        "2",
+        "a positive whole number",
+        "Threads that decode uploads (and make renditions): the most image work at once, which "
+        "bounds its memory and CPU.",
         _positive_int,
     ),
     Setting(
@@ -480,6 +511,8 @@ class StorageSettings:
     max_upload_bytes: int
     s3: S3Settings
     min_free_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    processing_workers: int = 2
 
 
 @dataclass(frozen=True)

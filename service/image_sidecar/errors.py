@@ -95,6 +95,19 @@ class NotAnImage(SidecarError):
     code = "unsupported_media_type"
 
 
+class CorruptImage(NotAnImage):
+    """The bytes start like an image but do not decode (truncated, garbled)."""
+
+    code = "corrupt_image"
+
+
+class TooManyPixels(SidecarError):
+    """More pixels than IMAGE_MAX_PIXELS: refused from the header, before decoding."""
+
+    status = 413
+    code = "too_many_pixels"
+
+
 class BlockedContent(SidecarError):
     """The bytes were taken down (moderation): they are never stored again."""
 

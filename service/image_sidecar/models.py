@@ -40,6 +40,9 @@ class StoredBytes:
     content_type: str
     size_bytes: int
     sha256: str
+    # The displayed size (EXIF orientation applied); None for images stored before decoding.
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class ImageRecord:
     expires_at: datetime
     model: str | None = None
     size: str | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,6 @@ files" belongs in a source's `write`.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -27,7 +25,8 @@ from image_sidecar.db import moderation as moderation_rows
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.db.images import KnownRound
 from image_sidecar.errors import BlockedContent, Conflict, InvalidField, SidecarError
-from image_sidecar.imagetypes import BY_CONTENT_TYPE, sniff
+from image_sidecar.imagetypes import BY_CONTENT_TYPE
+from image_sidecar.imaging import ImageProcessor, InspectedImage
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
 from image_sidecar.prompt_cache import CacheEntryNotFound
 from image_sidecar.prompts import canonical_text, prompt_hash
@@ -106,28 +105,38 @@ class RecordSource(Protocol):
 
 
 class NewImage:
-    """Bytes a game server uploads after a paid AI call; they become the prompt's cache entry."""
+    """Bytes a game server uploads after a paid AI call; they become the prompt's cache entry.
+    They are decoded (in the processor's pool) before anything is written: the client's
+    Content-Type is never trusted, nor a header that sniffs right over a broken file."""
 
     def __init__(
-        self, data: bytes, costs: GenerationCosts, claim_token: UUID | None = None
+        self,
+        data: bytes,
+        processor: ImageProcessor,
+        costs: GenerationCosts,
+        claim_token: UUID | None = None,
     ) -> None:
-        self.image_type = sniff(data)  # the client's Content-Type is never trusted
         self.data = data
+        self.processor = processor
         self.costs = costs
         self.claim_token = claim_token
-        self._sha256 = ""
+        self._image: InspectedImage | None = None
 
     async def prepare(self) -> None:
-        self._sha256 = await asyncio.to_thread(lambda: hashlib.sha256(self.data).hexdigest())
+        self._image = await self.processor.inspect(self.data)
 
     async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
-        if await moderation_rows.is_blocked(cur, self._sha256):
+        image = self._image
+        assert image is not None  # register() prepares before it plans
+        if await moderation_rows.is_blocked(cur, image.sha256):
             raise BlockedContent("these image bytes were taken down and cannot be stored again")
         blob = StoredBytes(
-            image_path=image_key(meta, self.image_type.extension),
-            content_type=self.image_type.content_type,
+            image_path=image_key(meta, image.image_type.extension),
+            content_type=image.image_type.content_type,
             size_bytes=len(self.data),
-            sha256=self._sha256,
+            sha256=image.sha256,
+            width=image.width,
+            height=image.height,
         )
         return PlannedRecord(
             meta, blob, prompt_hash(meta.prompt, meta.art_style, meta.model, meta.size)
@@ -179,6 +188,8 @@ class CacheReuse:
             content_type=source.content_type,
             size_bytes=source.size_bytes,
             sha256=source.sha256,
+            width=source.width,
+            height=source.height,
         )
         as_cached = replace(
             meta,

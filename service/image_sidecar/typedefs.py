@@ -11,6 +11,7 @@ from image_sidecar.config import Config
 if TYPE_CHECKING:
     from image_sidecar.db import Pool
     from image_sidecar.db.notify import NotificationHub
+    from image_sidecar.imaging import ImageProcessor
     from image_sidecar.metrics import SidecarMetrics
     from image_sidecar.storage.base import BlobStore
 
@@ -19,3 +20,4 @@ db_pool_key: web.AppKey[Pool] = web.AppKey("db_pool")
 blob_store_key: web.AppKey[BlobStore] = web.AppKey("blob_store")
 notification_hub_key: web.AppKey[NotificationHub] = web.AppKey("notification_hub")
 metrics_key: web.AppKey[SidecarMetrics] = web.AppKey("metrics")
+image_processor_key: web.AppKey[ImageProcessor] = web.AppKey("image_processor")

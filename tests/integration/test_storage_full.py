@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tests.helpers import storage_files, uploader
-from tests.sample_images import png_bytes
+from tests.sample_images import noise_png, png_bytes
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ async def test_full_disk_is_507_and_writes_nothing(make_client, database, tiny_s
     upload = uploader(client)
     small = await upload(image=png_bytes(seed=1))
     assert small.status == 201
-    big = await upload(image=b"\x89PNG\r\n\x1a\n" + bytes(200 * 1024))
+    big = await upload(image=noise_png(260))  # about 200 KB
     assert big.status == 507
     body = await big.json()
     assert body["error"]["code"] == "storage_full"

@@ -9,7 +9,13 @@ from image_sidecar.api import fields
 from image_sidecar.api.multipart import read_upload
 from image_sidecar.api.serialize import image_created_response, image_json
 from image_sidecar.models import ImageRecord
-from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
+from image_sidecar.typedefs import (
+    blob_store_key,
+    config_key,
+    db_pool_key,
+    image_processor_key,
+    metrics_key,
+)
 
 UPLOAD_TEXT_FIELDS = fields.IMAGE_METADATA_FIELDS | {"claim_token"}
 
@@ -28,7 +34,9 @@ async def upload_image(request: web.Request) -> web.Response:
         request.app[db_pool_key],
         request.app[blob_store_key],
         meta,
-        records.NewImage(data, config.cache.generation_costs, claim_token),
+        records.NewImage(
+            data, request.app[image_processor_key], config.cache.generation_costs, claim_token
+        ),
         default_retention_days=config.retention.days,
         public_base_url=config.storage.public_base_url,
     )

@@ -34,6 +34,8 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
         "content_type": record.content_type,
         "size_bytes": record.size_bytes,
         "sha256": record.sha256,
+        "width": record.width,
+        "height": record.height,
         "prompt_hash": record.prompt_hash,
         "generation_cost_usd": (
             None if record.generation_cost_usd is None else float(record.generation_cost_usd)

@@ -13,7 +13,7 @@ COLUMNS = (
     "image_id, submission_id, game_id, game_code, round_id, round_number, player_id, "
     "completed_sentence, prompt, art_style, ai_service, image_path, content_type, size_bytes, "
     "sha256, prompt_hash, generation_cost_usd, reused_from, generated_at, created_at, expires_at, "
-    "model, size"
+    "model, size, width, height"
 )
 
 # The game a request means: the one it names, or the most recent game (by its first image)
@@ -88,9 +88,9 @@ async def insert_image(
             submission_id, game_id, game_code, round_id, round_number, player_id,
             completed_sentence, prompt, art_style, ai_service, image_path, image_url,
             content_type, size_bytes, sha256, prompt_hash, generation_cost_usd, reused_from,
-            model, size, generated_at, expires_at)
+            model, size, width, height, generated_at, expires_at)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                coalesce(%s, now()), now() + make_interval(days => %s))
+                %s, %s, coalesce(%s, now()), now() + make_interval(days => %s))
         ON CONFLICT DO NOTHING
         RETURNING {COLUMNS}
         """,
@@ -115,6 +115,8 @@ async def insert_image(
             reused_from.image_id if reused_from else None,
             meta.model,
             meta.size,
+            blob.width,
+            blob.height,
             reused_from.generated_at if reused_from else None,
             retention_days,
         ),
