@@ -17,7 +17,11 @@ JPEG = ImageType("image/jpeg", "jpg")
 PNG = ImageType("image/png", "png")
 WEBP = ImageType("image/webp", "webp")
 
-BY_EXTENSION = {t.extension: t for t in (JPEG, PNG, WEBP)}
+# Never accepted as an upload; made by the sidecar as a rendition, and served.
+AVIF = ImageType("image/avif", "avif")
+
+# What the static route serves, by the extension of the key.
+BY_EXTENSION = {t.extension: t for t in (JPEG, PNG, WEBP, AVIF)}
 BY_CONTENT_TYPE = {t.content_type: t for t in (JPEG, PNG, WEBP)}
 
 

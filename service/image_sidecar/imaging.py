@@ -1,10 +1,19 @@
-"""Decoding uploads with Pillow, off the event loop: the bytes must be the picture they claim.
+"""Decoding uploads and making their web renditions with Pillow, off the event loop.
 
 Sniffing the first bytes is not enough: a truncated file, or a valid header with garbage after
 it, sniffs as an image and would be served to every player as a broken picture. Every upload is
 decoded in full (its first frame, for an animated WebP) in a bounded thread pool, after its
 pixel count, read from the header alone, is checked against IMAGE_MAX_PIXELS, so a
 decompression bomb is refused before it is decoded. The original bytes are never re-encoded.
+
+From the same decode come the renditions phones load instead of the original (a 1024x1024 PNG is
+1.5-3 MB): `thumb` (longest side 256) and `large` (1024, or the original's size if smaller), as
+WebP and, where this Pillow can encode it, AVIF; EXIF orientation applied, colour in sRGB,
+transparency kept. And a BlurHash placeholder the game paints before any bytes arrive.
+
+Pillow, not pyvips: Pillow's wheels carry WebP and AVIF encoders on every platform we ship, with
+no system library to install, and at these sizes (an AI picture is at most a few megapixels)
+the encoder's time dominates either way; `bench/renditions.py` compares it with vipsthumbnail.
 """
 
 from __future__ import annotations
@@ -13,13 +22,15 @@ import asyncio
 import hashlib
 import io
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import blurhash
 import structlog
 from aiohttp import web
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps, features
 
 from image_sidecar.errors import CorruptImage, TooManyPixels
 from image_sidecar.imagetypes import JPEG, PNG, WEBP, ImageType, sniff
@@ -33,33 +44,86 @@ _QUARTER_TURNS = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112
 
 
+# name -> longest side; a picture smaller than that keeps its size (never upscaled).
+RENDITION_SIDES = {"thumb": 256, "large": 1024}
+_ENCODERS: dict[str, tuple[str, str, dict[str, object]]] = {
+    # format -> (Pillow's name, content type, encoder options)
+    "webp": ("WEBP", "image/webp", {"quality": 80, "method": 4}),
+    "avif": ("AVIF", "image/avif", {"quality": 60, "speed": 8}),
+}
+_PLACEHOLDER_SIDE = 32
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def rendition_formats() -> tuple[str, ...]:
+    """WebP always; AVIF when the installed Pillow can encode it."""
+    return ("webp", "avif") if features.check("avif") else ("webp",)
+
+
+@dataclass(frozen=True)
+class Rendition:
+    name: str
+    format: str
+    content_type: str
+    width: int
+    height: int
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
 @dataclass(frozen=True)
 class InspectedImage:
-    """What decoding an upload established: its type, its displayed size, its digest."""
+    """What decoding an upload established: its type, its displayed size, its digest, and
+    (when asked for) its renditions and placeholder."""
 
     image_type: ImageType
     width: int
     height: int
     sha256: str
+    renditions: tuple[Rendition, ...] = ()
+    placeholder: str | None = None
 
 
-def inspect(data: bytes, max_pixels: int) -> InspectedImage:
-    """Sniff, bound, decode and hash `data` (blocking: run it in the pool). Raises NotAnImage,
-    TooManyPixels or CorruptImage; nothing else escapes whatever the bytes are."""
+def inspect(
+    data: bytes, max_pixels: int, rendition_formats: tuple[str, ...] = ()
+) -> InspectedImage:
+    """Sniff, bound, decode and hash `data`, and render it in `rendition_formats` (blocking: run
+    it in the pool). Raises NotAnImage, TooManyPixels or CorruptImage; nothing else escapes
+    whatever the bytes are."""
     image_type = sniff(data)
+    with _decoded(data, image_type, max_pixels) as image:
+        width, height = image.size
+        orientation = image.getexif().get(_ORIENTATION_TAG)
+        renditions: tuple[Rendition, ...] = ()
+        placeholder = None
+        if rendition_formats:  # decoded fine: what fails from here on is a bug of ours (500)
+            web_image = _for_the_web(image)
+            renditions = tuple(_render(web_image, rendition_formats))
+            placeholder = _placeholder(web_image)
+    if orientation in _QUARTER_TURNS:
+        width, height = height, width
+    digest = hashlib.sha256(data).hexdigest()
+    return InspectedImage(image_type, width, height, digest, renditions, placeholder)
+
+
+@contextmanager
+def _decoded(data: bytes, image_type: ImageType, max_pixels: int) -> Iterator[Image.Image]:
+    """The first frame, decoded in full; TooManyPixels (from the header) or CorruptImage."""
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb guard warns, then fails; either way it is too many pixels.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[image_type]]) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise TooManyPixels(
-                        f"the image is {width}x{height}: more than IMAGE_MAX_PIXELS "
-                        f"({max_pixels}) pixels"
-                    )
-                image.load()  # the whole first frame: a truncated or garbled file fails here
-                orientation = image.getexif().get(_ORIENTATION_TAG)
+            image = Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[image_type]])
+            width, height = image.size
+            if width * height > max_pixels:
+                raise TooManyPixels(
+                    f"the image is {width}x{height}: more than IMAGE_MAX_PIXELS "
+                    f"({max_pixels}) pixels"
+                )
+            image.load()  # the whole first frame: a truncated or garbled file fails here
     except TooManyPixels:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -71,9 +135,60 @@ def inspect(data: bytes, max_pixels: int) -> InspectedImage:
         raise CorruptImage(
             f"the {image_type.extension.upper()} file is truncated or corrupt and cannot be decoded"
         ) from None
-    if orientation in _QUARTER_TURNS:
-        width, height = height, width
-    return InspectedImage(image_type, width, height, hashlib.sha256(data).hexdigest())
+    with image:
+        yield image
+
+
+def _for_the_web(image: Image.Image) -> Image.Image:
+    """Upright, in sRGB, 8 bits per channel, RGB or (with any transparency) RGBA."""
+    upright = ImageOps.exif_transpose(image)
+    if upright.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale, do not clip
+        upright = upright.point(lambda value: value * (1 / 256)).convert("L")
+    has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
+    target = "RGBA" if has_alpha else "RGB"
+    icc = upright.info.get("icc_profile")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(upright, source, _SRGB, outputMode=target)
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # an unreadable profile: take the pixels as sRGB
+    return upright.convert(target)
+
+
+def _render(image: Image.Image, formats: tuple[str, ...]) -> list[Rendition]:
+    renditions = []
+    for name, side in RENDITION_SIDES.items():
+        resized = image.copy()
+        resized.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        for image_format in formats:
+            pillow_format, content_type, options = _ENCODERS[image_format]
+            buffer = io.BytesIO()
+            resized.save(buffer, format=pillow_format, **options)
+            renditions.append(
+                Rendition(
+                    name,
+                    image_format,
+                    content_type,
+                    resized.width,
+                    resized.height,
+                    buffer.getvalue(),
+                )
+            )
+    return renditions
+
+
+def _placeholder(image: Image.Image) -> str:
+    """A BlurHash (about 30 characters) of the picture, for the grid before its bytes arrive."""
+    small = image.convert("RGB")
+    small.thumbnail((_PLACEHOLDER_SIDE, _PLACEHOLDER_SIDE), Image.Resampling.BILINEAR)
+    raw = small.tobytes()
+    pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
+    rows = [pixels[y * small.width : (y + 1) * small.width] for y in range(small.height)]
+    x_components, y_components = (4, 3) if small.width >= small.height else (3, 4)
+    return str(blurhash.encode(rows, x_components, y_components))
 
 
 class ImageProcessor:
@@ -81,11 +196,13 @@ class ImageProcessor:
 
     def __init__(self, *, max_pixels: int, workers: int) -> None:
         self.max_pixels = max_pixels
+        self.rendition_formats = rendition_formats()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imaging")
 
-    async def inspect(self, data: bytes) -> InspectedImage:
+    async def inspect(self, data: bytes, *, with_renditions: bool = True) -> InspectedImage:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, inspect, data, self.max_pixels)
+        formats = self.rendition_formats if with_renditions else ()
+        return await loop.run_in_executor(self._executor, inspect, data, self.max_pixels, formats)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -94,6 +211,7 @@ class ImageProcessor:
 async def imaging_context(app: web.Application) -> AsyncIterator[None]:
     storage = app[config_key].storage
     processor = ImageProcessor(max_pixels=storage.max_pixels, workers=storage.processing_workers)
+    log.info("renditions", formats=list(processor.rendition_formats), sides=RENDITION_SIDES)
     app[image_processor_key] = processor
     yield
     processor.close()

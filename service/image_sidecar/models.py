@@ -33,6 +33,19 @@ class ImageMetadata:
 
 
 @dataclass(frozen=True)
+class StoredRendition:
+    """A web rendition of an image (a smaller WebP or AVIF), stored beside its original."""
+
+    name: str
+    format: str
+    image_path: str
+    content_type: str
+    width: int
+    height: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class StoredBytes:
     """Facts about image bytes that are already in (or about to enter) the blob store."""
 
@@ -43,6 +56,7 @@ class StoredBytes:
     # The displayed size (EXIF orientation applied); None for images stored before decoding.
     width: int | None = None
     height: int | None = None
+    placeholder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,8 @@ class ImageRecord:
     size: str | None = None
     width: int | None = None
     height: int | None = None
+    placeholder: str | None = None
+    renditions: tuple[StoredRendition, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ files" belongs in a source's `write`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -27,7 +27,7 @@ from image_sidecar.db.images import KnownRound
 from image_sidecar.errors import BlockedContent, Conflict, InvalidField, SidecarError
 from image_sidecar.imagetypes import BY_CONTENT_TYPE
 from image_sidecar.imaging import ImageProcessor, InspectedImage
-from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
+from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes, StoredRendition
 from image_sidecar.prompt_cache import CacheEntryNotFound
 from image_sidecar.prompts import canonical_text, prompt_hash
 from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore
@@ -43,6 +43,18 @@ def image_key(meta: ImageMetadata, extension: str) -> str:
     )
 
 
+def rendition_key(image_key: str, name: str, image_format: str) -> str:
+    """Beside its original: `player-{id}.png` has `player-{id}.thumb.webp`, `...large.avif`."""
+    return f"{image_key.rpartition('.')[0]}.{name}.{image_format}"
+
+
+def _renditions_at(key: str, renditions: Iterable[StoredRendition]) -> tuple[StoredRendition, ...]:
+    return tuple(
+        replace(rendition, image_path=rendition_key(key, rendition.name, rendition.format))
+        for rendition in renditions
+    )
+
+
 class StagedBlobs:
     """Blobs written inside a database transaction, removed again if it does not commit."""
 
@@ -54,9 +66,9 @@ class StagedBlobs:
         await self._store.put(blob.image_path, data, blob.content_type, blob.sha256)
         self.written.append(BlobRef(blob.image_path, blob.size_bytes))
 
-    async def link(self, source_key: str, target: StoredBytes) -> None:
-        await self._store.link(source_key, target.image_path)
-        self.written.append(BlobRef(target.image_path, target.size_bytes))
+    async def link(self, source_key: str, target_key: str, size_bytes: int) -> None:
+        await self._store.link(source_key, target_key)
+        self.written.append(BlobRef(target_key, size_bytes))
 
 
 @asynccontextmanager
@@ -86,6 +98,7 @@ class PlannedRecord:
     blob: StoredBytes
     prompt_hash: str
     reused_from: ImageRecord | None = None
+    renditions: tuple[StoredRendition, ...] = ()
 
 
 class RecordSource(Protocol):
@@ -137,9 +150,25 @@ class NewImage:
             sha256=image.sha256,
             width=image.width,
             height=image.height,
+            placeholder=image.placeholder,
+        )
+        renditions = tuple(
+            StoredRendition(
+                name=rendered.name,
+                format=rendered.format,
+                image_path=rendition_key(blob.image_path, rendered.name, rendered.format),
+                content_type=rendered.content_type,
+                width=rendered.width,
+                height=rendered.height,
+                size_bytes=len(rendered.data),
+            )
+            for rendered in image.renditions
         )
         return PlannedRecord(
-            meta, blob, prompt_hash(meta.prompt, meta.art_style, meta.model, meta.size)
+            meta,
+            blob,
+            prompt_hash(meta.prompt, meta.art_style, meta.model, meta.size),
+            renditions=renditions,
         )
 
     async def write(
@@ -149,6 +178,12 @@ class NewImage:
             cur, plan.prompt_hash, record.image_id, record.prompt, self.claim_token
         )
         await staged.put(plan.blob, self.data)
+        assert self._image is not None
+        for stored, rendered in zip(plan.renditions, self._image.renditions, strict=True):
+            facts = StoredBytes(
+                stored.image_path, stored.content_type, stored.size_bytes, rendered.sha256
+            )
+            await staged.put(facts, rendered.data)
         cost = record.generation_cost_usd
         await stats_rows.record_usage(
             cur,
@@ -190,6 +225,7 @@ class CacheReuse:
             sha256=source.sha256,
             width=source.width,
             height=source.height,
+            placeholder=source.placeholder,
         )
         as_cached = replace(
             meta,
@@ -199,7 +235,13 @@ class CacheReuse:
             model=source.model,
             size=source.size,
         )
-        return PlannedRecord(as_cached, blob, self.prompt_hash, reused_from=source)
+        return PlannedRecord(
+            as_cached,
+            blob,
+            self.prompt_hash,
+            reused_from=source,
+            renditions=_renditions_at(blob.image_path, source.renditions),
+        )
 
     async def write(
         self, cur: db.Cursor, staged: StagedBlobs, record: ImageRecord, plan: PlannedRecord
@@ -211,7 +253,9 @@ class CacheReuse:
             saved = self.costs.for_service(source.ai_service)
         await cache_rows.record_saving(cur, self.prompt_hash, record.image_id, saved)
         try:
-            await staged.link(source.image_path, plan.blob)
+            await staged.link(source.image_path, plan.blob.image_path, plan.blob.size_bytes)
+            for shared, own in zip(source.renditions, plan.renditions, strict=True):
+                await staged.link(shared.image_path, own.image_path, own.size_bytes)
         except BlobNotFound:
             raise CacheEntryNotFound(
                 f"the image cached for prompt hash {self.prompt_hash} is gone"
@@ -284,6 +328,8 @@ async def register(
             )
             if record is None:
                 raise _SubmissionOrSlotTaken
+            await image_rows.insert_renditions(cur, record.image_id, plan.renditions)
+            record = replace(record, renditions=plan.renditions)
             saved = await source.write(cur, staged, record, plan)
     except (_SubmissionOrSlotTaken, SidecarError) as exc:
         # Whatever went wrong, a submission that already exists is a retry: answer with it.

@@ -24,6 +24,7 @@ from image_sidecar import db
 from image_sidecar.config import RetentionSettings
 from image_sidecar.db import images as image_rows
 from image_sidecar.db import retention as retention_rows
+from image_sidecar.db.retention import DoomedImage
 from image_sidecar.errors import AmbiguousGame, SidecarError
 from image_sidecar.storage.base import BlobRef, BlobStore
 from image_sidecar.storage.filesystem import FilesystemBlobStore
@@ -102,13 +103,16 @@ async def delete_expired(
             )
             if not doomed:
                 break
-            files = await store.delete_many(
-                BlobRef(image.image_path, image.size_bytes) for image in doomed
-            )
-            gone = [image.image_id for image in doomed if image.image_path not in files.failed]
+            files = await store.delete_many(blob for image in doomed for blob in _blobs_of(image))
+            stuck = {
+                image.image_id
+                for image in doomed
+                if any(blob.key in files.failed for blob in _blobs_of(image))
+            }
+            gone = [image.image_id for image in doomed if image.image_id not in stuck]
             fixups = await retention_rows.move_or_drop_cache_entries(cur, gone)
             tally.images_deleted += await retention_rows.delete_images(cur, gone)
-        undeletable += [image.image_id for image in doomed if image.image_path in files.failed]
+        undeletable += stuck
         tally.count_failures(sorted(files.failed))
         tally.files_deleted += files.deleted
         tally.bytes_freed += files.bytes_freed
@@ -124,6 +128,14 @@ async def delete_expired(
             retried="by the next cleanup run",
         )
     return tally
+
+
+def _blobs_of(image: DoomedImage) -> list[BlobRef]:
+    """The original and its renditions: they go together."""
+    renditions = zip(image.rendition_paths, image.rendition_sizes, strict=True)
+    return [BlobRef(image.image_path, image.size_bytes)] + [
+        BlobRef(path, size) for path, size in renditions
+    ]
 
 
 async def sweep_orphans(
@@ -202,8 +214,8 @@ async def _run_locked(
 ) -> None:
     if dry_run:
         async with db.cursor(pool) as cur:
-            report.images_deleted, report.bytes_freed = await retention_rows.expired_totals(cur)
-        report.files_deleted = report.images_deleted
+            totals = await retention_rows.expired_totals(cur)
+        report.images_deleted, report.files_deleted, report.bytes_freed = totals
         report.orphans_swept = await sweep_orphans(
             pool, store, grace_seconds=settings.orphan_grace_seconds, dry_run=True
         )

@@ -33,6 +33,11 @@ def expire(database, game_code):
     )
 
 
+def stored_bytes(record) -> int:
+    """The bytes of an image's files: the original and its renditions."""
+    return record["size_bytes"] + sum(r["size_bytes"] for r in record["renditions"])
+
+
 def path_of(storage_dir, record):
     return storage_dir / record["image_url"].removeprefix("/generated-images/")
 
@@ -42,8 +47,8 @@ async def test_expired_image_rows_and_files_are_deleted(upload, database, storag
     expire(database, "ABCD")
     report = await run_cleanup(pool, store, NO_GRACE)
     assert report.outcome == "success"
-    assert (report.images_deleted, report.files_deleted) == (1, 1)
-    assert report.bytes_freed == record["size_bytes"]
+    assert (report.images_deleted, report.files_deleted) == (1, 1 + len(record["renditions"]))
+    assert report.bytes_freed == stored_bytes(record)
     assert report.cache_entries_removed == 1
     assert database.count("generated_images") == 0
     assert database.count("image_cache") == 0
@@ -107,7 +112,7 @@ async def test_purging_a_game_keeps_the_game_that_reused_its_image(
     assert response.status == 200
     assert await response.json() == {
         "images_deleted": 1,
-        "files_deleted": 1,
+        "files_deleted": 1 + len(original["renditions"]),
         "bytes_freed": 0,
         "cache_entries_moved": 1,
         "cache_entries_removed": 0,
@@ -198,7 +203,7 @@ async def test_dry_run_counts_and_deletes_nothing(upload, database, storage_dir,
     before = storage_files(storage_dir)
     report = await run_cleanup(pool, store, NO_GRACE, dry_run=True)
     assert report.outcome == "dry_run"
-    assert (report.images_deleted, report.bytes_freed) == (1, record["size_bytes"])
+    assert (report.images_deleted, report.bytes_freed) == (1, stored_bytes(record))
     assert database.count("generated_images") == 1
     assert storage_files(storage_dir) == before
 
@@ -225,7 +230,7 @@ async def test_concurrent_runs_never_both_delete(database, storage_dir, pool, st
     seed_images(database.url, storage_dir, 300)
     reports = await asyncio.gather(*(run_cleanup(pool, store, NO_GRACE) for _ in range(3)))
     assert sum(r.images_deleted for r in reports) == 300
-    assert sum(r.files_deleted for r in reports) == 300
+    assert sum(r.files_deleted for r in reports) == 300  # seeded without renditions
     assert sum(r.outcome == "success" for r in reports) >= 1
     assert {r.outcome for r in reports} <= {"success", "skipped"}
     assert storage_files(storage_dir) == []

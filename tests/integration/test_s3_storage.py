@@ -11,6 +11,7 @@ from image_sidecar.prompts import prompt_hash
 from image_sidecar.storage.base import BlobRef, RemoteBlob
 from image_sidecar.storage.s3 import S3BlobStore
 from tests.helpers import image_fields, uploader
+from tests.integration.test_retention import stored_bytes
 from tests.sample_images import png_bytes
 
 KEY = "game-ABCD/round-1/player-1.png"
@@ -106,21 +107,24 @@ async def test_cache_reuse_is_a_server_side_copy_that_survives_a_purge(
     key = prompt_hash("A cat riding a skateboard", "watercolor")
     reused = await s3_client.post(f"/api/cache/{key}/hits", json=image_fields(game_code="NEW"))
     assert reused.status == 201
-    url = (await reused.json())["image_url"]
+    reuse = await reused.json()
+    url = reuse["image_url"]
     purge = await s3_client.delete("/api/games/ORIG")
     assert (await purge.json())["images_deleted"] == 1
     stored = objects(s3_environ)
-    assert list(stored) == [url.removeprefix("/generated-images/")]
+    kept = [url] + [rendition["url"] for rendition in reuse["renditions"]]
+    assert sorted(stored) == sorted(key.removeprefix("/generated-images/") for key in kept)
     assert await (await s3_client.get(url)).read() == png_bytes()
 
 
 async def test_cleanup_deletes_expired_objects(s3_client, s3_environ, database):
     upload = uploader(s3_client)
-    await upload()
+    record = await (await upload()).json()
     database.rows("UPDATE generated_images SET expires_at = now() - interval '1 second'")
     summary = await (await s3_client.post("/api/admin/cleanup")).json()
-    assert (summary["images_deleted"], summary["files_deleted"]) == (1, 1)
-    assert summary["bytes_freed"] == len(png_bytes())
+    files = 1 + len(record["renditions"])
+    assert (summary["images_deleted"], summary["files_deleted"]) == (1, files)
+    assert summary["bytes_freed"] == stored_bytes(record)
     assert objects(s3_environ) == {}
 
 

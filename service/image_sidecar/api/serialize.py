@@ -36,6 +36,19 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
         "sha256": record.sha256,
         "width": record.width,
         "height": record.height,
+        "placeholder": record.placeholder,
+        "renditions": [
+            {
+                "name": rendition.name,
+                "format": rendition.format,
+                "url": f"{public_base_url}/{rendition.image_path}",
+                "width": rendition.width,
+                "height": rendition.height,
+                "content_type": rendition.content_type,
+                "size_bytes": rendition.size_bytes,
+            }
+            for rendition in record.renditions
+        ],
         "prompt_hash": record.prompt_hash,
         "generation_cost_usd": (
             None if record.generation_cost_usd is None else float(record.generation_cost_usd)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import aiopg
 
-from image_sidecar.db.images import COLUMNS, record_from_row
+from image_sidecar.db.images import COLUMNS, record_from_row, renditions_column
 from image_sidecar.models import CacheEntry
 
 # Channel on which a finished upload announces its prompt hash to waiting lookups (any replica).
@@ -49,7 +49,8 @@ async def _move_to_live_copy(cur: aiopg.Cursor, prompt_hash: str) -> bool:
 async def _entry_with_live_image(cur: aiopg.Cursor, prompt_hash: str) -> CacheEntry | None:
     await cur.execute(
         f"""
-        SELECT ic.hit_count, ic.last_hit, ic.created_at AS entry_created_at, {_IMAGE_COLUMNS}
+        SELECT ic.hit_count, ic.last_hit, ic.created_at AS entry_created_at, {_IMAGE_COLUMNS},
+               {renditions_column("gi")}
         FROM image_cache ic JOIN generated_images gi USING (image_id)
         WHERE ic.prompt_hash = %s AND gi.expires_at > now()
         """,

@@ -7,14 +7,29 @@ from uuid import UUID
 
 import aiopg
 
-from image_sidecar.models import ImageMetadata, ImageRecord, RoundRef, StoredBytes
+from image_sidecar.models import ImageMetadata, ImageRecord, RoundRef, StoredBytes, StoredRendition
 
 COLUMNS = (
     "image_id, submission_id, game_id, game_code, round_id, round_number, player_id, "
     "completed_sentence, prompt, art_style, ai_service, image_path, content_type, size_bytes, "
     "sha256, prompt_hash, generation_cost_usd, reused_from, generated_at, created_at, expires_at, "
-    "model, size, width, height"
+    "model, size, width, height, placeholder"
 )
+
+
+def renditions_column(alias: str) -> str:
+    """A select-list item: the renditions of the image `alias` names, as a JSON list, in the
+    order they are made (thumb then large; WebP then AVIF)."""
+    return f"""(
+        SELECT coalesce(json_agg(json_build_object(
+            'name', r.name, 'format', r.format, 'image_path', r.image_path,
+            'content_type', r.content_type, 'width', r.width, 'height', r.height,
+            'size_bytes', r.size_bytes) ORDER BY r.name DESC, r.format DESC), '[]'::json)
+        FROM image_renditions r WHERE r.image_id = {alias}.image_id) AS renditions"""
+
+
+# A whole record: its columns and its renditions.
+RECORD = f"{COLUMNS}, {renditions_column('generated_images')}"
 
 # The game a request means: the one it names, or the most recent game (by its first image)
 # that still has live images under the code. Takes %(game_code)s and %(game_id)s.
@@ -32,7 +47,8 @@ _LISTED = "expires_at > now() AND NOT superseded"
 
 
 def record_from_row(row: dict) -> ImageRecord:
-    return ImageRecord(**row)
+    renditions = tuple(StoredRendition(**item) for item in row.pop("renditions", None) or ())
+    return ImageRecord(**row, renditions=renditions)
 
 
 @dataclass(frozen=True)
@@ -88,9 +104,9 @@ async def insert_image(
             submission_id, game_id, game_code, round_id, round_number, player_id,
             completed_sentence, prompt, art_style, ai_service, image_path, image_url,
             content_type, size_bytes, sha256, prompt_hash, generation_cost_usd, reused_from,
-            model, size, width, height, generated_at, expires_at)
+            model, size, width, height, placeholder, generated_at, expires_at)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                %s, %s, coalesce(%s, now()), now() + make_interval(days => %s))
+                %s, %s, %s, coalesce(%s, now()), now() + make_interval(days => %s))
         ON CONFLICT DO NOTHING
         RETURNING {COLUMNS}
         """,
@@ -117,6 +133,7 @@ async def insert_image(
             meta.size,
             blob.width,
             blob.height,
+            blob.placeholder,
             reused_from.generated_at if reused_from else None,
             retention_days,
         ),
@@ -125,9 +142,29 @@ async def insert_image(
     return record_from_row(row) if row else None
 
 
+async def insert_renditions(
+    cur: aiopg.Cursor, image_id: UUID, renditions: tuple[StoredRendition, ...]
+) -> None:
+    if not renditions:
+        return
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(renditions))
+    params: list[object] = []
+    for r in renditions:
+        params += [image_id, r.name, r.format, r.image_path, r.content_type, r.width, r.height]
+        params.append(r.size_bytes)
+    await cur.execute(
+        f"""
+        INSERT INTO image_renditions (
+            image_id, name, format, image_path, content_type, width, height, size_bytes)
+        VALUES {rows}
+        """,
+        params,
+    )
+
+
 async def get_by_submission(cur: aiopg.Cursor, submission_id: UUID) -> ImageRecord | None:
     await cur.execute(
-        f"SELECT {COLUMNS} FROM generated_images WHERE submission_id = %s", (submission_id,)
+        f"SELECT {RECORD} FROM generated_images WHERE submission_id = %s", (submission_id,)
     )
     row = await cur.fetchone()
     return record_from_row(row) if row else None
@@ -142,7 +179,7 @@ async def list_round(
 ) -> list[ImageRecord]:
     await cur.execute(
         f"""
-        SELECT {COLUMNS} FROM generated_images
+        SELECT {RECORD} FROM generated_images
         WHERE game_id = {_GAME} AND {_round_condition(round_ref)} AND {_LISTED}
         ORDER BY created_at, image_id
         """,
@@ -160,7 +197,7 @@ async def get_player_image(
 ) -> ImageRecord | None:
     await cur.execute(
         f"""
-        SELECT {COLUMNS} FROM generated_images
+        SELECT {RECORD} FROM generated_images
         WHERE game_id = {_GAME} AND {_round_condition(round_ref)} AND player_id = %(player_id)s
           AND {_LISTED}
         """,
@@ -173,7 +210,7 @@ async def get_player_image(
 async def list_game(cur: aiopg.Cursor, game_code: str, game_id: UUID | None) -> list[ImageRecord]:
     await cur.execute(
         f"""
-        SELECT {COLUMNS} FROM generated_images
+        SELECT {RECORD} FROM generated_images
         WHERE game_id = {_GAME} AND {_LISTED}
         ORDER BY round_number, created_at, image_id
         """,

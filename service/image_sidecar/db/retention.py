@@ -16,6 +16,9 @@ class DoomedImage:
     image_id: UUID
     image_path: str
     size_bytes: int
+    # Its renditions' keys and sizes: deleted with it.
+    rendition_paths: list[str]
+    rendition_sizes: list[int]
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,12 @@ async def lock_expired_batch(
     in `skip`; rows another run holds are skipped, not waited for."""
     await cur.execute(
         """
-        SELECT image_id, image_path, size_bytes FROM generated_images
+        SELECT image_id, image_path, size_bytes,
+               ARRAY(SELECT r.image_path FROM image_renditions r
+                     WHERE r.image_id = g.image_id ORDER BY r.image_path) AS rendition_paths,
+               ARRAY(SELECT r.size_bytes FROM image_renditions r
+                     WHERE r.image_id = g.image_id ORDER BY r.image_path) AS rendition_sizes
+        FROM generated_images g
         WHERE expires_at <= now()
           AND (%s::uuid[] IS NULL OR game_id = ANY(%s::uuid[]))
           AND (%s::uuid IS NULL OR player_id = %s)
@@ -104,22 +112,33 @@ async def delete_images(cur: aiopg.Cursor, image_ids: list[UUID]) -> int:
     return cur.rowcount
 
 
-async def expired_totals(cur: aiopg.Cursor) -> tuple[int, int]:
-    """(images, bytes) that a cleanup run would delete now."""
+async def expired_totals(cur: aiopg.Cursor) -> tuple[int, int, int]:
+    """(images, files, bytes) that a cleanup run would delete now, renditions included."""
     await cur.execute(
         """
-        SELECT count(*) AS images, coalesce(sum(size_bytes), 0)::bigint AS bytes
-        FROM generated_images WHERE expires_at <= now()
+        SELECT count(*) AS images,
+               count(*) + coalesce(sum(r.files), 0)::bigint AS files,
+               (coalesce(sum(g.size_bytes), 0) + coalesce(sum(r.bytes), 0))::bigint AS bytes
+        FROM generated_images g
+        LEFT JOIN LATERAL (
+            SELECT count(*) AS files, sum(size_bytes) AS bytes
+            FROM image_renditions WHERE image_id = g.image_id) AS r ON true
+        WHERE g.expires_at <= now()
         """
     )
     row = await cur.fetchone()
-    return row["images"], row["bytes"]
+    return row["images"], row["files"], row["bytes"]
 
 
 async def known_keys(cur: aiopg.Cursor, keys: list[str]) -> set[str]:
     """Those of `keys` that some row (live or expired) still names."""
     await cur.execute(
-        "SELECT image_path FROM generated_images WHERE image_path = ANY(%s::text[])", (keys,)
+        """
+        SELECT image_path FROM generated_images WHERE image_path = ANY(%(keys)s::text[])
+        UNION ALL
+        SELECT image_path FROM image_renditions WHERE image_path = ANY(%(keys)s::text[])
+        """,
+        {"keys": keys},
     )
     return {row["image_path"] for row in await cur.fetchall()}
 

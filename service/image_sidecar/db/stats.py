@@ -41,6 +41,9 @@ async def storage_totals(cur: aiopg.Cursor) -> StorageTotals:
             (SELECT count(*) FROM generated_images WHERE expires_at > now()) AS live_images,
             (SELECT coalesce(sum(size_bytes), 0)::bigint FROM (
                 SELECT DISTINCT ON (sha256) size_bytes FROM generated_images) AS contents
+            ) + (SELECT coalesce(sum(r.size_bytes), 0)::bigint
+                 FROM image_renditions r JOIN generated_images g USING (image_id)
+                 WHERE g.reused_from IS NULL  -- a reuse's renditions share the original's bytes
             ) AS stored_bytes,
             (SELECT coalesce(round(avg(size_bytes)), 0)::bigint FROM generated_images
              WHERE expires_at > now()) AS average_image_bytes,
