@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -100,7 +101,7 @@ def uploader(client: Any) -> UploadFn:
             form.add_field(name, value)
         form.add_field(
             "image",
-            png_bytes() if image is None else image,
+            io.BytesIO(png_bytes() if image is None else image),  # large bodies stream
             filename="image.png",
             content_type="application/octet-stream",
         )

@@ -185,6 +185,15 @@ async def test_nginx_serves_stored_images_exactly_like_the_sidecar(nginx_base, c
         async with session.head(base + url) as head:
             assert head.status == 200
             assert head.headers["Content-Length"] == str(record["size_bytes"])
+        assert record["renditions"]
+        for rendition in record["renditions"]:  # served with the original's headers too
+            from_sidecar = await client.get(rendition["url"])
+            async with session.get(base + rendition["url"]) as from_nginx:
+                assert from_nginx.status == 200, rendition["url"]
+                assert await from_nginx.read() == await from_sidecar.read()
+                for header in SHARED_HEADERS:
+                    assert from_nginx.headers[header] == from_sidecar.headers[header], header
+                assert from_nginx.headers["Content-Type"] == rendition["content_type"]
 
 
 @pytest.mark.parametrize(

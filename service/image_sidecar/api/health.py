@@ -15,7 +15,13 @@ from image_sidecar.api.serialize import stats_json
 from image_sidecar.errors import SidecarError
 from image_sidecar.stats import business_stats
 from image_sidecar.storage.base import BlobStore
-from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
+from image_sidecar.typedefs import (
+    blob_store_key,
+    config_key,
+    db_pool_key,
+    image_processor_key,
+    metrics_key,
+)
 
 # A year of the history (daily_usage), which outlives the images it counts.
 MAX_STATS_DAYS = 365
@@ -58,7 +64,9 @@ async def _storage_check(store: BlobStore, min_free_bytes: int) -> str:
 
 async def stats(request: web.Request) -> web.Response:
     days = fields.bounded_int(request.query.get("days", "7"), "days", 1, MAX_STATS_DAYS)
-    return web.json_response(stats_json(await business_stats(request.app[db_pool_key], days)))
+    figures = stats_json(await business_stats(request.app[db_pool_key], days))
+    figures["rendition_formats"] = list(request.app[image_processor_key].rendition_formats)
+    return web.json_response(figures)
 
 
 async def metrics(request: web.Request) -> web.Response:

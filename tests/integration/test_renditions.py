@@ -1,0 +1,127 @@
+"""Web renditions: every upload gets small WebP (and AVIF) versions and a placeholder; they are
+served like originals, shared by reuses, and go with their image."""
+
+from __future__ import annotations
+
+import io
+
+import blurhash
+import pytest
+from PIL import Image
+
+from image_sidecar.config import RetentionSettings
+from image_sidecar.imaging import rendition_formats
+from image_sidecar.retention import run_cleanup
+from tests.helpers import image_fields, storage_files
+from tests.integration.test_decoding import GOOD, _save
+from tests.integration.test_retention import expire, path_of
+from tests.sample_images import noise_png
+
+FORMATS = rendition_formats()
+
+
+def _opened(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+async def test_a_1024_png_gets_thumb_and_large_renditions_and_a_placeholder(client, upload):
+    original = noise_png(1024)
+    response = await upload(image=original)
+    assert response.status == 201
+    record = await response.json()
+    assert (record["width"], record["height"]) == (1024, 1024)
+    assert blurhash.components(record["placeholder"]) in ((4, 3), (3, 4))
+    made = {(r["name"], r["format"]) for r in record["renditions"]}
+    assert made == {(name, fmt) for name in ("thumb", "large") for fmt in FORMATS}
+    for rendition in record["renditions"]:
+        served = await client.get(rendition["url"])
+        assert served.status == 200
+        assert served.headers["Content-Type"] == rendition["content_type"]
+        assert served.headers["Cache-Control"] == "public, max-age=604800, immutable"
+        assert served.headers["X-Content-Type-Options"] == "nosniff"
+        data = await served.read()
+        assert len(data) == rendition["size_bytes"]
+        image = _opened(data)
+        assert image.format.lower() == rendition["format"]
+        side = 256 if rendition["name"] == "thumb" else 1024
+        assert image.size == (rendition["width"], rendition["height"]) == (side, side)
+    # the original is what was uploaded, byte for byte
+    assert await (await client.get(record["image_url"])).read() == original
+
+
+async def test_a_small_picture_is_never_upscaled(upload):
+    record = await (await upload(image=noise_png(100))).json()
+    assert {(r["width"], r["height"]) for r in record["renditions"]} == {(100, 100)}
+
+
+async def test_renditions_keep_transparency_and_turn_the_picture_upright(client, upload):
+    alpha = await (await upload(image=GOOD["PNG with alpha"][0], game_code="ALPHA")).json()
+    for rendition in alpha["renditions"]:
+        image = _opened(await (await client.get(rendition["url"])).read())
+        assert image.mode == "RGBA"
+        assert image.getpixel((0, 0))[3] == pytest.approx(128, abs=2)
+    turned = await (await upload(image=GOOD["JPEG turned by EXIF"][0], game_code="TURN")).json()
+    for rendition in turned["renditions"]:
+        image = _opened(await (await client.get(rendition["url"])).read())
+        assert image.size == (4, 8)
+
+
+@pytest.mark.parametrize("name", ["CMYK JPEG", "16-bit PNG", "animated WebP (its first frame)"])
+async def test_unusual_pictures_get_rgb_renditions(client, upload, name):
+    data, size = GOOD[name]
+    record = await (await upload(image=data)).json()
+    for rendition in record["renditions"]:
+        image = _opened(await (await client.get(rendition["url"])).read())
+        assert image.mode == "RGB"
+        assert image.size == size
+
+
+async def test_a_cmyk_jpeg_is_converted_to_srgb_colours(client, upload):
+    red = _save(Image.new("RGB", (16, 16), (220, 20, 20)).convert("CMYK"), "JPEG", quality=95)
+    record = await (await upload(image=red)).json()
+    thumb = next(r for r in record["renditions"] if r["format"] == "webp")
+    r, g, b = _opened(await (await client.get(thumb["url"])).read()).getpixel((8, 8))
+    assert (r > 150, g < 90, b < 90) == (True, True, True)
+
+
+async def test_a_reuse_shares_the_renditions_bytes(client, upload, storage_dir):
+    original = await (await upload(image=noise_png(300), game_code="ORIG")).json()
+    fields = image_fields(game_code="REUSE")
+    reuse = await (
+        await client.post(f"/api/cache/{original['prompt_hash']}/hits", json=fields)
+    ).json()
+    assert reuse["placeholder"] == original["placeholder"]
+    assert len(reuse["renditions"]) == len(original["renditions"])
+    for mine, theirs in zip(reuse["renditions"], original["renditions"], strict=True):
+        assert mine["url"] != theirs["url"]
+        mine_path = path_of(storage_dir, {"image_url": mine["url"]})
+        theirs_path = path_of(storage_dir, {"image_url": theirs["url"]})
+        assert mine_path.stat().st_ino == theirs_path.stat().st_ino  # a hard link, not a copy
+
+
+async def test_cleanup_and_purge_remove_the_renditions(
+    client, upload, database, storage_dir, pool, store
+):
+    await upload(image=noise_png(50), game_code="GONE")
+    await upload(image=noise_png(60, seed=1), game_code="PURGED")
+    assert len(storage_files(storage_dir)) == 2 * (1 + 2 * len(FORMATS))
+    expire(database, "GONE")
+    report = await run_cleanup(pool, store, RetentionSettings())
+    assert report.files_deleted == 1 + 2 * len(FORMATS)
+    assert (await client.delete("/api/games/PURGED")).status == 200
+    assert storage_files(storage_dir) == []
+    assert database.count("image_renditions") == 0
+
+
+async def test_the_orphan_sweep_never_takes_a_live_rendition(upload, storage_dir, pool, store):
+    record = await (await upload(image=noise_png(40))).json()
+    report = await run_cleanup(pool, store, RetentionSettings(orphan_grace_seconds=0))
+    assert report.orphans_swept == 0
+    assert len(storage_files(storage_dir)) == 1 + len(record["renditions"])
+
+
+async def test_stats_say_which_rendition_formats_this_sidecar_makes(client):
+    stats = await (await client.get("/api/stats")).json()
+    assert stats["rendition_formats"] == list(FORMATS)
