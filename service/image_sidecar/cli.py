@@ -1,4 +1,4 @@
-"""`image-sidecar serve | migrate | dev | cleanup`."""
+"""`image-sidecar serve | migrate | dev | cleanup | renditions --backfill`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import structlog
 
 from image_sidecar import db
 from image_sidecar.app import create_app
+from image_sidecar.backfill import BackfillReport, backfill_renditions
 from image_sidecar.config import Config, ConfigError, load_config, load_environment
 from image_sidecar.db.embedded import ensure_database, start_embedded_postgres
+from image_sidecar.imaging import ImageProcessor
 from image_sidecar.log import configure_logging
 from image_sidecar.retention import CleanupReport, DeletionTally, ProgressCallback, run_cleanup
 from image_sidecar.server import serve_until_stopped
@@ -138,6 +140,44 @@ def cleanup(config: Config, dry_run: bool = False) -> None:
         raise SystemExit(1)
 
 
+async def _backfill(config: Config, database_url: str) -> BackfillReport:
+    pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
+    processor = ImageProcessor(
+        max_pixels=config.storage.max_pixels, workers=config.storage.processing_workers
+    )
+    try:
+        async with open_blob_store(config.storage) as store:
+            return await backfill_renditions(
+                pool, store, processor, on_progress=_backfill_progress_on_terminal()
+            )
+    finally:
+        processor.close()
+        await db.close_pool(pool)
+
+
+def _backfill_progress_on_terminal() -> Callable[[BackfillReport], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(report: BackfillReport) -> None:
+        sys.stderr.write(f"\rrenditions: {report.images} images ({report.failed} failed)")
+        sys.stderr.flush()
+
+    return show
+
+
+def renditions(config: Config) -> None:
+    """Make the renditions of images stored before renditions existed; resumable. The summary
+    goes to stdout as JSON; exit status 1 if some image could not be done."""
+    database_url = _require_database(config, "renditions", dev_fallback=True)
+    report = _run(_backfill(config, database_url), config)
+    if sys.stderr.isatty() and report.images:
+        sys.stderr.write("\n")
+    sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    if report.failed:
+        raise SystemExit(1)
+
+
 COMMANDS: dict[str, Callable[[Config], None]] = {"serve": serve, "migrate": migrate, "dev": dev}
 
 
@@ -157,6 +197,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="only count what would be deleted (images, bytes, orphan files)",
     )
+    renditions_parser = sub.add_parser(
+        "renditions", help="make the web renditions of images stored before they existed"
+    )
+    renditions_parser.add_argument(
+        "--backfill",
+        action="store_true",
+        required=True,
+        help="walk the live images without renditions (resumable: run it again after a stop)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -165,5 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"image-sidecar: configuration error: {exc}") from None
     if args.command == "cleanup":
         cleanup(config, dry_run=args.dry_run)
+    elif args.command == "renditions":
+        renditions(config)
     else:
         COMMANDS[args.command](config)

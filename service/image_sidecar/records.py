@@ -26,7 +26,7 @@ from image_sidecar.db import stats as stats_rows
 from image_sidecar.db.images import KnownRound
 from image_sidecar.errors import BlockedContent, Conflict, InvalidField, SidecarError
 from image_sidecar.imagetypes import BY_CONTENT_TYPE
-from image_sidecar.imaging import ImageProcessor, InspectedImage
+from image_sidecar.imaging import ImageProcessor, InspectedImage, Rendition
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes, StoredRendition
 from image_sidecar.prompt_cache import CacheEntryNotFound
 from image_sidecar.prompts import canonical_text, prompt_hash
@@ -48,11 +48,38 @@ def rendition_key(image_key: str, name: str, image_format: str) -> str:
     return f"{image_key.rpartition('.')[0]}.{name}.{image_format}"
 
 
-def _renditions_at(key: str, renditions: Iterable[StoredRendition]) -> tuple[StoredRendition, ...]:
+def renditions_beside(
+    key: str, renditions: Iterable[StoredRendition]
+) -> tuple[StoredRendition, ...]:
+    """The same renditions, stored beside the image under `key` (a reuse shares their bytes)."""
     return tuple(
         replace(rendition, image_path=rendition_key(key, rendition.name, rendition.format))
         for rendition in renditions
     )
+
+
+def stored_renditions(key: str, rendered: Iterable[Rendition]) -> tuple[StoredRendition, ...]:
+    """Where freshly made renditions of the image under `key` are stored, and their facts."""
+    return tuple(
+        StoredRendition(
+            name=made.name,
+            format=made.format,
+            image_path=rendition_key(key, made.name, made.format),
+            content_type=made.content_type,
+            width=made.width,
+            height=made.height,
+            size_bytes=len(made.data),
+        )
+        for made in rendered
+    )
+
+
+async def put_renditions(
+    staged: StagedBlobs, stored: tuple[StoredRendition, ...], rendered: tuple[Rendition, ...]
+) -> None:
+    for where, made in zip(stored, rendered, strict=True):
+        facts = StoredBytes(where.image_path, where.content_type, where.size_bytes, made.sha256)
+        await staged.put(facts, made.data)
 
 
 class StagedBlobs:
@@ -152,18 +179,7 @@ class NewImage:
             height=image.height,
             placeholder=image.placeholder,
         )
-        renditions = tuple(
-            StoredRendition(
-                name=rendered.name,
-                format=rendered.format,
-                image_path=rendition_key(blob.image_path, rendered.name, rendered.format),
-                content_type=rendered.content_type,
-                width=rendered.width,
-                height=rendered.height,
-                size_bytes=len(rendered.data),
-            )
-            for rendered in image.renditions
-        )
+        renditions = stored_renditions(blob.image_path, image.renditions)
         return PlannedRecord(
             meta,
             blob,
@@ -179,11 +195,7 @@ class NewImage:
         )
         await staged.put(plan.blob, self.data)
         assert self._image is not None
-        for stored, rendered in zip(plan.renditions, self._image.renditions, strict=True):
-            facts = StoredBytes(
-                stored.image_path, stored.content_type, stored.size_bytes, rendered.sha256
-            )
-            await staged.put(facts, rendered.data)
+        await put_renditions(staged, plan.renditions, self._image.renditions)
         cost = record.generation_cost_usd
         await stats_rows.record_usage(
             cur,
@@ -240,7 +252,7 @@ class CacheReuse:
             blob,
             self.prompt_hash,
             reused_from=source,
-            renditions=_renditions_at(blob.image_path, source.renditions),
+            renditions=renditions_beside(blob.image_path, source.renditions),
         )
 
     async def write(

@@ -78,6 +78,11 @@ async def test_put_then_serve_gives_the_same_bytes(any_store):
     assert await any_store.exists(KEY)
 
 
+async def test_read_gives_the_stored_bytes(any_store):
+    await put(any_store, KEY, b"\x89PNG two")
+    assert await any_store.read(KEY) == b"\x89PNG two"
+
+
 async def test_put_replaces_the_blob_under_the_key(any_store):
     await put(any_store, KEY, b"old")
     await put(any_store, KEY, b"new")
@@ -90,6 +95,8 @@ async def test_a_missing_blob_is_blob_not_found(any_store):
         await any_store.servable(KEY)
     with pytest.raises(BlobNotFound):
         await any_store.link(KEY, OTHER)
+    with pytest.raises(BlobNotFound):
+        await any_store.read(KEY)
 
 
 async def test_a_link_holds_the_bytes_after_its_source_is_deleted(any_store):

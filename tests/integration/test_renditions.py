@@ -4,6 +4,7 @@ served like originals, shared by reuses, and go with their image."""
 from __future__ import annotations
 
 import io
+import json
 
 import blurhash
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 from image_sidecar.config import RetentionSettings
 from image_sidecar.imaging import rendition_formats
 from image_sidecar.retention import run_cleanup
-from tests.helpers import image_fields, storage_files
+from tests.helpers import image_fields, run_sidecar, storage_files
 from tests.integration.test_decoding import GOOD, _save
 from tests.integration.test_retention import expire, path_of
 from tests.sample_images import noise_png
@@ -125,3 +126,49 @@ async def test_the_orphan_sweep_never_takes_a_live_rendition(upload, storage_dir
 async def test_stats_say_which_rendition_formats_this_sidecar_makes(client):
     stats = await (await client.get("/api/stats")).json()
     assert stats["rendition_formats"] == list(FORMATS)
+
+
+def _as_before_renditions(database, storage_dir, record) -> None:
+    """Make an image look as if it was stored before renditions existed."""
+    for rendition in record["renditions"]:
+        path_of(storage_dir, {"image_url": rendition["url"]}).unlink()
+    database.rows("DELETE FROM image_renditions WHERE image_id = %s", record["image_id"])
+    database.rows(
+        "UPDATE generated_images SET width = NULL, height = NULL, placeholder = NULL "
+        "WHERE image_id = %s",
+        record["image_id"],
+    )
+
+
+async def test_the_backfill_gives_older_images_renditions_and_can_run_again(
+    client, upload, database, storage_dir, sidecar_environ, tmp_path
+):
+    original = await (await upload(image=noise_png(300), game_code="OLD")).json()
+    hits = f"/api/cache/{original['prompt_hash']}/hits"
+    reuse = await (await client.post(hits, json=image_fields(game_code="OLDREUSE"))).json()
+    broken = await (await upload(image=noise_png(30, seed=2), game_code="BROKEN")).json()
+    for record in (original, reuse, broken):
+        _as_before_renditions(database, storage_dir, record)
+    path_of(storage_dir, broken).unlink()  # its original is gone: reported, skipped
+
+    result = run_sidecar("renditions", "--backfill", cwd=tmp_path, environ=sidecar_environ)
+    assert result.returncode == 1, result.stderr  # one image could not be done
+    assert result.stdout, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["images"], summary["rendered"], summary["linked"]) == (2, 1, 1)
+    assert summary["failed_keys"] == [broken["image_path"]]
+
+    listed = (await (await client.get("/api/games/OLD/images")).json())["images"][0]
+    assert (listed["width"], listed["height"]) == (300, 300)
+    assert listed["placeholder"]
+    assert {(r["name"], r["format"]) for r in listed["renditions"]} == {
+        (name, fmt) for name in ("thumb", "large") for fmt in FORMATS
+    }
+    shared = (await (await client.get("/api/games/OLDREUSE/images")).json())["images"][0]
+    for mine, theirs in zip(shared["renditions"], listed["renditions"], strict=True):
+        mine_path = path_of(storage_dir, {"image_url": mine["url"]})
+        theirs_path = path_of(storage_dir, {"image_url": theirs["url"]})
+        assert mine_path.stat().st_ino == theirs_path.stat().st_ino
+
+    again = run_sidecar("renditions", "--backfill", cwd=tmp_path, environ=sidecar_environ)
+    assert json.loads(again.stdout)["images"] == 0  # nothing left but the broken one

@@ -236,3 +236,67 @@ async def games_with_code(
         {"game_code": game_code, "player_id": player_id},
     )
     return [row["game_id"] for row in await cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class Unrendered:
+    """A live image stored before renditions existed."""
+
+    image_id: UUID
+    image_path: str
+    sha256: str
+
+
+async def without_renditions(cur: aiopg.Cursor, after: UUID | None, limit: int) -> list[Unrendered]:
+    """Live images with no rendition, in image_id order after `after` (a resumable walk)."""
+    await cur.execute(
+        """
+        SELECT image_id, image_path, sha256 FROM generated_images g
+        WHERE expires_at > now() AND (%s::uuid IS NULL OR image_id > %s)
+          AND NOT EXISTS (SELECT 1 FROM image_renditions r WHERE r.image_id = g.image_id)
+        ORDER BY image_id LIMIT %s
+        """,
+        (after, after, limit),
+    )
+    return [Unrendered(**row) for row in await cur.fetchall()]
+
+
+async def lock_unrendered(cur: aiopg.Cursor, image_id: UUID) -> bool:
+    """Lock the image for its backfill; False when it is gone or has renditions by now."""
+    await cur.execute(
+        """
+        SELECT 1 FROM generated_images g WHERE image_id = %s
+          AND NOT EXISTS (SELECT 1 FROM image_renditions r WHERE r.image_id = g.image_id)
+        FOR UPDATE
+        """,
+        (image_id,),
+    )
+    return await cur.fetchone() is not None
+
+
+async def rendered_twin(cur: aiopg.Cursor, sha256: str) -> ImageRecord | None:
+    """Another image with these bytes that has renditions (a reuse's source, or a reuse)."""
+    await cur.execute(
+        f"""
+        SELECT {RECORD} FROM generated_images WHERE sha256 = %s
+          AND EXISTS (
+              SELECT 1 FROM image_renditions r WHERE r.image_id = generated_images.image_id)
+        LIMIT 1
+        """,
+        (sha256,),
+    )
+    row = await cur.fetchone()
+    return record_from_row(row) if row else None
+
+
+async def set_decoded_facts(
+    cur: aiopg.Cursor,
+    image_id: UUID,
+    width: int | None,
+    height: int | None,
+    placeholder: str | None,
+) -> None:
+    await cur.execute(
+        "UPDATE generated_images SET width = %s, height = %s, placeholder = %s WHERE image_id = %s",
+        (width, height, placeholder, image_id),
+    )

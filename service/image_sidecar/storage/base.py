@@ -97,6 +97,9 @@ class BlobStore(Protocol):
         in `failed` and the others still go; StorageError only when the store cannot be
         reached at all."""
 
+    async def read(self, key: str) -> bytes:
+        """A blob's bytes (for the renditions backfill); BlobNotFound if absent."""
+
     async def servable(self, key: str) -> ServableBlob:
         """Locate a blob for serving: a local file or a short-lived URL; BlobNotFound if absent."""
 

@@ -140,6 +140,20 @@ class FilesystemBlobStore:
     async def link(self, source_key: str, target_key: str) -> None:
         await asyncio.to_thread(self._link_sync, source_key, target_key)
 
+    def _read_sync(self, key: str) -> bytes:
+        path = self.path_for(key)
+        try:
+            if not stat.S_ISREG(path.lstat().st_mode):
+                raise BlobNotFound(f"no such image: {key}")
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise BlobNotFound(f"no such image: {key}") from exc
+        except OSError as exc:
+            raise _storage_error(exc, f"read {key}") from exc
+
+    async def read(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._read_sync, key)
+
     def _exists_sync(self, key: str) -> bool:
         try:
             return stat.S_ISREG(self.path_for(key).lstat().st_mode)

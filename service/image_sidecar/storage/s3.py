@@ -106,6 +106,12 @@ class S3BlobStore:
     async def exists(self, key: str) -> bool:
         return await self._head(key) is not None
 
+    async def read(self, key: str) -> bytes:
+        with _mapped_errors(f"read {key}", key):
+            answer = await self._client.get_object(Bucket=self.bucket, Key=check_key(key))
+            async with answer["Body"] as body:
+                return bytes(await body.read())
+
     async def _still_old(self, blobs: list[BlobRef], older_than: float) -> list[BlobRef]:
         """Those of `blobs` that exist and were not rewritten since `older_than` (one HEAD each:
         only the orphan sweep asks, for keys it listed a moment ago)."""

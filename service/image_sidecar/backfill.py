@@ -1,0 +1,118 @@
+"""Renditions for the images stored before renditions existed (`image-sidecar renditions
+--backfill`).
+
+It walks the live images that have none, in image_id order, one transaction per image: the
+image's row is locked, its renditions written (rendered from the original, or, for bytes another
+image already has renditions of, linked like a cache reuse), their rows inserted and the
+decoded width, height and placeholder recorded. Interrupt it at any point and run it again: it
+goes on with what is still missing. An image that cannot be read or decoded is reported and
+skipped, never retried within the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import structlog
+
+from image_sidecar import db
+from image_sidecar.db import images as image_rows
+from image_sidecar.db.images import Unrendered
+from image_sidecar.errors import SidecarError
+from image_sidecar.imaging import ImageProcessor
+from image_sidecar.records import (
+    put_renditions,
+    renditions_beside,
+    stored_renditions,
+    transaction_with_blobs,
+)
+from image_sidecar.storage.base import BlobStore
+
+log = structlog.get_logger(__name__)
+
+_BATCH = 100
+_FAILED_KEYS_SHOWN = 20
+
+
+@dataclass
+class BackfillReport:
+    images: int = 0
+    rendered: int = 0
+    linked: int = 0
+    failed: int = 0
+    failed_keys: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+BackfillProgress = Callable[[BackfillReport], None]
+
+
+async def backfill_renditions(
+    pool: db.Pool,
+    store: BlobStore,
+    processor: ImageProcessor,
+    *,
+    on_progress: BackfillProgress | None = None,
+) -> BackfillReport:
+    started = time.monotonic()
+    report = BackfillReport()
+    after = None
+    while True:
+        async with db.cursor(pool) as cur:
+            batch = await image_rows.without_renditions(cur, after, _BATCH)
+        if not batch:
+            break
+        for image in batch:
+            after = image.image_id
+            try:
+                linked = await _backfill_one(pool, store, processor, image)
+            except SidecarError as exc:
+                report.failed += 1
+                if len(report.failed_keys) < _FAILED_KEYS_SHOWN:
+                    report.failed_keys.append(image.image_path)
+                log.warning("backfill_failed", image_path=image.image_path, error=exc.message)
+                continue
+            if linked is None:
+                continue  # done by someone else meanwhile
+            report.images += 1
+            report.linked += linked
+            report.rendered += not linked
+            if on_progress is not None:
+                on_progress(report)
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info("renditions_backfilled", **report.as_dict())
+    return report
+
+
+async def _backfill_one(
+    pool: db.Pool, store: BlobStore, processor: ImageProcessor, image: Unrendered
+) -> bool | None:
+    """Whether the renditions were linked from a twin (True) or rendered (False); None when the
+    image needs nothing any more."""
+    async with db.cursor(pool) as cur:
+        twin = await image_rows.rendered_twin(cur, image.sha256)
+    rendered = None
+    if twin is None:
+        rendered = await processor.inspect(await store.read(image.image_path))
+    async with transaction_with_blobs(pool, store) as (cur, staged):
+        if not await image_rows.lock_unrendered(cur, image.image_id):
+            return None
+        if twin is not None:
+            renditions = renditions_beside(image.image_path, twin.renditions)
+            for shared, own in zip(twin.renditions, renditions, strict=True):
+                await staged.link(shared.image_path, own.image_path, own.size_bytes)
+            facts = (twin.width, twin.height, twin.placeholder)
+        else:
+            assert rendered is not None
+            renditions = stored_renditions(image.image_path, rendered.renditions)
+            await put_renditions(staged, renditions, rendered.renditions)
+            facts = (rendered.width, rendered.height, rendered.placeholder)
+        await image_rows.insert_renditions(cur, image.image_id, renditions)
+        await image_rows.set_decoded_facts(cur, image.image_id, *facts)
+    return twin is not None
