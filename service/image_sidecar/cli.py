@@ -143,7 +143,9 @@ def cleanup(config: Config, dry_run: bool = False) -> None:
 async def _backfill(config: Config, database_url: str) -> BackfillReport:
     pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
     processor = ImageProcessor(
-        max_pixels=config.storage.max_pixels, workers=config.storage.processing_workers
+        max_pixels=config.storage.max_pixels,
+        workers=config.storage.processing_workers,
+        formats=config.storage.rendition_formats,
     )
     try:
         async with open_blob_store(config.storage) as store:

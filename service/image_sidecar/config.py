@@ -58,6 +58,13 @@ def _max_pixels(raw: str) -> int:
     return value
 
 
+def _rendition_formats(raw: str) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    if not set(formats) <= {"webp", "avif"}:
+        raise ValueError
+    return formats
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 < value < 65536:
@@ -270,13 +277,23 @@ SETTINGS: tuple[Setting, ...] = (
         _max_pixels,
     ),
     Setting(
+        "IMAGE_RENDITION_FORMATS",
+        "storage",
+        "rendition_formats",
+        "webp,avif",
+        "a comma-separated list of webp and avif, or empty",
+        "Formats of the thumb and large renditions made at upload (AVIF only where the installed "
+        "Pillow can encode it). Empty: no renditions (e.g. a CDN resizes instead).",
+        _rendition_formats,
+    ),
+    Setting(
         "IMAGE_PROCESSING_WORKERS",
         "storage",
         "processing_workers",
         "2",
         "a positive whole number",
-        "Threads that decode uploads (and make renditions): the most image work at once, which "
-        "bounds its memory and CPU.",
+        "Threads that decode uploads and make their renditions: the most image work at once, "
+        "which bounds its memory and CPU.",
         _positive_int,
     ),
     Setting(
@@ -513,6 +530,7 @@ class StorageSettings:
     min_free_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 40_000_000
     processing_workers: int = 2
+    rendition_formats: tuple[str, ...] = ("webp", "avif")
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,9 @@ _PLACEHOLDER_SIDE = 32
 _SRGB = ImageCms.createProfile("sRGB")
 
 
-def rendition_formats() -> tuple[str, ...]:
-    """WebP always; AVIF when the installed Pillow can encode it."""
-    return ("webp", "avif") if features.check("avif") else ("webp",)
+def rendition_formats(wanted: tuple[str, ...] = ("webp", "avif")) -> tuple[str, ...]:
+    """Those of `wanted` this Pillow can encode (WebP always; AVIF when built with it)."""
+    return tuple(f for f in wanted if f == "webp" or (f == "avif" and features.check("avif")))
 
 
 @dataclass(frozen=True)
@@ -194,9 +194,11 @@ def _placeholder(image: Image.Image) -> str:
 class ImageProcessor:
     """The bounded pool where image work runs (IMAGE_PROCESSING_WORKERS threads)."""
 
-    def __init__(self, *, max_pixels: int, workers: int) -> None:
+    def __init__(
+        self, *, max_pixels: int, workers: int, formats: tuple[str, ...] = ("webp", "avif")
+    ) -> None:
         self.max_pixels = max_pixels
-        self.rendition_formats = rendition_formats()
+        self.rendition_formats = rendition_formats(formats)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imaging")
 
     async def inspect(self, data: bytes, *, with_renditions: bool = True) -> InspectedImage:
@@ -210,7 +212,11 @@ class ImageProcessor:
 
 async def imaging_context(app: web.Application) -> AsyncIterator[None]:
     storage = app[config_key].storage
-    processor = ImageProcessor(max_pixels=storage.max_pixels, workers=storage.processing_workers)
+    processor = ImageProcessor(
+        max_pixels=storage.max_pixels,
+        workers=storage.processing_workers,
+        formats=storage.rendition_formats,
+    )
     log.info("renditions", formats=list(processor.rendition_formats), sides=RENDITION_SIDES)
     app[image_processor_key] = processor
     yield

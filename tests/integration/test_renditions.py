@@ -13,7 +13,7 @@ from PIL import Image
 from image_sidecar.config import RetentionSettings
 from image_sidecar.imaging import rendition_formats
 from image_sidecar.retention import run_cleanup
-from tests.helpers import image_fields, run_sidecar, storage_files
+from tests.helpers import image_fields, run_sidecar, storage_files, uploader
 from tests.integration.test_decoding import GOOD, _save
 from tests.integration.test_retention import expire, path_of
 from tests.sample_images import noise_png
@@ -172,3 +172,11 @@ async def test_the_backfill_gives_older_images_renditions_and_can_run_again(
 
     again = run_sidecar("renditions", "--backfill", cwd=tmp_path, environ=sidecar_environ)
     assert json.loads(again.stdout)["images"] == 0  # nothing left but the broken one
+
+
+@pytest.mark.parametrize(("setting", "made"), [("webp", {"webp"}), ("", set())])
+async def test_the_rendition_formats_are_a_setting(make_client, setting, made):
+    client = await make_client(IMAGE_RENDITION_FORMATS=setting)
+    record = await (await uploader(client)(image=noise_png(64))).json()
+    assert {r["format"] for r in record["renditions"]} == made
+    assert (record["placeholder"] is None) == (not made)
