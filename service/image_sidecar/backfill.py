@@ -29,12 +29,12 @@ from image_sidecar.records import (
     stored_renditions,
     transaction_with_blobs,
 )
+from image_sidecar.retention import FAILED_KEYS_SHOWN
 from image_sidecar.storage.base import BlobStore
 
 log = structlog.get_logger(__name__)
 
 _BATCH = 100
-_FAILED_KEYS_SHOWN = 20
 
 
 @dataclass
@@ -74,7 +74,7 @@ async def backfill_renditions(
                 linked = await _backfill_one(pool, store, processor, image)
             except SidecarError as exc:
                 report.failed += 1
-                if len(report.failed_keys) < _FAILED_KEYS_SHOWN:
+                if len(report.failed_keys) < FAILED_KEYS_SHOWN:
                     report.failed_keys.append(image.image_path)
                 log.warning("backfill_failed", image_path=image.image_path, error=exc.message)
                 continue

@@ -42,8 +42,8 @@ class CleanupFailed(SidecarError):
     code = "cleanup_failed"
 
 
-# Failed keys named in a summary; the count covers them all.
-_FAILED_KEYS_SHOWN = 20
+# Failed keys named in a summary (cleanup, purge, backfill); the count covers them all.
+FAILED_KEYS_SHOWN = 20
 
 
 @dataclass
@@ -59,7 +59,7 @@ class DeletionTally:
     def count_failures(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.files_failed += 1
-            if len(self.failed_keys) < _FAILED_KEYS_SHOWN:
+            if len(self.failed_keys) < FAILED_KEYS_SHOWN:
                 self.failed_keys.append(key)
 
 
