@@ -1,6 +1,8 @@
 // ImageStorageService: the game server's side of the image sidecar's HTTP API (contract v1).
 // No dependencies: Node 18+ has fetch, FormData and Blob built in.
 
+export { canonicalText, promptHash } from './prompt-hash.js';
+
 /** An error answered by the sidecar: HTTP status, the contract's error code, and the field. */
 export class SidecarError extends Error {
   constructor(status, code, message, field) {

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import json
+import random
+import unicodedata
 from pathlib import Path
 
+import pytest
+
+from image_sidecar.prompts import prompt_hash
 from tests.helpers import require_tool
 
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
@@ -25,4 +32,68 @@ async def test_node_client_against_a_running_sidecar(aiohttp_server, make_app):
     output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, output.decode()
     assert b"# fail 0" in output
-    assert b"# pass 5" in output
+    assert b"# pass 7" in output
+
+
+# Where implementations of the canonical form differ: NFC, whitespace, case folding.
+_PALETTE = [
+    *"abcXYZ019 .,:-_'\"\\/",
+    *("\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u1680", "\u2000"),
+    *("\u2028", "\u202f", "\u3000", "\ufeff", "\u200b", "\x00", "\x08", "\x7f"),
+    *("\u00df", "\u1e9e", "\u0130", "\u0131", "\u03a3", "\u03c2", "\ufb01", "\u0149"),
+    *("\u00e9", "e\u0301", "\u212b", "A\u030a", "\u1e9b\u0323", "\u0344", "\uac00"),
+    *("\u1100\u1161", "\u0390", "\u1f80", "\u0587", "\u13a0", "\uab70", "\U00010400"),
+    *("\U0001f600", "\U0001f44d\U0001f3fd", "\u4e2d\u6587", "\u0416", "\u0436", "\u0625"),
+]
+
+
+def _random_corpus(size: int) -> list[dict]:
+    rnd = random.Random(20261125)
+
+    def text(longest: int) -> str:
+        return "".join(rnd.choice(_PALETTE) for _ in range(rnd.randint(0, longest)))
+
+    corpus = []
+    for _ in range(size):
+        prompt, style = text(30), rnd.choice([None, text(6)])
+        model, size_ = rnd.choice(
+            [(None, None), (text(5), None), (None, "1024x1024"), (text(4), text(3))]
+        )
+        corpus.append(
+            {
+                "prompt": prompt,
+                "art_style": style,
+                "model": model,
+                "size": size_,
+                "prompt_hash": prompt_hash(prompt, style, model, size_),
+            }
+        )
+    return corpus
+
+
+async def test_the_javascript_prompt_hash_agrees_on_a_random_unicode_corpus(tmp_path):
+    node = require_tool("node")
+    corpus = tmp_path / "corpus.json"
+    corpus.write_text(json.dumps(_random_corpus(3000)), encoding="utf-8")
+    process = await asyncio.create_subprocess_exec(
+        node,
+        "--test",
+        "test/prompt-hash.test.js",
+        cwd=CLIENT,
+        env={"PROMPT_HASH_CORPUS": str(corpus), "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, output.decode()[-5000:]
+    assert b"# pass 3" in output
+
+
+def test_the_node_clients_unicode_tables_are_what_the_tool_writes():
+    tool = CLIENT / "tools" / "unicode_tables.py"
+    spec = importlib.util.spec_from_file_location("unicode_tables", tool)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if unicodedata.unidata_version not in (CLIENT / "unicode-tables.js").read_text()[:200]:
+        pytest.skip("another Unicode version than the tables' (they are written with CI's Python)")
+    assert (CLIENT / "unicode-tables.js").read_text(encoding="utf-8") == module.render()
