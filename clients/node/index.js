@@ -1,5 +1,5 @@
 // ImageStorageService: the game server's side of the image sidecar's HTTP API (contract v1).
-// No dependencies: Node 18+ has fetch, FormData and Blob built in.
+// No dependencies: Node 20+ has fetch, FormData and Blob built in.
 
 export { canonicalText, promptHash } from './prompt-hash.js';
 

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import random
+import subprocess
 import unicodedata
 from pathlib import Path
 
@@ -97,3 +98,20 @@ def test_the_node_clients_unicode_tables_are_what_the_tool_writes():
     if unicodedata.unidata_version not in (CLIENT / "unicode-tables.js").read_text()[:200]:
         pytest.skip("another Unicode version than the tables' (they are written with CI's Python)")
     assert (CLIENT / "unicode-tables.js").read_text(encoding="utf-8") == module.render()
+
+
+def test_the_node_package_ships_only_the_library_its_readme_and_license(tmp_path):
+    npm = require_tool("npm")
+    packed = subprocess.run(
+        [npm, "pack", "--dry-run", "--json", "--ignore-scripts"],
+        cwd=CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "npm_config_update_notifier": "false"},
+    )
+    assert packed.returncode == 0, packed.stderr
+    (package,) = json.loads(packed.stdout)
+    assert {entry["path"] for entry in package["files"]} == {
+        "package.json", "README.md", "LICENSE", "index.js", "prompt-hash.js", "unicode-tables.js",
+    }  # fmt: skip
