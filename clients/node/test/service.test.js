@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { ImageStorageService, SidecarError } from '../index.js';
 
 const sidecar = new ImageStorageService({ baseUrl: process.env.SIDECAR_URL });
@@ -77,4 +78,114 @@ test('the sidecar hashes every published vector of both versions as the vectors 
       { model: vector.model, size: vector.size });
     assert.equal(found.promptHash, vector.prompt_hash, JSON.stringify(vector));
   }
+});
+
+test('a generator that throws gives the claim back: the waiting caller gets it within a second', async () => {
+  let calls = 0;
+  const generate = async () => {
+    calls += 1;
+    if (calls === 1) {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      throw new Error('the AI service timed out');
+    }
+    return PNG;
+  };
+  const sentence = `A failing prompt ${randomUUID()}`;
+  const first = sidecar.getOrGenerate(fields({ gameCode: 'NODE5', completedSentence: sentence }), generate);
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the first holds the claim
+  const started = Date.now();
+  const second = sidecar.getOrGenerate(fields({ gameCode: 'NODE6', completedSentence: sentence }), generate);
+  await assert.rejects(first, /timed out/);
+  const { reused } = await second;
+  assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
+  assert.equal(reused, false);
+  assert.equal(calls, 2);
+});
+
+test('the deadline aborts the generator and frees the prompt', async () => {
+  let sawAbort = false;
+  const generate = (prompt, { signal }) => new Promise((resolve, reject) => {
+    signal.addEventListener('abort', () => { sawAbort = true; reject(signal.reason); });
+  });
+  const sentence = `A slow prompt ${randomUUID()}`;
+  // AbortSignal.timeout does not keep Node running (a game server's listening socket does).
+  const alive = setInterval(() => {}, 1000);
+  try {
+    await assert.rejects(
+      sidecar.getOrGenerate(fields({ completedSentence: sentence }), generate, { deadlineMs: 200 }),
+      (error) => error.name === 'TimeoutError');
+  } finally {
+    clearInterval(alive);
+  }
+  assert.ok(sawAbort);
+  const after = await sidecar.lookupPrompt(sentence, 'pixel');
+  assert.equal(after.status, 'miss'); // not pending on a dead claim
+});
+
+test('retrying the same fields is not a reuse of the player\'s own picture', async () => {
+  const input = fields();
+  const generate = async () => PNG;
+  const first = await sidecar.getOrGenerate(input, generate);
+  const again = await sidecar.getOrGenerate(input, generate);
+  assert.equal(again.record.image_id, first.record.image_id);
+  assert.equal(again.reused, false);
+});
+
+// A stand-in for what sits between the game server and the sidecar: a proxy that fails.
+async function flakyServer(answers) {
+  const seen = [];
+  const server = createServer((request, response) => {
+    seen.push(request.headers['x-request-id']);
+    const [status, type, body, headers = {}] = answers[Math.min(seen.length, answers.length) - 1];
+    response.writeHead(status, { 'Content-Type': type, ...headers });
+    response.end(body);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, seen, url: `http://127.0.0.1:${server.address().port}` };
+}
+
+test('502s are retried with backoff and an HTML error page becomes a SidecarError', async () => {
+  const html = '<html><body>Bad gateway</body></html>';
+  const { server, seen, url } = await flakyServer([
+    [502, 'text/html', html], [503, 'text/html', html, { 'Retry-After': '0' }],
+    [404, 'text/html', html],
+  ]);
+  try {
+    const client = new ImageStorageService({ baseUrl: url, retries: 3 });
+    await assert.rejects(client.listGame('ABCD'), (error) => error instanceof SidecarError
+      && error.status === 404 && error.code === 'http_error' && error.requestId === seen[0]);
+    assert.equal(seen.length, 3); // 502, 503, then the 404 that is never retried
+    assert.equal(new Set(seen).size, 1); // one request id for the call
+  } finally {
+    server.close();
+  }
+});
+
+test('a refused connection (a sidecar restarting) is retried until it answers', async () => {
+  const probe = createServer();
+  await new Promise((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address();
+  probe.close();
+  const late = createServer((request, response) => {
+    response.writeHead(200, { 'Content-Type': 'application/json' });
+    response.end('{"images": []}');
+  });
+  setTimeout(() => late.listen(port, '127.0.0.1'), 300);
+  try {
+    const client = new ImageStorageService({ baseUrl: `http://127.0.0.1:${port}`, retries: 8 });
+    assert.deepEqual(await client.listGame('ABCD'), []);
+  } finally {
+    late.close();
+  }
+});
+
+test('a caller\'s AbortSignal stops a call at once', async () => {
+  const controller = new AbortController();
+  const waiting = sidecar.lookupPrompt(`A waited prompt ${randomUUID()}`, null, { waitMs: 0 });
+  await waiting; // takes the claim, so the next lookup waits
+  const sentence = `Another ${randomUUID()}`;
+  await sidecar.lookupPrompt(sentence, null);
+  const pending = sidecar.lookupPrompt(sentence, null, { waitMs: 20000, signal: controller.signal });
+  setTimeout(() => controller.abort(new Error('the round ended')), 100);
+  await assert.rejects(pending, /the round ended/);
 });
