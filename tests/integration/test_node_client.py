@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import random
 import subprocess
 import unicodedata
@@ -113,5 +114,26 @@ def test_the_node_package_ships_only_the_library_its_readme_and_license(tmp_path
     assert packed.returncode == 0, packed.stderr
     (package,) = json.loads(packed.stdout)
     assert {entry["path"] for entry in package["files"]} == {
-        "package.json", "README.md", "LICENSE", "index.js", "prompt-hash.js", "unicode-tables.js",
+        "package.json", "README.md", "LICENSE", "index.js", "index.d.ts", "prompt-hash.js",
+        "prompt-hash.d.ts", "unicode-tables.js",
     }  # fmt: skip
+
+
+def test_the_type_declarations_accept_a_typescript_game_server():
+    """tsc --noEmit (strict) on test/types/consumer.ts, which imports the package by its name.
+    CI installs TypeScript with `npm ci` in clients/node (.ci/run)."""
+    tsc = CLIENT / "node_modules" / ".bin" / "tsc"
+    if not tsc.exists():
+        message = "TypeScript is not installed: run `npm ci` in clients/node"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    checked = subprocess.run(
+        [str(tsc), "-p", "test/types/tsconfig.json"],
+        cwd=CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

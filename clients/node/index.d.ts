@@ -1,0 +1,132 @@
+// Types of the image sidecar client (index.js). The records' fields are the sidecar's
+// openapi.json, in its snake_case; the client's own options are camelCase.
+
+export { canonicalText, promptHash } from './prompt-hash.js';
+
+/** A failed call; `status` is 0 when nothing answered. */
+export class SidecarError extends Error {
+  constructor(status: number, code: string, message: string, field?: string, requestId?: string);
+  readonly status: number;
+  readonly code: string;
+  readonly field: string | undefined;
+  readonly requestId: string | undefined;
+}
+
+export interface Rendition {
+  name: 'thumb' | 'large';
+  format: 'webp' | 'avif';
+  url: string;
+  width: number;
+  height: number;
+  content_type: 'image/webp' | 'image/avif';
+  size_bytes: number;
+}
+
+/** An image record (openapi.json, `Image`). */
+export interface ImageRecord {
+  image_id: string;
+  game_code: string;
+  game_id: string;
+  round_id: string;
+  round_number: number;
+  player_id: string;
+  submission_id: string;
+  completed_sentence: string;
+  prompt: string;
+  art_style: string | null;
+  ai_service: string | null;
+  model: string | null;
+  size: string | null;
+  image_url: string;
+  image_path: string;
+  content_type: 'image/jpeg' | 'image/png' | 'image/webp';
+  size_bytes: number;
+  sha256: string;
+  width: number | null;
+  height: number | null;
+  placeholder: string | null;
+  renditions: Rendition[];
+  prompt_hash: string;
+  generation_cost_usd: number | null;
+  reused_from: string | null;
+  generated_at: string;
+  created_at: string;
+  expires_at: string;
+}
+
+/** What the game server says about a picture (sent as the sidecar's snake_case fields). */
+export interface ImageFields {
+  gameCode: string;
+  gameId: string;
+  roundId: string;
+  roundNumber: number;
+  playerId: string;
+  submissionId: string;
+  completedSentence: string;
+  prompt?: string;
+  artStyle?: string | null;
+  aiService?: string | null;
+  model?: string | null;
+  size?: string | null;
+  generationCostUsd?: number;
+  retentionDays?: number;
+  claimToken?: string;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface LookupResult {
+  status: 'hit' | 'miss' | 'pending';
+  promptHash: string;
+  image?: ImageRecord;
+  claimToken?: string;
+  retryAfterMs?: number;
+}
+
+export interface DeletionSummary {
+  images_deleted: number;
+  files_deleted: number;
+  bytes_freed: number;
+  cache_entries_moved: number;
+  cache_entries_removed: number;
+  files_failed: number;
+  failed_keys: string[];
+  game_ids: string[];
+}
+
+export interface ServiceOptions {
+  /** The sidecar, e.g. http://127.0.0.1:8080 */
+  baseUrl?: string;
+  /** IMAGE_SIDECAR_API_TOKEN, sent on every write */
+  token?: string;
+  /** Further tries after a refused connection, a reset, a timeout or a 502/503/504 (3). */
+  retries?: number;
+  /** Bound on each request in ms (10000); a long-poll gets its wait on top. */
+  timeoutMs?: number;
+}
+
+export type Generator = (prompt: string, options: { signal: AbortSignal }) => Promise<Uint8Array>;
+
+export class ImageStorageService {
+  constructor(options?: ServiceOptions);
+  saveImage(image: Uint8Array, fields: ImageFields, options?: CallOptions): Promise<ImageRecord>;
+  releaseClaim(claimToken: string, options?: CallOptions & { reason?: string }): Promise<null>;
+  lookupPrompt(
+    prompt: string,
+    artStyle?: string | null,
+    options?: CallOptions & { waitMs?: number; model?: string | null; size?: string | null },
+  ): Promise<LookupResult>;
+  registerHit(promptHash: string, fields: ImageFields, options?: CallOptions): Promise<ImageRecord>;
+  getOrGenerate(
+    fields: ImageFields,
+    generate: Generator,
+    options?: CallOptions & { waitMs?: number; deadlineMs?: number },
+  ): Promise<{ record: ImageRecord; reused: boolean }>;
+  listRound(gameCode: string, round: number | string): Promise<ImageRecord[]>;
+  listGame(gameCode: string): Promise<ImageRecord[]>;
+  getPlayerImage(gameCode: string, round: number | string, playerId: string): Promise<ImageRecord>;
+  purgeGame(gameCode: string): Promise<DeletionSummary>;
+  purgePlayer(gameCode: string, playerId: string): Promise<DeletionSummary>;
+}
