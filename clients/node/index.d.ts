@@ -83,6 +83,65 @@ export interface LookupResult {
   image?: ImageRecord;
   claimToken?: string;
   retryAfterMs?: number;
+  /** With `register` on a hit: `image` is the player's new record. */
+  registered: boolean;
+}
+
+export interface CacheEntry {
+  prompt_hash: string;
+  hit_count: number;
+  last_hit: string;
+  created_at: string;
+  image: ImageRecord;
+}
+
+export interface GameSelector extends CallOptions {
+  /** One of the games that share the room code; default: the code's newest game. */
+  gameId?: string;
+}
+
+export interface PurgeSelector extends GameSelector {
+  /** Every game holding the code. */
+  all?: boolean;
+}
+
+export interface Takedown {
+  images_deleted: number;
+  files_deleted: number;
+  bytes_freed: number;
+  cache_entries_moved: number;
+  cache_entries_removed: number;
+  files_failed: number;
+  failed_keys: string[];
+  sha256: string;
+  image_ids: string[];
+  urls: string[];
+  blocked: true;
+  cdn_notified: boolean | null;
+}
+
+export interface CleanupSummary {
+  outcome: 'success' | 'skipped' | 'failed' | 'dry_run';
+  images_deleted: number;
+  files_deleted: number;
+  bytes_freed: number;
+  orphans_swept: number;
+  seconds: number;
+  reason?: string;
+  [field: string]: unknown;
+}
+
+export interface Stats {
+  days: number;
+  images_per_day: { date: string; images: number; generated: number; reused: number; cost_saved_usd: number }[];
+  cache_hit_rate: number | null;
+  cache_hits: number;
+  live_images: number;
+  average_image_bytes: number;
+  storage_used_bytes: number;
+  cost_saved_usd: number;
+  cost_saved_usd_all_time: number;
+  rendition_formats: ('webp' | 'avif')[];
 }
 
 export interface DeletionSummary {
@@ -116,17 +175,32 @@ export class ImageStorageService {
   lookupPrompt(
     prompt: string,
     artStyle?: string | null,
-    options?: CallOptions & { waitMs?: number; model?: string | null; size?: string | null },
+    options?: CallOptions & {
+      waitMs?: number;
+      model?: string | null;
+      size?: string | null;
+      register?: Omit<ImageFields, 'completedSentence'> & { completedSentence?: string };
+    },
   ): Promise<LookupResult>;
+  getCacheEntry(promptHash: string, options?: CallOptions): Promise<CacheEntry>;
+  forgetCacheEntry(promptHash: string, options?: CallOptions): Promise<null>;
+  takeDown(sha256: string, options?: CallOptions & { reason?: string }): Promise<Takedown>;
+  getStats(options?: CallOptions & { days?: number }): Promise<Stats>;
+  runCleanup(options?: CallOptions): Promise<CleanupSummary>;
   registerHit(promptHash: string, fields: ImageFields, options?: CallOptions): Promise<ImageRecord>;
   getOrGenerate(
     fields: ImageFields,
     generate: Generator,
     options?: CallOptions & { waitMs?: number; deadlineMs?: number },
   ): Promise<{ record: ImageRecord; reused: boolean }>;
-  listRound(gameCode: string, round: number | string): Promise<ImageRecord[]>;
-  listGame(gameCode: string): Promise<ImageRecord[]>;
-  getPlayerImage(gameCode: string, round: number | string, playerId: string): Promise<ImageRecord>;
-  purgeGame(gameCode: string): Promise<DeletionSummary>;
-  purgePlayer(gameCode: string, playerId: string): Promise<DeletionSummary>;
+  listRound(gameCode: string, round: number | string, options?: GameSelector): Promise<ImageRecord[]>;
+  listGame(gameCode: string, options?: GameSelector): Promise<ImageRecord[]>;
+  getPlayerImage(
+    gameCode: string,
+    round: number | string,
+    playerId: string,
+    options?: GameSelector,
+  ): Promise<ImageRecord>;
+  purgeGame(gameCode: string, options?: PurgeSelector): Promise<DeletionSummary>;
+  purgePlayer(gameCode: string, playerId: string, options?: PurgeSelector): Promise<DeletionSummary>;
 }

@@ -115,10 +115,18 @@ export class ImageStorageService {
     return this.#request('DELETE', `/api/cache/claims/${enc(claimToken)}${query}`, { signal });
   }
 
-  /** hit ({image}), miss ({claimToken}: generate, then save with it) or pending. */
-  async lookupPrompt(prompt, artStyle, { waitMs = 0, model = null, size = null, signal } = {}) {
+  /**
+   * hit ({image}), miss ({claimToken}: generate, then save with it) or pending. With
+   * `register` (a hit's fields), a hit is registered for that player in the same call and
+   * `image` is the player's new record (`registered: true`).
+   */
+  async lookupPrompt(prompt, artStyle, {
+    waitMs = 0, model = null, size = null, register, signal,
+  } = {}) {
+    const json = { prompt, art_style: artStyle ?? null, model, size, wait_ms: waitMs };
+    if (register) json.register = toWire(register);
     const answer = await this.#request('POST', '/api/cache/lookup', {
-      json: { prompt, art_style: artStyle ?? null, model, size, wait_ms: waitMs },
+      json,
       signal,
       idempotent: false, // a lookup may take a claim: retried only when surely not delivered
       extraMs: waitMs,
@@ -129,7 +137,34 @@ export class ImageStorageService {
       image: answer.image,
       claimToken: answer.claim_token,
       retryAfterMs: answer.retry_after_ms,
+      registered: answer.registered ?? false,
     };
+  }
+
+  /** The cache entry of a prompt hash (hit count, last hit, its image); 404 when none. */
+  async getCacheEntry(promptHash, { signal } = {}) {
+    return this.#request('GET', `/api/cache/${enc(promptHash)}`, { signal });
+  }
+
+  /** Forget a prompt's mapping (the next identical prompt is generated afresh). */
+  async forgetCacheEntry(promptHash, { signal } = {}) {
+    return this.#request('DELETE', `/api/cache/${enc(promptHash)}`, { signal });
+  }
+
+  /** Take a picture down everywhere by its bytes' SHA-256; the bytes are blocked afterwards. */
+  async takeDown(sha256, { reason, signal } = {}) {
+    const query = reason ? `?reason=${encodeURIComponent(reason)}` : '';
+    return this.#request('DELETE', `/api/images/by-sha256/${enc(sha256)}${query}`, { signal });
+  }
+
+  /** Business figures over the last `days` (1-365). */
+  async getStats({ days = 7, signal } = {}) {
+    return this.#request('GET', `/api/stats?days=${enc(days)}`, { signal });
+  }
+
+  /** Run the cleanup of expired images now; its summary. */
+  async runCleanup({ signal } = {}) {
+    return this.#request('POST', '/api/admin/cleanup', { signal, extraMs: 600000 });
   }
 
   /** Register a cached image as this player's image (no bytes are sent or copied). */
@@ -180,29 +215,44 @@ export class ImageStorageService {
     }
   }
 
-  async listRound(gameCode, round) {
-    return (await this.#request('GET', `/api/games/${enc(gameCode)}/rounds/${enc(round)}/images`)).images;
+  // Room codes are recycled: `gameId` names one game; without it, the code's newest game.
+
+  async listRound(gameCode, round, { gameId, signal } = {}) {
+    const path = `/api/games/${enc(gameCode)}/rounds/${enc(round)}/images${query({ gameId })}`;
+    return (await this.#request('GET', path, { signal })).images;
   }
 
-  async listGame(gameCode) {
-    return (await this.#request('GET', `/api/games/${enc(gameCode)}/images`)).images;
+  async listGame(gameCode, { gameId, signal } = {}) {
+    const path = `/api/games/${enc(gameCode)}/images${query({ gameId })}`;
+    return (await this.#request('GET', path, { signal })).images;
   }
 
-  async getPlayerImage(gameCode, round, playerId) {
-    return this.#request(
-      'GET', `/api/games/${enc(gameCode)}/rounds/${enc(round)}/players/${enc(playerId)}/image`);
+  async getPlayerImage(gameCode, round, playerId, { gameId, signal } = {}) {
+    const path = `/api/games/${enc(gameCode)}/rounds/${enc(round)}/players/${enc(playerId)}`
+      + `/image${query({ gameId })}`;
+    return this.#request('GET', path, { signal });
   }
 
-  async purgeGame(gameCode) {
-    return this.#request('DELETE', `/api/games/${enc(gameCode)}`);
+  /** Delete a game's images now: `gameId` names one game, `all: true` every game of the code. */
+  async purgeGame(gameCode, { gameId, all, signal } = {}) {
+    return this.#request('DELETE', `/api/games/${enc(gameCode)}${query({ gameId, all })}`,
+      { signal });
   }
 
-  async purgePlayer(gameCode, playerId) {
-    return this.#request('DELETE', `/api/games/${enc(gameCode)}/players/${enc(playerId)}/images`);
+  async purgePlayer(gameCode, playerId, { gameId, all, signal } = {}) {
+    const path = `/api/games/${enc(gameCode)}/players/${enc(playerId)}/images`
+      + query({ gameId, all });
+    return this.#request('DELETE', path, { signal });
   }
 }
 
 const enc = (value) => encodeURIComponent(String(value));
+
+/** `?game_id=...&all=true` from the options given (camelCase here, snake_case on the wire). */
+function query(options) {
+  const params = new URLSearchParams(Object.entries(toWire(options)).map(([k, v]) => [k, String(v)]));
+  return params.size ? `?${params}` : '';
+}
 
 /** Exponential backoff with full jitter: 0-200 ms, 0-400 ms, 0-800 ms... at most 5 s. */
 const backoffMs = (attempt) => Math.random() * Math.min(5000, 200 * 2 ** attempt);

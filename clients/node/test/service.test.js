@@ -189,3 +189,33 @@ test('a caller\'s AbortSignal stops a call at once', async () => {
   setTimeout(() => controller.abort(new Error('the round ended')), 100);
   await assert.rejects(pending, /the round ended/);
 });
+
+// Another real PNG (2x1), taken down below: no other test may share its bytes.
+const DOOMED_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAIAAAB7QOjdAAAAD0lEQVR4nGPkOiHHwMAAAASqAPLI3P69AAAAAElFTkSuQmCC', 'base64');
+
+test('every endpoint has a method: register in a lookup, entries, stats, takedown, cleanup', async () => {
+  const sentence = `A whole-API prompt ${randomUUID()}`;
+  const original = await sidecar.saveImage(
+    DOOMED_PNG, fields({ gameCode: 'NODE7', completedSentence: sentence }));
+  const { completedSentence, ...register } = fields({ gameCode: 'NODE8' });
+  const found = await sidecar.lookupPrompt(sentence, 'pixel', { register });
+  assert.equal(found.status, 'hit');
+  assert.equal(found.registered, true);
+  assert.equal(found.image.reused_from, original.image_id);
+  assert.equal(found.image.game_code, 'NODE8');
+
+  const entry = await sidecar.getCacheEntry(found.promptHash);
+  assert.equal(entry.hit_count, 2);
+  const stats = await sidecar.getStats({ days: 1 });
+  assert.ok(stats.images_per_day[0].reused >= 1);
+
+  const takedown = await sidecar.takeDown(original.sha256, { reason: 'a node test' });
+  assert.equal(takedown.images_deleted, 2);
+  await assert.rejects(sidecar.getCacheEntry(found.promptHash), (error) => error.status === 404);
+  await assert.rejects(sidecar.saveImage(DOOMED_PNG, fields()),
+    (error) => error.code === 'blocked_content');
+
+  const cleanup = await sidecar.runCleanup();
+  assert.ok(['success', 'skipped'].includes(cleanup.outcome));
+  assert.deepEqual(await sidecar.listGame('NODE7', { gameId: original.game_id }), []);
+});
