@@ -70,10 +70,7 @@ class Rendition:
     width: int
     height: int
     data: bytes
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+    sha256: str  # hashed in the pool with the encoding, never on the event loop
 
 
 @dataclass(frozen=True)
@@ -169,6 +166,7 @@ def _render(image: Image.Image, formats: tuple[str, ...]) -> list[Rendition]:
             pillow_format, content_type, options = _ENCODERS[image_format]
             buffer = io.BytesIO()
             resized.save(buffer, format=pillow_format, **options)
+            data = buffer.getvalue()
             renditions.append(
                 Rendition(
                     name,
@@ -176,7 +174,8 @@ def _render(image: Image.Image, formats: tuple[str, ...]) -> list[Rendition]:
                     content_type,
                     resized.width,
                     resized.height,
-                    buffer.getvalue(),
+                    data,
+                    hashlib.sha256(data).hexdigest(),
                 )
             )
     return renditions
