@@ -20,9 +20,12 @@ class TakenDown:
 
 
 async def is_blocked(cur: aiopg.Cursor, sha256: str) -> bool:
-    """Whether these bytes were taken down. Holds the digest's lock (shared) until commit."""
-    await cur.execute(_LOCK.format(mode="_shared"), {"sha256": sha256})
-    await cur.execute("SELECT 1 FROM blocked_content WHERE sha256 = %s", (sha256,))
+    """Whether these bytes were taken down. Holds the digest's lock (shared) until commit. One
+    round trip on every upload: the statements run in order, the lock before the check."""
+    await cur.execute(
+        _LOCK.format(mode="_shared") + "; SELECT 1 FROM blocked_content WHERE sha256 = %(sha256)s",
+        {"sha256": sha256},
+    )
     return await cur.fetchone() is not None
 
 
