@@ -28,7 +28,7 @@ from image_sidecar.db.embedded import (
 )
 from image_sidecar.storage.filesystem import FilesystemBlobStore
 from tests.contract import ResponseChecker
-from tests.helpers import Database, UploadFn, free_port, uploader
+from tests.helpers import Database, UploadFn, free_port, uploader, users_environ
 
 
 def _docker_answers() -> bool:
@@ -121,8 +121,7 @@ def make_config(database: Database, storage_dir: Path) -> Callable[..., Config]:
 def sidecar_environ(database: Database, storage_dir: Path) -> dict[str, str]:
     """The process environment of a sidecar on the test database and storage (no other
     DATABASE_/IMAGE_ variable of the caller's environment leaks in)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "IMAGE_"))}
-    return {**environ, "DATABASE_URL": database.url, "IMAGE_STORAGE_BASE_DIR": str(storage_dir)}
+    return users_environ(DATABASE_URL=database.url, IMAGE_STORAGE_BASE_DIR=str(storage_dir))
 
 
 @pytest.fixture

@@ -143,6 +143,13 @@ def run_sidecar(
     )
 
 
+def users_environ(**settings: str) -> dict[str, str]:
+    """This process's environment without any DATABASE_ or IMAGE_ variable (a developer's
+    shell), plus `settings`."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "IMAGE_"))}
+    return {**environ, **settings}
+
+
 def wait_ready(
     url: str, process: subprocess.Popen[str], seconds: float = 60, log: Path | None = None
 ) -> int:

@@ -105,7 +105,8 @@ export interface PurgeSelector extends GameSelector {
   all?: boolean;
 }
 
-export interface Takedown {
+/** What a deletion removed (purges, takedowns and cleanups alike). */
+export interface DeletionTally {
   images_deleted: number;
   files_deleted: number;
   bytes_freed: number;
@@ -113,6 +114,9 @@ export interface Takedown {
   cache_entries_removed: number;
   files_failed: number;
   failed_keys: string[];
+}
+
+export interface Takedown extends DeletionTally {
   sha256: string;
   image_ids: string[];
   urls: string[];
@@ -120,15 +124,11 @@ export interface Takedown {
   cdn_notified: boolean | null;
 }
 
-export interface CleanupSummary {
+export interface CleanupSummary extends DeletionTally {
   outcome: 'success' | 'skipped' | 'failed' | 'dry_run';
-  images_deleted: number;
-  files_deleted: number;
-  bytes_freed: number;
   orphans_swept: number;
   seconds: number;
   reason?: string;
-  [field: string]: unknown;
 }
 
 export interface Stats {
@@ -144,14 +144,7 @@ export interface Stats {
   rendition_formats: ('webp' | 'avif')[];
 }
 
-export interface DeletionSummary {
-  images_deleted: number;
-  files_deleted: number;
-  bytes_freed: number;
-  cache_entries_moved: number;
-  cache_entries_removed: number;
-  files_failed: number;
-  failed_keys: string[];
+export interface DeletionSummary extends DeletionTally {
   game_ids: string[];
 }
 

@@ -24,6 +24,7 @@ from image_sidecar.db.images import Unrendered
 from image_sidecar.errors import SidecarError
 from image_sidecar.imaging import ImageProcessor
 from image_sidecar.records import (
+    link_renditions,
     put_renditions,
     renditions_beside,
     stored_renditions,
@@ -105,8 +106,7 @@ async def _backfill_one(
             return None
         if twin is not None:
             renditions = renditions_beside(image.image_path, twin.renditions)
-            for shared, own in zip(twin.renditions, renditions, strict=True):
-                await staged.link(shared.image_path, own.image_path, own.size_bytes)
+            await link_renditions(staged, twin.renditions, renditions)
             facts = (twin.width, twin.height, twin.placeholder)
         else:
             assert rendered is not None

@@ -30,6 +30,7 @@ class InvalidField(SidecarError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}", field=field)
+        self.reason = message  # what is wrong, without the field's name
 
 
 class BadRequest(SidecarError):

@@ -82,6 +82,14 @@ async def put_renditions(
         await staged.put(facts, made.data)
 
 
+async def link_renditions(
+    staged: StagedBlobs, shared: tuple[StoredRendition, ...], own: tuple[StoredRendition, ...]
+) -> None:
+    """Another image's renditions under this image's keys, sharing their bytes."""
+    for source, target in zip(shared, own, strict=True):
+        await staged.link(source.image_path, target.image_path, target.size_bytes)
+
+
 class StagedBlobs:
     """Blobs written inside a database transaction, removed again if it does not commit."""
 
@@ -266,8 +274,7 @@ class CacheReuse:
         await cache_rows.record_saving(cur, self.prompt_hash, record.image_id, saved)
         try:
             await staged.link(source.image_path, plan.blob.image_path, plan.blob.size_bytes)
-            for shared, own in zip(source.renditions, plan.renditions, strict=True):
-                await staged.link(shared.image_path, own.image_path, own.size_bytes)
+            await link_renditions(staged, source.renditions, plan.renditions)
         except BlobNotFound:
             raise CacheEntryNotFound(
                 f"the image cached for prompt hash {self.prompt_hash} is gone"

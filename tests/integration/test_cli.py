@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 
-from tests.helpers import free_port, run_sidecar, wait_ready
+from tests.helpers import free_port, run_sidecar, users_environ, wait_ready
 
 
 def _user_environ(port: int) -> dict[str, str]:
     """A developer's shell: no DATABASE_ or IMAGE_ variable but the port."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "IMAGE_"))}
-    return {**environ, "IMAGE_SIDECAR_PORT": str(port)}
+    return users_environ(IMAGE_SIDECAR_PORT=str(port))
 
 
 def _run_dev(tmp_path, port):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from image_sidecar.prompts import prompt_hash
-from tests.helpers import image_fields, sidecar_process
+from tests.helpers import image_fields, sidecar_process, users_environ
 
 KEY = prompt_hash("A cat riding a skateboard", "watercolor")
 
@@ -87,8 +86,7 @@ def sidecar(tmp_path_factory, database_url: str) -> Iterator[tuple[subprocess.Po
     """One sidecar process (aiohttp's own connection handling, as deployed), for raw requests
     and for measuring its memory."""
     storage_dir = tmp_path_factory.mktemp("images")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "IMAGE_"))}
-    environ.update(DATABASE_URL=database_url, IMAGE_STORAGE_BASE_DIR=str(storage_dir))
+    environ = users_environ(DATABASE_URL=database_url, IMAGE_STORAGE_BASE_DIR=str(storage_dir))
     with sidecar_process("serve", environ, storage_dir) as running:
         yield running
 

@@ -83,7 +83,7 @@ def _registration_fields(raw: object, prompt: Prompt) -> ImageMetadata:
         values.setdefault("completed_sentence", prompt.text)
         return fields.image_metadata(values)
     except InvalidField as exc:
-        raise InvalidField(f"register.{exc.field}", exc.message.split(": ", 1)[-1]) from None
+        raise InvalidField(f"register.{exc.field}", exc.reason) from None
 
 
 async def _register_reuse(request: web.Request, key: str, meta: ImageMetadata) -> Registration:
