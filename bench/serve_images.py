@@ -26,6 +26,7 @@ from pathlib import Path
 from bench.cleanup_backlog import bench_database
 from tests.helpers import free_port, image_fields
 from tests.nginx import nginx_main_config
+from tests.sample_images import noise_png
 
 
 def _wait_for(url: str, seconds: float = 30) -> None:
@@ -124,7 +125,7 @@ def main() -> None:
             _wait_for(base + "/healthz")
             _wait_for(f"http://127.0.0.1:{nginx_port}/healthz")
             bare_base = f"http://127.0.0.1:{bare_port}"
-            image = b"\x89PNG\r\n\x1a\n" + os.urandom(150 * 1024 - 8)
+            image = noise_png(222)  # a real PNG (uploads are decoded), about 150 KB
             path = _upload(base, image)
             sidecar_rps = _wrk(base + path, args.seconds, args.connections)
             nginx_rps = _wrk(f"http://127.0.0.1:{nginx_port}{path}", args.seconds, args.connections)
