@@ -31,8 +31,9 @@ export interface ImageRecord {
   round_number: number;
   player_id: string;
   submission_id: string;
-  completed_sentence: string;
-  prompt: string;
+  /** null while a picture saved by the story's saveImage waits for cacheImageMetadata. */
+  completed_sentence: string | null;
+  prompt: string | null;
   art_style: string | null;
   ai_service: string | null;
   model: string | null;
@@ -46,7 +47,7 @@ export interface ImageRecord {
   height: number | null;
   placeholder: string | null;
   renditions: Rendition[];
-  prompt_hash: string;
+  prompt_hash: string | null;
   generation_cost_usd: number | null;
   reused_from: string | null;
   generated_at: string;
@@ -72,6 +73,9 @@ export interface ImageFields {
   retentionDays?: number;
   claimToken?: string;
 }
+
+/** An upload's fields: the sentence may be given later (describeImage). */
+export type UploadFields = Omit<ImageFields, 'completedSentence'> & { completedSentence?: string };
 
 export interface CallOptions {
   signal?: AbortSignal;
@@ -157,13 +161,90 @@ export interface ServiceOptions {
   retries?: number;
   /** Bound on each request in ms (10000); a long-poll gets its wait on top. */
   timeoutMs?: number;
+  /**
+   * For the story's calls, which name a round by its id alone: the game and round number from
+   * the game server's own tables. Without it they are asked of the sidecar.
+   */
+  resolveRound?: (gameCode: string, roundId: string) => Promise<RoundOfGame>;
+}
+
+export interface RoundOfGame {
+  gameId: string;
+  roundNumber: number;
+}
+
+/** The trailing options of the story's saveImage (and of recordCacheHit with a player). */
+export interface StoryImageOptions extends CallOptions, Partial<RoundOfGame> {
+  completedSentence?: string;
+  prompt?: string;
+  artStyle?: string | null;
+  aiService?: string | null;
+  model?: string | null;
+  size?: string | null;
+  generationCostUsd?: number;
+  retentionDays?: number;
+  submissionId?: string;
+}
+
+/** What describes a picture saved without its sentence. */
+export interface ImageDescription {
+  completedSentence: string;
+  prompt?: string;
+  artStyle?: string | null;
+  aiService?: string | null;
+  model?: string | null;
+  size?: string | null;
 }
 
 export type Generator = (prompt: string, options: { signal: AbortSignal }) => Promise<Uint8Array>;
 
 export class ImageStorageService {
   constructor(options?: ServiceOptions);
-  saveImage(image: Uint8Array, fields: ImageFields, options?: CallOptions): Promise<ImageRecord>;
+
+  // The story's ImageStorageService, with its names and argument order.
+  /** Resolves to the image's URL; describe it with cacheImageMetadata. */
+  saveImage(
+    buffer: Uint8Array,
+    gameCode: string,
+    roundId: string,
+    playerId: string,
+    options?: StoryImageOptions,
+  ): Promise<string>;
+  getImage(
+    gameCode: string,
+    roundId: string | number,
+    playerId: string,
+    options?: GameSelector,
+  ): Promise<ImageRecord | null>;
+  getGameImages(
+    gameCode: string,
+    roundId?: string | number | null,
+    options?: GameSelector,
+  ): Promise<ImageRecord[]>;
+  cacheImageMetadata(
+    playerId: string,
+    roundId: string,
+    sentence: string,
+    url: string,
+    style?: string | null,
+    options?: CallOptions & Omit<ImageDescription, 'completedSentence' | 'artStyle'> & { imageId?: string },
+  ): Promise<ImageRecord>;
+  checkPromptCache(promptHash: string, options?: CallOptions): Promise<CacheEntry | null>;
+  /** Counts the hit; with a player, also registers the cached picture as theirs. */
+  recordCacheHit(promptHash: string, options?: CallOptions): Promise<CacheEntry>;
+  recordCacheHit(
+    promptHash: string,
+    options: StoryImageOptions & { gameCode: string; roundId: string; playerId: string },
+  ): Promise<ImageRecord>;
+  cleanupExpiredImages(options?: CallOptions): Promise<CleanupSummary>;
+
+  // One method per endpoint.
+  saveImage(image: Uint8Array, fields: UploadFields, options?: CallOptions): Promise<ImageRecord>;
+  describeImage(
+    imageId: string,
+    description: ImageDescription,
+    options?: CallOptions,
+  ): Promise<ImageRecord>;
   releaseClaim(claimToken: string, options?: CallOptions & { reason?: string }): Promise<null>;
   lookupPrompt(
     prompt: string,

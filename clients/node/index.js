@@ -1,7 +1,7 @@
 // ImageStorageService: the game server's side of the image sidecar's HTTP API.
 // No dependencies: Node 20+ has fetch, FormData and Blob built in.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 
 export { canonicalText, promptHash } from './prompt-hash.js';
 
@@ -26,19 +26,34 @@ const RETRIED_STATUSES = new Set([502, 503, 504]);
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
 
 export class ImageStorageService {
+  #described = new Map(); // image URL -> image id of pictures this instance saved undescribed
+  #rounds = new Map(); // "code/roundId" -> { gameId, roundNumber } found for the story's calls
+
   /**
-   * @param {object} options
-   * @param {string} [options.baseUrl] the sidecar, e.g. http://127.0.0.1:8080
-   * @param {string} [options.token] IMAGE_SIDECAR_API_TOKEN, sent on every write
+   * @param {object} [options]
+   * @param {string} [options.baseUrl] the sidecar (default: IMAGE_SIDECAR_URL, else
+   *   http://127.0.0.1:8080)
+   * @param {string} [options.token] sent on every write (default: IMAGE_SIDECAR_API_TOKEN)
    * @param {number} [options.retries] further tries after a refused connection, a reset, a
    *   timeout or a 502/503/504 (honouring Retry-After), with backoff and jitter; never a 4xx
    * @param {number} [options.timeoutMs] bound on each request (a long-poll gets its wait on top)
+   * @param {(gameCode: string, roundId: string) => Promise<{gameId: string, roundNumber: number}>}
+   *   [options.resolveRound] for the story's calls, which name a round by its id alone: the
+   *   game and round number from the game server's own tables (recommended when room codes
+   *   are recycled); without it they are asked of the sidecar
    */
-  constructor({ baseUrl = 'http://127.0.0.1:8080', token, retries = 3, timeoutMs = 10000 } = {}) {
+  constructor({
+    baseUrl = process.env.IMAGE_SIDECAR_URL ?? 'http://127.0.0.1:8080',
+    token = process.env.IMAGE_SIDECAR_API_TOKEN,
+    retries = 3,
+    timeoutMs = 10000,
+    resolveRound,
+  } = {}) {
     this.baseUrl = baseUrl.replace(/\/$/, '');
     this.token = token;
     this.retries = retries;
     this.timeoutMs = timeoutMs;
+    this.resolveRound = resolveRound;
   }
 
   /**
@@ -96,17 +111,158 @@ export class ImageStorageService {
   }
 
   /**
-   * Store a generated image. Retrying with the same submissionId returns the first record.
+   * Store a generated image. Two forms:
+   *
+   * - the story's `saveImage(buffer, gameCode, roundId, playerId, options?)` resolves to the
+   *   image's URL. The game and round number come from `options` (`gameId`, `roundNumber`),
+   *   else `resolveRound`, else the sidecar (the round's game if it holds the round, else the
+   *   next round of the code's newest game, else a new game). The submission id is derived
+   *   from game, round and player, so calling again after a failure stores one picture; other
+   *   bytes for a player's round are a 409. Describe it with `cacheImageMetadata`, or at once
+   *   with `options.completedSentence`.
+   * - `saveImage(buffer, fields, options?)` with every field given resolves to the record.
+   *   Retrying with the same submissionId returns the first record.
+   *
    * @param {Buffer|Uint8Array} image JPEG, PNG or WebP bytes
-   * @param {object} fields gameCode, gameId, roundId, roundNumber, playerId, submissionId,
-   *   completedSentence, and optionally artStyle, aiService, prompt, generationCostUsd,
-   *   retentionDays, claimToken
    */
-  async saveImage(image, fields, { signal } = {}) {
-    const form = new FormData();
-    for (const [name, value] of Object.entries(toWire(fields))) form.append(name, String(value));
-    form.append('image', new Blob([image]), 'image');
-    return this.#request('POST', '/api/images', { form, signal });
+  async saveImage(image, fieldsOrGameCode, ...rest) {
+    if (typeof fieldsOrGameCode !== 'string') {
+      const [{ signal } = {}] = rest;
+      const form = new FormData();
+      for (const [name, value] of Object.entries(toWire(fieldsOrGameCode))) {
+        form.append(name, String(value));
+      }
+      form.append('image', new Blob([image]), 'image');
+      return this.#request('POST', '/api/images', { form, signal });
+    }
+    const [roundId, playerId, options = {}] = rest;
+    const { signal, gameId: _gameId, roundNumber: _roundNumber, ...fields } = options;
+    const gameCode = fieldsOrGameCode;
+    const { gameId, roundNumber } = await this.#round(gameCode, roundId, options);
+    const record = await this.saveImage(image, {
+      gameCode, gameId, roundId, roundNumber, playerId,
+      submissionId: nameUuid(`submission/${gameId}/${roundId}/${playerId}`),
+      ...fields,
+    }, { signal });
+    if (record.sha256 !== createHash('sha256').update(image).digest('hex')) {
+      throw new SidecarError(409, 'conflict', `player ${playerId} already has another picture `
+        + `in round ${roundId} of game ${gameCode}`, 'player_id');
+    }
+    if (record.completed_sentence == null) remember(this.#described, record.image_url, record);
+    return record.image_url;
+  }
+
+  /**
+   * The story's second step: the sentence (and art style) of a picture saved with the story's
+   * `saveImage`, found by the URL it returned; it becomes its prompt's cache entry. Resolves to
+   * the described record. Describing it again alike changes nothing; differently is a 409.
+   */
+  async cacheImageMetadata(playerId, roundId, sentence, url, style, options = {}) {
+    const { signal, imageId, ...fields } = options;
+    const image = imageId ? { image_id: imageId, player_id: playerId, round_id: roundId }
+      : this.#described.get(url) ?? await this.#imageAt(url, { signal });
+    if (!image) {
+      throw new SidecarError(404, 'not_found', `no picture of this sidecar at ${url}`, 'url');
+    }
+    if (!sameId(image.player_id, playerId) || !sameId(image.round_id, roundId)) {
+      throw new SidecarError(409, 'conflict', `${url} is the picture of player ${image.player_id}`
+        + ` in round ${image.round_id}; register a cached picture with recordCacheHit`, 'url');
+    }
+    const record = await this.describeImage(image.image_id,
+      { completedSentence: sentence, artStyle: style, ...fields }, { signal });
+    this.#described.delete(url);
+    return record;
+  }
+
+  /** The story's getImage: one player's picture in a round (a round id or number), or null. */
+  async getImage(gameCode, roundId, playerId, options = {}) {
+    return orNull(this.getPlayerImage(gameCode, roundId, playerId, options));
+  }
+
+  /** The story's getGameImages: a round's pictures, or the whole game's without a round. */
+  async getGameImages(gameCode, roundId, options = {}) {
+    return roundId == null
+      ? this.listGame(gameCode, options)
+      : this.listRound(gameCode, roundId, options);
+  }
+
+  /**
+   * The story's checkPromptCache: the cache entry of a prompt hash (`promptHash(prompt,
+   * artStyle)` computes it), with `image.image_url` to show, or null on a miss. It only looks:
+   * the single-flight flow that also claims a miss is `getOrGenerate` (or `lookupPrompt`).
+   */
+  async checkPromptCache(promptHash, options = {}) {
+    return orNull(this.getCacheEntry(promptHash, options));
+  }
+
+  /**
+   * The story's recordCacheHit: counts the hit and the AI call it saved, and resolves to the
+   * entry. With `{ gameCode, roundId, playerId }` (and the game's other options, as for the
+   * story's saveImage) the cached picture is also registered as that player's, so that the
+   * round lists it; resolves to the new record then.
+   */
+  async recordCacheHit(promptHash, options = {}) {
+    const { signal, gameCode, roundId, playerId, gameId: _g, roundNumber: _r, ...fields } = options;
+    if (playerId === undefined) {
+      return this.#request('POST', `/api/cache/${enc(promptHash)}/hit-count`,
+        { signal, idempotent: false }); // a retry after a lost answer would count twice
+    }
+    const { gameId, roundNumber } = await this.#round(gameCode, roundId, options);
+    const { image: cached } = await this.getCacheEntry(promptHash, { signal });
+    return this.registerHit(promptHash, {
+      gameCode, gameId, roundId, roundNumber, playerId,
+      submissionId: nameUuid(`submission/${gameId}/${roundId}/${playerId}`),
+      completedSentence: cached.completed_sentence,
+      prompt: cached.prompt,
+      ...fields,
+    }, { signal });
+  }
+
+  /** The story's cleanupExpiredImages: the cleanup now; its summary (counts and seconds). */
+  async cleanupExpiredImages(options = {}) {
+    return this.runCleanup(options);
+  }
+
+  /** Describe a picture stored without its sentence (PATCH /api/images/{imageId}). */
+  async describeImage(imageId, description, { signal } = {}) {
+    return this.#request('PATCH', `/api/images/${enc(imageId)}`,
+      { json: toWire(description), signal });
+  }
+
+  /** The game and round number of a round named by its id alone (the story's calls). */
+  async #round(gameCode, roundId, { gameId, roundNumber, signal }) {
+    if (gameId != null && roundNumber != null) return { gameId, roundNumber };
+    const cacheKey = `${String(gameCode).toUpperCase()}/${roundId}/${gameId ?? ''}`;
+    const known = this.#rounds.get(cacheKey);
+    if (known) return known;
+    let found;
+    if (this.resolveRound) {
+      found = await this.resolveRound(gameCode, roundId);
+    } else {
+      const round = await this.listRound(gameCode, roundId, { gameId, signal });
+      if (round.length > 0) {
+        found = { gameId: round[0].game_id, roundNumber: round[0].round_number };
+      } else {
+        const game = await this.listGame(gameCode, { gameId, signal });
+        found = game.length > 0
+          ? { gameId: game[0].game_id,
+              roundNumber: Math.max(...game.map((image) => image.round_number)) + 1 }
+          : { gameId: gameId ?? nameUuid(`game/${gameCode}/${roundId}`), roundNumber: 1 };
+      }
+    }
+    found = { gameId: gameId ?? found.gameId, roundNumber: roundNumber ?? found.roundNumber };
+    remember(this.#rounds, cacheKey, found);
+    return found;
+  }
+
+  /** The record of a picture by its URL (`.../game-{CODE}-{gameId}/round-{n}/player-{id}.ext`). */
+  async #imageAt(url, { signal }) {
+    const match = /\/game-([A-Za-z0-9_-]+)-([0-9a-f-]{36})\/round-(\d+)\/player-([0-9a-f-]{36})\.\w+$/
+      .exec(new URL(url, this.baseUrl).pathname);
+    if (!match) return undefined;
+    const [, gameCode, gameId, roundNumber, playerId] = match;
+    const record = await this.getImage(gameCode, roundNumber, playerId, { gameId, signal });
+    return record ?? undefined;
   }
 
   /** Give a claim back (the AI call failed): the next caller gets it at once. */
@@ -247,6 +403,32 @@ export class ImageStorageService {
 }
 
 const enc = (value) => encodeURIComponent(String(value));
+
+/** A UUID named by `name` (version 5 style, SHA-1): the same name, the same id, on any host. */
+function nameUuid(name) {
+  const hex = createHash('sha1').update(`picture-this/${name}`).digest('hex');
+  const variant = ((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}`
+    + `-${hex.slice(20, 32)}`;
+}
+
+const sameId = (a, b) => String(a).toLowerCase() === String(b).toLowerCase();
+
+/** A bounded memo: the oldest entry goes once it holds 1,000. */
+function remember(map, key, value) {
+  map.set(key, value);
+  if (map.size > 1000) map.delete(map.keys().next().value);
+}
+
+/** The answer of a read, or null when the sidecar has none (404). */
+async function orNull(reading) {
+  try {
+    return await reading;
+  } catch (error) {
+    if (error instanceof SidecarError && error.status === 404) return null;
+    throw error;
+  }
+}
 
 /** `?game_id=...&all=true` from the options given (camelCase here, snake_case on the wire). */
 function query(options) {

@@ -21,13 +21,27 @@ class ImageMetadata:
     round_number: int
     player_id: UUID
     submission_id: UUID
-    completed_sentence: str
-    prompt: str
+    # None when the picture is saved first and described later (the story's saveImage, then
+    # cacheImageMetadata); the prompt defaults to the sentence.
+    completed_sentence: str | None
+    prompt: str | None
     art_style: str | None
     ai_service: str | None
     generation_cost_usd: Decimal | None
     retention_days: int | None
     # Generation parameters that shape the picture (part of the prompt hash when given).
+    model: str | None = None
+    size: str | None = None
+
+
+@dataclass(frozen=True)
+class Description:
+    """What a picture saved without its sentence is later described with."""
+
+    completed_sentence: str
+    prompt: str
+    art_style: str | None = None
+    ai_service: str | None = None
     model: str | None = None
     size: str | None = None
 
@@ -68,15 +82,15 @@ class ImageRecord:
     round_id: UUID
     round_number: int
     player_id: UUID
-    completed_sentence: str
-    prompt: str
+    completed_sentence: str | None  # None until the picture is described (with its prompt)
+    prompt: str | None
     art_style: str | None
     ai_service: str | None
     image_path: str
     content_type: str
     size_bytes: int
     sha256: str
-    prompt_hash: str
+    prompt_hash: str | None
     generation_cost_usd: Decimal | None
     reused_from: UUID | None
     generated_at: datetime

@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
 import structlog
 
 from image_sidecar import db
+from image_sidecar.config import GenerationCosts
 from image_sidecar.db import cache as cache_rows
+from image_sidecar.db import stats as stats_rows
 from image_sidecar.db.notify import NotificationHub
 from image_sidecar.errors import NotFound
 from image_sidecar.models import CacheEntry, ImageRecord
@@ -105,6 +108,37 @@ async def get_entry(pool: db.Pool, key: str) -> CacheEntry:
     if entry is None:
         raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
     return entry
+
+
+async def count_reuse(
+    cur: db.Cursor, key: str, cached: ImageRecord, hit_image_id: UUID, costs: GenerationCosts
+) -> Decimal:
+    """Inside a hit's transaction: count the hit, the reuse and the AI call it saved (what the
+    cached picture cost, else the service's configured price). Returns the saving."""
+    saved = cached.generation_cost_usd
+    if saved is None:
+        saved = costs.for_service(cached.ai_service)
+    await cache_rows.record_saving(cur, key, hit_image_id, saved)
+    await stats_rows.record_usage(cur, cached.ai_service, reused=1, cost_saved_usd=saved)
+    # The shared counter row is locked last, so concurrent hits on a popular prompt wait on
+    # it only for the commit, not for the inserts and the link.
+    if not await cache_rows.count_hit(cur, key):
+        raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
+    return saved
+
+
+async def record_hit(pool: db.Pool, key: str, costs: GenerationCosts) -> tuple[CacheEntry, Decimal]:
+    """A hit that registers no record (the story's recordCacheHit): the game server shows the
+    cached picture as it is, and the hit and its saving still count. Returns the entry as
+    counted and the saving."""
+    async with db.transaction(pool) as cur:
+        entry = await cache_rows.live_entry(cur, key)
+        if entry is None:
+            raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
+        saved = await count_reuse(cur, key, entry.image, entry.image.image_id, costs)
+        counted = await cache_rows.live_entry(cur, key)
+    assert counted is not None  # the row is locked by the count
+    return counted, saved
 
 
 async def forget(pool: db.Pool, key: str) -> None:

@@ -25,10 +25,17 @@ from image_sidecar.db import moderation as moderation_rows
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.db.images import KnownRound
 from image_sidecar.errors import BlockedContent, Conflict, InvalidField, SidecarError
+from image_sidecar.images import ImageNotFound
 from image_sidecar.imagetypes import BY_CONTENT_TYPE
 from image_sidecar.imaging import ImageProcessor, InspectedImage, Rendition
-from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes, StoredRendition
-from image_sidecar.prompt_cache import CacheEntryNotFound
+from image_sidecar.models import (
+    Description,
+    ImageMetadata,
+    ImageRecord,
+    StoredBytes,
+    StoredRendition,
+)
+from image_sidecar.prompt_cache import CacheEntryNotFound, count_reuse
 from image_sidecar.prompts import canonical_text, prompt_hash
 from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore
 
@@ -131,7 +138,7 @@ class PlannedRecord:
 
     meta: ImageMetadata
     blob: StoredBytes
-    prompt_hash: str
+    prompt_hash: str | None  # None until the picture is described
     reused_from: ImageRecord | None = None
     renditions: tuple[StoredRendition, ...] = ()
 
@@ -188,19 +195,18 @@ class NewImage:
             placeholder=image.placeholder,
         )
         renditions = stored_renditions(blob.image_path, image.renditions)
-        return PlannedRecord(
-            meta,
-            blob,
-            prompt_hash(meta.prompt, meta.art_style, meta.model, meta.size),
-            renditions=renditions,
-        )
+        key = None
+        if meta.prompt is not None:
+            key = prompt_hash(meta.prompt, meta.art_style, meta.model, meta.size)
+        return PlannedRecord(meta, blob, key, renditions=renditions)
 
     async def write(
         self, cur: db.Cursor, staged: StagedBlobs, record: ImageRecord, plan: PlannedRecord
     ) -> Decimal:
-        await cache_rows.remember_upload(
-            cur, plan.prompt_hash, record.image_id, record.prompt, self.claim_token
-        )
+        if plan.prompt_hash is not None and record.prompt is not None:
+            await cache_rows.remember_upload(
+                cur, plan.prompt_hash, record.image_id, record.prompt, self.claim_token
+            )
         await staged.put(plan.blob, self.data)
         assert self._image is not None
         await put_renditions(staged, plan.renditions, self._image.renditions)
@@ -268,10 +274,6 @@ class CacheReuse:
     ) -> Decimal:
         source = plan.reused_from
         assert source is not None  # plan() always names the cached image
-        saved = source.generation_cost_usd
-        if saved is None:
-            saved = self.costs.for_service(source.ai_service)
-        await cache_rows.record_saving(cur, self.prompt_hash, record.image_id, saved)
         try:
             await staged.link(source.image_path, plan.blob.image_path, plan.blob.size_bytes)
             await link_renditions(staged, source.renditions, plan.renditions)
@@ -279,17 +281,14 @@ class CacheReuse:
             raise CacheEntryNotFound(
                 f"the image cached for prompt hash {self.prompt_hash} is gone"
             ) from None
-        await stats_rows.record_usage(cur, record.ai_service, reused=1, cost_saved_usd=saved)
-        # The shared counter row is locked last, so concurrent hits on a popular prompt wait on
-        # it only for the commit, not for the inserts and the link.
-        if not await cache_rows.count_hit(cur, self.prompt_hash):
-            raise CacheEntryNotFound(f"no cached image for prompt hash {self.prompt_hash}")
-        return saved
+        return await count_reuse(cur, self.prompt_hash, source, record.image_id, self.costs)
 
 
 def _check_matches_entry(meta: ImageMetadata, cached: ImageRecord, key: str) -> None:
     """The caller's text, hashed with the cached picture's style and parameters, is the key;
     and the style and parameters it names (if any) are the cached picture's."""
+    if meta.prompt is None:
+        raise InvalidField("completed_sentence", "is required for a cache hit")
     text_field = "completed_sentence" if meta.prompt == meta.completed_sentence else "prompt"
     if prompt_hash(meta.prompt, cached.art_style, cached.model, cached.size) != key:
         raise InvalidField(
@@ -388,3 +387,34 @@ def _check_game_round(meta: ImageMetadata, known: list[KnownRound]) -> None:
 async def find_submission(pool: db.Pool, submission_id: UUID) -> ImageRecord | None:
     async with db.cursor(pool) as cur:
         return await image_rows.get_by_submission(cur, submission_id)
+
+
+async def describe(pool: db.Pool, image_id: UUID, description: Description) -> ImageRecord:
+    """Give a picture saved without its sentence its sentence, prompt and style (the story's
+    cacheImageMetadata), and make it its prompt's cache entry as an upload would have.
+
+    Describing twice alike answers the record again; a different description is a Conflict
+    naming the field, as is a style or parameter that contradicts what the upload said.
+    """
+    async with db.transaction(pool) as cur:
+        record = await image_rows.lock_live_image(cur, image_id)
+        if record is None:
+            raise ImageNotFound(f"no live image {image_id}")
+        merged = _merged_description(record, description)
+        if record.completed_sentence is not None:
+            return record  # the same description again: nothing to change
+        key = prompt_hash(merged.prompt, merged.art_style, merged.model, merged.size)
+        described = await image_rows.set_description(cur, image_id, merged, key)
+        await cache_rows.remember_upload(cur, key, image_id, merged.prompt, None)
+    return described
+
+
+def _merged_description(record: ImageRecord, given: Description) -> Description:
+    """What the record says, completed by what is given; a contradiction is a Conflict."""
+    merged = {}
+    for field in ("completed_sentence", "prompt", "art_style", "ai_service", "model", "size"):
+        held, new = getattr(record, field), getattr(given, field)
+        if held is not None and new is not None and held != new:
+            raise Conflict(f"image {record.image_id} has {field} {held!r}", field=field)
+        merged[field] = held if new is None else new
+    return Description(**merged)

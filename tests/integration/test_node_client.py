@@ -8,13 +8,17 @@ import json
 import os
 import random
 import subprocess
+import sys
+import time
 import unicodedata
+import uuid
 from pathlib import Path
 
 import pytest
 
 from image_sidecar.prompts import prompt_hash
-from tests.helpers import require_tool
+from tests.helpers import free_port, require_tool, wait_ready
+from tests.sample_images import noise_png
 
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
 
@@ -27,14 +31,18 @@ async def test_node_client_against_a_running_sidecar(aiohttp_server, make_app):
         "--test",
         "test/",
         cwd=CLIENT,
-        env={"SIDECAR_URL": f"http://127.0.0.1:{server.port}", "PATH": "/usr/bin:/bin"},
+        env={
+            "SIDECAR_URL": f"http://127.0.0.1:{server.port}",
+            "IMAGE_SIDECAR_URL": f"http://127.0.0.1:{server.port}",
+            "PATH": "/usr/bin:/bin",
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, output.decode()
     assert b"# fail 0" in output
-    assert b"# pass 14" in output
+    assert b"# pass 19" in output
 
 
 # Where implementations of the canonical form differ: NFC, whitespace, case folding.
@@ -115,7 +123,8 @@ def test_the_node_package_ships_only_the_library_its_readme_and_license(tmp_path
     (package,) = json.loads(packed.stdout)
     assert {entry["path"] for entry in package["files"]} == {
         "package.json", "README.md", "LICENSE", "index.js", "index.d.ts", "prompt-hash.js",
-        "prompt-hash.d.ts", "unicode-tables.js",
+        "prompt-hash.d.ts", "unicode-tables.js", "src/services/ImageStorageService.js",
+        "src/services/ImageStorageService.d.ts",
     }  # fmt: skip
 
 
@@ -137,3 +146,82 @@ def test_the_type_declarations_accept_a_typescript_game_server():
         env={"PATH": "/usr/bin:/bin"},
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# Uploads a picture with the story's saveImage and prints its URL; the client retries through
+# the sidecar's restart.
+_UPLOAD_THROUGH_A_RESTART = """
+import { readFileSync } from 'node:fs';
+import { ImageStorageService } from './index.js';
+const [picture, roundId, playerId, gameId] = process.argv.slice(1);
+const service = new ImageStorageService({ retries: 12, timeoutMs: 20000 });
+console.log('sending');
+const url = await service.saveImage(readFileSync(picture), 'RESTART', roundId, playerId,
+  { gameId, roundNumber: 1 });
+console.log(JSON.stringify({ url }));
+"""
+
+
+def test_a_sidecar_restarted_during_an_upload_ends_with_exactly_one_record(
+    sidecar_environ, database, storage_dir, tmp_path
+):
+    node = require_tool("node")
+    picture = tmp_path / "large.png"
+    picture.write_bytes(noise_png(1800))  # ~9.7 MB: decoding and renditions take a while
+    port = free_port()
+    environ = {**sidecar_environ, "IMAGE_SIDECAR_PORT": str(port)}
+    base_url = f"http://127.0.0.1:{port}"
+    round_id, player_id, game_id = (str(uuid.uuid4()) for _ in range(3))
+
+    def start_sidecar() -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "image_sidecar", "serve"],
+            cwd=tmp_path,
+            env=environ,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        wait_ready(f"{base_url}/healthz", process)
+        return process
+
+    first = start_sidecar()
+    client = subprocess.Popen(
+        [
+            node,
+            "--input-type=module",
+            "-e",
+            _UPLOAD_THROUGH_A_RESTART,
+            "--",
+            str(picture),
+            round_id,
+            player_id,
+            game_id,
+        ],
+        cwd=CLIENT,
+        env={"IMAGE_SIDECAR_URL": base_url, "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    second = None
+    try:
+        assert client.stdout is not None
+        assert client.stdout.readline().strip() == "sending"
+        time.sleep(0.3)  # the body is in or the picture is being decoded
+        assert client.poll() is None, "the upload ended before the restart: make it slower"
+        first.kill()
+        first.wait(timeout=30)
+        second = start_sidecar()
+        output, errors = client.communicate(timeout=120)
+    finally:
+        for process in (client, first, second):
+            if process is not None:
+                if process.poll() is None:
+                    process.terminate()
+                process.wait(timeout=30)
+    assert client.returncode == 0, errors
+    url = json.loads(output.strip().splitlines()[-1])["url"]
+    rows = database.rows("SELECT image_path FROM generated_images WHERE player_id = %s", player_id)
+    assert len(rows) == 1
+    assert url.endswith(rows[0]["image_path"])
+    assert (storage_dir / rows[0]["image_path"]).stat().st_size == picture.stat().st_size

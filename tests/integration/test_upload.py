@@ -114,7 +114,7 @@ def _assert_nothing_written(database, storage_dir):
         ({"round_number": "one"}, "round_number"),
         ({"player_id": "../../etc/passwd"}, "player_id"),
         ({"submission_id": None}, "submission_id"),
-        ({"completed_sentence": None}, "completed_sentence"),
+        ({"completed_sentence": None, "prompt": "A prompt"}, "completed_sentence"),
         ({"completed_sentence": "   "}, "completed_sentence"),
         ({"completed_sentence": "x" * 1001}, "completed_sentence"),
         ({"prompt": ""}, "prompt"),

@@ -125,6 +125,18 @@ async def record_hit(request: web.Request) -> web.Response:
     return image_created_response(registration, request.app[config_key].storage.public_base_url)
 
 
+async def count_hit(request: web.Request) -> web.Response:
+    """A hit that registers no record (the story's recordCacheHit): counted, with its saving."""
+    key = fields.prompt_hash(request.match_info["prompt_hash"])
+    entry, saved = await prompt_cache.record_hit(
+        request.app[db_pool_key], key, request.app[config_key].cache.generation_costs
+    )
+    request.app[metrics_key].cache_hit(saved, entry.image.ai_service)
+    return web.json_response(
+        cache_entry_json(entry, request.app[config_key].storage.public_base_url)
+    )
+
+
 async def release_claim(request: web.Request) -> web.Response:
     claim_token = fields.uuid_value(request.match_info["claim_token"], "claim_token")
     reason = fields.reason(request)

@@ -12,7 +12,7 @@ from uuid import UUID
 from aiohttp import web
 
 from image_sidecar.errors import InvalidField
-from image_sidecar.models import ImageMetadata, RoundRef
+from image_sidecar.models import Description, ImageMetadata, RoundRef
 
 # Game codes become directory names: letters, digits, "-" and "_" only, never "." or "/".
 _GAME_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -194,14 +194,19 @@ def reject_unknown(fields: Mapping[str, object], known: frozenset[str]) -> None:
         raise InvalidField(unknown[0], "is not a known field")
 
 
-def image_metadata(fields: Mapping[str, str]) -> ImageMetadata:
-    """The metadata of an upload (or of a cache hit, which is an upload without bytes)."""
+def image_metadata(fields: Mapping[str, str], *, described: bool = True) -> ImageMetadata:
+    """The metadata of an upload (or of a cache hit, which is an upload without bytes).
+
+    With `described=False` (an upload) the sentence may come later (`describe`): the story's
+    game server saves a picture before it describes it. A prompt without a sentence is refused,
+    since the sentence is the caption every listing shows.
+    """
     reject_unknown(fields, IMAGE_METADATA_FIELDS)
-    sentence = text(
-        _required(fields, "completed_sentence"), "completed_sentence", MAX_SENTENCE_CHARS
-    )
-    prompt = fields.get("prompt")
+    raw_sentence = fields.get("completed_sentence")
+    if raw_sentence is None and (described or "prompt" in fields):
+        raise InvalidField("completed_sentence", "is required")
     retention = fields.get("retention_days")
+    sentence, prompt = (None, None) if raw_sentence is None else _sentence_and_prompt(fields)
     return ImageMetadata(
         game_code=game_code(_required(fields, "game_code")),
         game_id=uuid_value(_required(fields, "game_id"), "game_id"),
@@ -212,7 +217,7 @@ def image_metadata(fields: Mapping[str, str]) -> ImageMetadata:
         player_id=uuid_value(_required(fields, "player_id"), "player_id"),
         submission_id=uuid_value(_required(fields, "submission_id"), "submission_id"),
         completed_sentence=sentence,
-        prompt=sentence if prompt is None else text(prompt, "prompt", MAX_PROMPT_CHARS),
+        prompt=prompt,
         art_style=label(fields.get("art_style"), "art_style"),
         ai_service=label(fields.get("ai_service"), "ai_service"),
         generation_cost_usd=cost_usd(fields.get("generation_cost_usd")),
@@ -222,3 +227,31 @@ def image_metadata(fields: Mapping[str, str]) -> ImageMetadata:
         model=label(fields.get("model"), "model"),
         size=label(fields.get("size"), "size"),
     )
+
+
+DESCRIPTION_FIELDS = frozenset(
+    {"completed_sentence", "prompt", "art_style", "ai_service", "model", "size"}
+)
+
+
+def description(fields: Mapping[str, str]) -> Description:
+    """What describes a picture: its sentence, the prompt (default: the sentence) and what
+    shaped it: the body of `PATCH /api/images/{image_id}`."""
+    reject_unknown(fields, DESCRIPTION_FIELDS)
+    sentence, prompt = _sentence_and_prompt(fields)
+    return Description(
+        completed_sentence=sentence,
+        prompt=prompt,
+        art_style=label(fields.get("art_style"), "art_style"),
+        ai_service=label(fields.get("ai_service"), "ai_service"),
+        model=label(fields.get("model"), "model"),
+        size=label(fields.get("size"), "size"),
+    )
+
+
+def _sentence_and_prompt(fields: Mapping[str, str]) -> tuple[str, str]:
+    sentence = text(
+        _required(fields, "completed_sentence"), "completed_sentence", MAX_SENTENCE_CHARS
+    )
+    prompt = fields.get("prompt")
+    return sentence, sentence if prompt is None else text(prompt, "prompt", MAX_PROMPT_CHARS)

@@ -6,8 +6,10 @@ from aiohttp import web
 
 from image_sidecar import images, records
 from image_sidecar.api import fields
+from image_sidecar.api.body import json_object
 from image_sidecar.api.multipart import read_upload
 from image_sidecar.api.serialize import image_created_response, image_json
+from image_sidecar.errors import InvalidField
 from image_sidecar.models import ImageRecord
 from image_sidecar.typedefs import (
     blob_store_key,
@@ -29,7 +31,9 @@ async def upload_image(request: web.Request) -> web.Response:
     config = request.app[config_key]
     form, data = await read_upload(request, config.storage.max_upload_bytes, UPLOAD_TEXT_FIELDS)
     claim_token = fields.optional_uuid(form.pop("claim_token", None), "claim_token")
-    meta = fields.image_metadata(form)
+    meta = fields.image_metadata(form, described=False)
+    if claim_token is not None and meta.prompt is None:
+        raise InvalidField("claim_token", "completes a prompt's claim: give completed_sentence")
     registration = await records.register(
         request.app[db_pool_key],
         request.app[blob_store_key],
@@ -43,6 +47,14 @@ async def upload_image(request: web.Request) -> web.Response:
     if registration.created:
         request.app[metrics_key].image_stored(registration.record)
     return image_created_response(registration, config.storage.public_base_url)
+
+
+async def describe_image(request: web.Request) -> web.Response:
+    """The sentence of a picture uploaded without one (the story's cacheImageMetadata)."""
+    image_id = fields.uuid_value(request.match_info["image_id"], "image_id")
+    description = fields.description(fields.string_fields(await json_object(request)))
+    record = await records.describe(request.app[db_pool_key], image_id, description)
+    return web.json_response(image_json(record, request.app[config_key].storage.public_base_url))
 
 
 async def list_round_images(request: web.Request) -> web.Response:

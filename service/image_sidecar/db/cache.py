@@ -36,6 +36,7 @@ async def _move_to_live_copy(cur: aiopg.Cursor, prompt_hash: str) -> bool:
             JOIN generated_images pointed ON pointed.image_id = c.image_id
             JOIN generated_images live ON live.sha256 = pointed.sha256
             WHERE c.prompt_hash = %(key)s AND live.expires_at > now()
+              AND live.prompt IS NOT NULL  -- a picture still waiting for its sentence is no copy
             ORDER BY live.expires_at DESC LIMIT 1
         ) AS copy
         WHERE ic.prompt_hash = %(key)s

@@ -7,7 +7,14 @@ from uuid import UUID
 
 import aiopg
 
-from image_sidecar.models import ImageMetadata, ImageRecord, RoundRef, StoredBytes, StoredRendition
+from image_sidecar.models import (
+    Description,
+    ImageMetadata,
+    ImageRecord,
+    RoundRef,
+    StoredBytes,
+    StoredRendition,
+)
 
 COLUMNS = (
     "image_id, submission_id, game_id, game_code, round_id, round_number, player_id, "
@@ -93,7 +100,7 @@ async def insert_image(
     meta: ImageMetadata,
     blob: StoredBytes,
     image_url: str,
-    prompt_hash: str,
+    prompt_hash: str | None,
     retention_days: int,
     reused_from: ImageRecord | None = None,
 ) -> ImageRecord | None:
@@ -168,6 +175,43 @@ async def get_by_submission(cur: aiopg.Cursor, submission_id: UUID) -> ImageReco
     )
     row = await cur.fetchone()
     return record_from_row(row) if row else None
+
+
+async def lock_live_image(cur: aiopg.Cursor, image_id: UUID) -> ImageRecord | None:
+    await cur.execute(
+        f"""
+        SELECT {RECORD} FROM generated_images
+        WHERE image_id = %s AND expires_at > now() FOR UPDATE
+        """,
+        (image_id,),
+    )
+    row = await cur.fetchone()
+    return record_from_row(row) if row else None
+
+
+async def set_description(
+    cur: aiopg.Cursor, image_id: UUID, description: Description, prompt_hash: str
+) -> ImageRecord:
+    await cur.execute(
+        f"""
+        UPDATE generated_images
+        SET completed_sentence = %s, prompt = %s, art_style = %s, ai_service = %s, model = %s,
+            size = %s, prompt_hash = %s
+        WHERE image_id = %s
+        RETURNING {RECORD}
+        """,
+        (
+            description.completed_sentence,
+            description.prompt,
+            description.art_style,
+            description.ai_service,
+            description.model,
+            description.size,
+            prompt_hash,
+            image_id,
+        ),
+    )
+    return record_from_row(await cur.fetchone())
 
 
 def _round_condition(round_ref: RoundRef) -> str:

@@ -94,7 +94,7 @@ async def move_or_drop_cache_entries(cur: aiopg.Cursor, image_ids: list[UUID]) -
             JOIN generated_images g1 ON g1.image_id = c.image_id
             JOIN generated_images g2 ON g2.sha256 = g1.sha256
             WHERE c.image_id = ANY(%(doomed)s::uuid[])
-              AND g2.expires_at > now()
+              AND g2.expires_at > now() AND g2.prompt IS NOT NULL
               AND NOT g2.image_id = ANY(%(doomed)s::uuid[])
             ORDER BY c.prompt_hash, g2.expires_at DESC
         ) AS successor
