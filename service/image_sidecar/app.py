@@ -7,6 +7,7 @@ from aiohttp import web
 from image_sidecar import db, storage
 from image_sidecar.api.auth import auth_middleware
 from image_sidecar.api.errors import error_middleware
+from image_sidecar.api.gallery import setup_templates
 from image_sidecar.api.routes import setup_routes
 from image_sidecar.config import Config
 from image_sidecar.db.notify import notifications_context, release_waiters_on_shutdown
@@ -32,5 +33,6 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(imaging_context)
     app.cleanup_ctx.append(scheduler_context)  # last: it needs the pool and the store
     app.on_shutdown.append(release_waiters_on_shutdown)
+    setup_templates(app)
     setup_routes(app)
     return app

@@ -483,6 +483,36 @@ SETTINGS: tuple[Setting, ...] = (
         _optional_http_url,
     ),
     Setting(
+        "IMAGE_SHARE_BASE_URL",
+        "sharing",
+        "base_url",
+        "",
+        "an http(s) URL",
+        "The public origin of the share pages (/s/...), e.g. https://pictures.example.com: the "
+        "links POST /api/shares answers and the absolute URLs of link previews. Empty: the "
+        "origin the request came in on.",
+        _optional_http_url,
+    ),
+    Setting(
+        "IMAGE_SHARE_DAYS",
+        "sharing",
+        "default_days",
+        "30",
+        "a whole number of days, at least 1",
+        "The lifetime of a share link unless the call says otherwise. While a share lives its "
+        "images are kept past their own expiry.",
+        _positive_int,
+    ),
+    Setting(
+        "IMAGE_SHARE_MAX_DAYS",
+        "sharing",
+        "max_days",
+        "365",
+        "a whole number of days, at least 1",
+        "The longest lifetime a share link may ask for.",
+        _positive_int,
+    ),
+    Setting(
         "IMAGE_METRICS_REFRESH_SECONDS",
         "metrics",
         "refresh_seconds",
@@ -554,6 +584,13 @@ class ModerationSettings:
 
 
 @dataclass(frozen=True)
+class SharingSettings:
+    base_url: str | None = None
+    default_days: int = 30
+    max_days: int = 365
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     refresh_seconds: float
 
@@ -567,6 +604,7 @@ class Config:
     cache: CacheSettings
     metrics: MetricsSettings
     moderation: ModerationSettings = ModerationSettings()
+    sharing: SharingSettings = SharingSettings()
 
 
 def is_loopback(host: str) -> bool:
@@ -587,6 +625,7 @@ _SECTIONS: dict[str, type] = {
     "cache": CacheSettings,
     "metrics": MetricsSettings,
     "moderation": ModerationSettings,
+    "sharing": SharingSettings,
 }
 
 
@@ -603,6 +642,12 @@ def _check_rules(config: Config) -> None:
             unset,
             "",
             "IMAGE_S3_ACCESS_KEY_ID and IMAGE_S3_SECRET_ACCESS_KEY to be set together",
+        )
+    if config.sharing.default_days > config.sharing.max_days:
+        raise ConfigError(
+            "IMAGE_SHARE_DAYS",
+            str(config.sharing.default_days),
+            f"at most IMAGE_SHARE_MAX_DAYS ({config.sharing.max_days})",
         )
     if config.server.api_token is None and not is_loopback(config.server.host):
         raise ConfigError(

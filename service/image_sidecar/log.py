@@ -53,7 +53,7 @@ def configure_logging(*, json_lines: bool | None = None, level: int = logging.IN
     logging.getLogger("pgserver").setLevel(max(level, logging.WARNING))
 
 
-def _route_name(request: web.Request) -> str:
+def route_name(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
 
@@ -78,7 +78,7 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
         raise
     finally:
         seconds = time.perf_counter() - started
-        route = _route_name(request)
+        route = route_name(request)
         request.app[metrics_key].http_duration.labels(route, request.method, str(status)).observe(
             seconds
         )

@@ -102,6 +102,7 @@ class ImageRecord:
     height: int | None = None
     placeholder: str | None = None
     renditions: tuple[StoredRendition, ...] = ()
+    is_winner: bool = False  # the judge's pick of its round
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,28 @@ class CacheEntry:
     last_hit: datetime
     created_at: datetime
     image: ImageRecord
+
+
+@dataclass(frozen=True)
+class RoundWinner:
+    """The judge's pick of a round."""
+
+    game_code: str
+    game_id: UUID
+    round_id: UUID
+    round_number: int
+    player_id: UUID
+    image_id: UUID
+    chosen_at: datetime
+
+
+@dataclass(frozen=True)
+class Share:
+    """A share link of a whole game (round_number None) or of one round."""
+
+    share_id: str
+    game_id: UUID
+    game_code: str
+    round_number: int | None
+    created_at: datetime
+    expires_at: datetime

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from image_sidecar.errors import DatabaseUnavailable, SidecarError
+from image_sidecar.log import route_name
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             error_body(code, exc.reason), status=exc.status, headers=_allow_header(exc)
         )
     except Exception:
-        log.exception("unhandled_error", path=request.path, method=request.method)
+        # The route, not the path: a path may hold a share id, which logs never show in full.
+        log.exception("unhandled_error", route=route_name(request), method=request.method)
         return web.json_response(error_body("internal_error", "internal server error"), status=500)
 
 

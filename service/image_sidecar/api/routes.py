@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from image_sidecar.api import admin, cache, health, images, static
+from image_sidecar.api import admin, cache, gallery, health, images, shares, static
 
 GAME = "/api/games/{game_code}"
 ROUND = GAME + "/rounds/{round}"
@@ -34,4 +34,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_delete(CACHE_ENTRY, cache.forget_entry)
     app.router.add_post(CACHE_ENTRY + "/hits", cache.record_hit)
     app.router.add_post(CACHE_ENTRY + "/hit-count", cache.count_hit)
+    app.router.add_put(ROUND + "/winner", shares.put_winner)
+    app.router.add_post("/api/shares", shares.create_share)
+    app.router.add_delete("/api/shares/{share_id}", shares.revoke_share)
     app.router.add_get("/generated-images/{key:.+}", static.serve_image)
+    # The public share pages: the only routes besides the images that players reach.
+    app.router.add_get("/s/{share_id}", gallery.gallery_page)
+    app.router.add_get("/s/{share_id}/images/{image_id}", gallery.download_image)
+    app.router.add_get("/s/{share_id}/images.zip", gallery.download_zip)

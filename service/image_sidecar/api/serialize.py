@@ -50,6 +50,7 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
             for rendition in record.renditions
         ],
         "prompt_hash": record.prompt_hash,
+        "is_winner": record.is_winner,
         "generation_cost_usd": (
             None if record.generation_cost_usd is None else float(record.generation_cost_usd)
         ),

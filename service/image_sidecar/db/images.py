@@ -35,12 +35,14 @@ def renditions_column(alias: str) -> str:
         FROM image_renditions r WHERE r.image_id = {alias}.image_id) AS renditions"""
 
 
-# A whole record: its columns and its renditions.
-RECORD = f"{COLUMNS}, {renditions_column('generated_images')}"
+# A whole record: its columns, its renditions and whether the judge picked it.
+RECORD = f"""{COLUMNS}, {renditions_column("generated_images")},
+    EXISTS (SELECT 1 FROM round_winners w WHERE w.image_id = generated_images.image_id)
+        AS is_winner"""
 
 # The game a request means: the one it names, or the most recent game (by its first image)
 # that still has live images under the code. Takes %(game_code)s and %(game_id)s.
-_GAME = """
+GAME = """
     coalesce(
         (SELECT g.game_id FROM games g
          WHERE g.game_id = %(game_id)s::uuid AND g.game_code = %(game_code)s),
@@ -50,7 +52,7 @@ _GAME = """
                        WHERE live.game_id = g.game_id AND live.expires_at > now())
          ORDER BY g.created_at DESC LIMIT 1))
 """
-_LISTED = "expires_at > now() AND NOT superseded"
+LISTED = "expires_at > now() AND NOT superseded"
 
 
 def record_from_row(row: dict) -> ImageRecord:
@@ -214,7 +216,7 @@ async def set_description(
     return record_from_row(await cur.fetchone())
 
 
-def _round_condition(round_ref: RoundRef) -> str:
+def round_condition(round_ref: RoundRef) -> str:
     return "round_id = %(round)s" if isinstance(round_ref, UUID) else "round_number = %(round)s"
 
 
@@ -224,7 +226,7 @@ async def list_round(
     await cur.execute(
         f"""
         SELECT {RECORD} FROM generated_images
-        WHERE game_id = {_GAME} AND {_round_condition(round_ref)} AND {_LISTED}
+        WHERE game_id = {GAME} AND {round_condition(round_ref)} AND {LISTED}
         ORDER BY created_at, image_id
         """,
         {"game_code": game_code, "game_id": game_id, "round": round_ref},
@@ -242,8 +244,8 @@ async def get_player_image(
     await cur.execute(
         f"""
         SELECT {RECORD} FROM generated_images
-        WHERE game_id = {_GAME} AND {_round_condition(round_ref)} AND player_id = %(player_id)s
-          AND {_LISTED}
+        WHERE game_id = {GAME} AND {round_condition(round_ref)} AND player_id = %(player_id)s
+          AND {LISTED}
         """,
         {"game_code": game_code, "game_id": game_id, "round": round_ref, "player_id": player_id},
     )
@@ -255,7 +257,7 @@ async def list_game(cur: aiopg.Cursor, game_code: str, game_id: UUID | None) -> 
     await cur.execute(
         f"""
         SELECT {RECORD} FROM generated_images
-        WHERE game_id = {_GAME} AND {_LISTED}
+        WHERE game_id = {GAME} AND {LISTED}
         ORDER BY round_number, created_at, image_id
         """,
         {"game_code": game_code, "game_id": game_id},

@@ -7,6 +7,8 @@ from uuid import UUID
 
 import aiopg
 
+from image_sidecar.db.shares import KEPT_BY_A_SHARE
+
 # One cleanup at a time across every replica sharing the database.
 _CLEANUP_LOCK_ID = 0x1D5E_0002
 
@@ -60,9 +62,11 @@ async def lock_expired_batch(
     skip: list[UUID] | None = None,
 ) -> list[DoomedImage]:
     """Lock up to `limit` expired images (optionally only those with these bytes), except those
-    in `skip`; rows another run holds are skipped, not waited for."""
+    in `skip`; rows another run holds are skipped, not waited for. The general cleanup (no
+    games, no bytes named) keeps the images a live share covers; a purge or takedown does not."""
+    targeted = game_ids is not None or sha256 is not None
     await cur.execute(
-        """
+        f"""
         SELECT image_id, image_path, size_bytes,
                ARRAY(SELECT r.image_path FROM image_renditions r
                      WHERE r.image_id = g.image_id ORDER BY r.image_path) AS rendition_paths,
@@ -74,11 +78,12 @@ async def lock_expired_batch(
           AND (%s::uuid IS NULL OR player_id = %s)
           AND (%s::text IS NULL OR sha256 = %s)
           AND NOT image_id = ANY(%s::uuid[])
+          AND (%s OR NOT {KEPT_BY_A_SHARE})
         ORDER BY expires_at
         LIMIT %s
         FOR UPDATE SKIP LOCKED
         """,
-        (game_ids, game_ids, player_id, player_id, sha256, sha256, skip or [], limit),
+        (game_ids, game_ids, player_id, player_id, sha256, sha256, skip or [], targeted, limit),
     )
     return [DoomedImage(**row) for row in await cur.fetchall()]
 
@@ -115,7 +120,7 @@ async def delete_images(cur: aiopg.Cursor, image_ids: list[UUID]) -> int:
 async def expired_totals(cur: aiopg.Cursor) -> tuple[int, int, int]:
     """(images, files, bytes) that a cleanup run would delete now, renditions included."""
     await cur.execute(
-        """
+        f"""
         SELECT count(*) AS images,
                count(*) + coalesce(sum(r.files), 0)::bigint AS files,
                (coalesce(sum(g.size_bytes), 0) + coalesce(sum(r.bytes), 0))::bigint AS bytes
@@ -123,7 +128,7 @@ async def expired_totals(cur: aiopg.Cursor) -> tuple[int, int, int]:
         LEFT JOIN LATERAL (
             SELECT count(*) AS files, sum(size_bytes) AS bytes
             FROM image_renditions WHERE image_id = g.image_id) AS r ON true
-        WHERE g.expires_at <= now()
+        WHERE g.expires_at <= now() AND NOT {KEPT_BY_A_SHARE}
         """
     )
     row = await cur.fetchone()
