@@ -7,13 +7,20 @@ from pathlib import Path
 NGINX_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "image-sidecar.conf"
 
 
-def nginx_main_config(tmp_path: Path, storage_dir: Path, port: int) -> Path:
+def nginx_main_config(
+    tmp_path: Path, storage_dir: Path, port: int, sidecar_port: int = 8080
+) -> Path:
     """A main nginx.conf around deploy/nginx/image-sidecar.conf, on `port`, serving
-    `storage_dir`, with every path it writes under `tmp_path`."""
+    `storage_dir` and passing share pages to the sidecar on `sidecar_port`, with every path it
+    writes under `tmp_path` (its access log: tmp_path/access.log)."""
     server = (
         NGINX_CONF.read_text()
         .replace("listen 8081;", f"listen 127.0.0.1:{port};")
         .replace("alias /data/images/", f"alias {storage_dir}/")
+        .replace(
+            "proxy_pass http://127.0.0.1:8080;", f"proxy_pass http://127.0.0.1:{sidecar_port};"
+        )
+        .replace("/var/log/nginx/access.log", f"{tmp_path}/access.log")
     )
     (tmp_path / "server.conf").write_text(server)
     main = tmp_path / "nginx.conf"

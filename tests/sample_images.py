@@ -7,7 +7,7 @@ import random
 import struct
 import zlib
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -55,3 +55,34 @@ def jpeg_bytes(seed: int = 0) -> bytes:
 
 def webp_bytes(seed: int = 0) -> bytes:
     return encoded("WEBP", seed)
+
+
+def drawing_png(seed: int, side: int = 512) -> bytes:
+    """A real side x side PNG that looks like a picture: a sky, a ground, bright shapes and a
+    grain (about 2 bytes a pixel, like an AI service's PNG), different for every seed. The
+    gallery's tests look at these in a browser."""
+    rnd = random.Random(seed)
+    image = Image.new("RGB", (side, side))
+    draw = ImageDraw.Draw(image)
+    sky = tuple(rnd.randint(90, 220) for _ in range(3))
+    for y in range(side):
+        shade = y / side
+        draw.line([(0, y), (side, y)], fill=tuple(int(c * (1 - shade / 2)) for c in sky))
+    draw.rectangle(
+        [0, side * 2 // 3, side, side], fill=tuple(rnd.randint(20, 120) for _ in range(3))
+    )
+    for _ in range(6):
+        x, y, r = rnd.randrange(side), rnd.randrange(side), rnd.randint(side // 16, side // 5)
+        colour = tuple(rnd.randint(0, 255) for _ in range(3))
+        if rnd.random() < 0.5:
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(20, 20, 20), width=3)
+        else:
+            draw.rectangle(
+                [x - r, y - r, x + r, y + r // 2], fill=colour, outline=(20, 20, 20), width=3
+            )
+    # The fine grain of a generated picture, which PNG cannot compress away.
+    grain = Image.frombytes("L", (side, side), rnd.randbytes(side * side)).convert("RGB")
+    image = Image.blend(image, grain, 0.08)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

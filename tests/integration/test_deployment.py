@@ -224,3 +224,53 @@ async def test_nginx_lists_nothing_and_serves_nothing_outside_the_images(
     assert b"partial" not in body
     assert b"root:" not in body
     assert b"Index of" not in body
+
+
+@pytest.fixture
+async def nginx_before_the_sidecar(tmp_path, storage_dir, aiohttp_server, make_app):
+    """The shipped nginx config in front of a sidecar on loopback: (nginx base, access log)."""
+    nginx = require_tool("nginx")
+    server = await aiohttp_server(make_app(), host="127.0.0.1")
+    port = free_port()
+    main = nginx_main_config(tmp_path, storage_dir, port, sidecar_port=server.port)
+    process = await asyncio.create_subprocess_exec(
+        nginx, "-c", str(main), "-p", str(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            try:
+                async with session.get(base + "/healthz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+    yield base, tmp_path / "access.log"
+    process.terminate()
+    await process.wait()
+
+
+async def test_nginx_passes_share_pages_only_and_logs_no_share_id_in_full(
+    nginx_before_the_sidecar, client, upload
+):
+    base, access_log = nginx_before_the_sidecar
+    record = await (await upload()).json()
+    share = await (await client.post("/api/shares", json={"game_code": "ABCD"})).json()
+    share_id = share["share_id"]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/s/{share_id}") as page:
+            assert page.status == 200
+            assert "Content-Security-Policy" in page.headers
+            assert record["completed_sentence"] in await page.text()
+        async with session.get(f"{base}/s/{share_id}/images.zip") as archive:
+            assert archive.status == 200
+            assert archive.headers["Content-Type"] == "application/zip"
+        async with session.get(f"{base}/s/{share_id}/images/{record['image_id']}") as download:
+            assert download.status == 200
+        for private in ("/api/stats", "/api/games/ABCD/images", "/metrics", "/api/shares"):
+            async with session.get(base + private) as refused:
+                assert refused.status == 404, private
+    logged = access_log.read_text()
+    assert f"/s/{share_id[:4]}..." in logged
+    assert share_id not in logged

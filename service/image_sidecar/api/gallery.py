@@ -32,6 +32,7 @@ from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _CSS = (TEMPLATES / "gallery.css").read_text(encoding="utf-8")
+_ICON = (TEMPLATES / "icon.svg").read_bytes()
 _CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
 # Thumbnails in the grid: two columns on a phone, four on a desktop.
 _SIZES = "(min-width: 60em) 17rem, (min-width: 40em) 30vw, 46vw"
@@ -186,6 +187,15 @@ async def gallery_page(request: web.Request) -> web.Response:
     )
     response.headers.update(_security_headers(request.app[config_key]))
     return response
+
+
+async def icon(request: web.Request) -> web.Response:
+    """The pages' icon (a browser asks for one; a data: URL would break the CSP)."""
+    return web.Response(
+        body=_ICON,
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=604800", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _attachment(filename: str) -> str:

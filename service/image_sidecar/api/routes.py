@@ -39,6 +39,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_delete("/api/shares/{share_id}", shares.revoke_share)
     app.router.add_get("/generated-images/{key:.+}", static.serve_image)
     # The public share pages: the only routes besides the images that players reach.
+    app.router.add_get("/s/icon.svg", gallery.icon)  # before /s/{share_id}, which it would match
     app.router.add_get("/s/{share_id}", gallery.gallery_page)
     app.router.add_get("/s/{share_id}/images/{image_id}", gallery.download_image)
     app.router.add_get("/s/{share_id}/images.zip", gallery.download_zip)
