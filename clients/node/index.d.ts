@@ -33,6 +33,8 @@ export interface ImageRecord {
   submission_id: string;
   /** null while a picture saved by the story's saveImage waits for cacheImageMetadata. */
   completed_sentence: string | null;
+  /** The judge's pick of its round. */
+  is_winner: boolean;
   prompt: string | null;
   art_style: string | null;
   ai_service: string | null;
@@ -146,6 +148,26 @@ export interface Stats {
   cost_saved_usd: number;
   cost_saved_usd_all_time: number;
   rendition_formats: ('webp' | 'avif')[];
+}
+
+export interface RoundWinner {
+  game_code: string;
+  game_id: string;
+  round_id: string;
+  round_number: number;
+  player_id: string;
+  image_id: string;
+  chosen_at: string;
+}
+
+export interface Share {
+  share_id: string;
+  /** The gallery page for players (IMAGE_SHARE_BASE_URL/s/{share_id}). */
+  url: string;
+  expires_at: string;
+  game_code: string;
+  game_id: string;
+  round_number: number | null;
 }
 
 export interface DeletionSummary extends DeletionTally {
@@ -275,6 +297,17 @@ export class ImageStorageService {
     playerId: string,
     options?: GameSelector,
   ): Promise<ImageRecord>;
+  pickWinner(
+    gameCode: string,
+    round: number | string,
+    playerId: string,
+    options?: GameSelector,
+  ): Promise<RoundWinner>;
+  createShare(
+    gameCode: string,
+    options?: GameSelector & { roundNumber?: number; expiresInDays?: number },
+  ): Promise<Share>;
+  revokeShare(shareId: string, options?: CallOptions): Promise<null>;
   purgeGame(gameCode: string, options?: PurgeSelector): Promise<DeletionSummary>;
   purgePlayer(gameCode: string, playerId: string, options?: PurgeSelector): Promise<DeletionSummary>;
 }

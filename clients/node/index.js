@@ -389,6 +389,30 @@ export class ImageStorageService {
     return this.#request('GET', path, { signal });
   }
 
+  /** The judge's pick: the player's picture in that round (a number or a round id) wins it. */
+  async pickWinner(gameCode, round, playerId, { gameId, signal } = {}) {
+    return this.#request('PUT', `/api/games/${enc(gameCode)}/rounds/${enc(round)}/winner`,
+      { json: toWire({ playerId, gameId }), signal });
+  }
+
+  /**
+   * A share link of a whole game, or of one round with `roundNumber`, for players: resolves to
+   * `{ share_id, url, expires_at, ... }`. Its pictures are kept while it lives (`expiresInDays`,
+   * default 30).
+   */
+  async createShare(gameCode, { gameId, roundNumber, expiresInDays, signal } = {}) {
+    return this.#request('POST', '/api/shares', {
+      json: toWire({ gameCode, gameId, roundNumber, expiresInDays }),
+      signal,
+      idempotent: false, // a retry after a lost answer would make a second link
+    });
+  }
+
+  /** Revoke a share: its page and zip are gone at once. */
+  async revokeShare(shareId, { signal } = {}) {
+    return this.#request('DELETE', `/api/shares/${enc(shareId)}`, { signal });
+  }
+
   /** Delete a game's images now: `gameId` names one game, `all: true` every game of the code. */
   async purgeGame(gameCode, { gameId, all, signal } = {}) {
     return this.#request('DELETE', `/api/games/${enc(gameCode)}${query({ gameId, all })}`,

@@ -219,3 +219,20 @@ test('every endpoint has a method: register in a lookup, entries, stats, takedow
   assert.ok(['success', 'skipped'].includes(cleanup.outcome));
   assert.deepEqual(await sidecar.listGame('NODE7', { gameId: original.game_id }), []);
 });
+
+test('the judge\'s pick and a share link: the gallery shows the round, revoked it is gone', async () => {
+  const input = fields({ gameCode: 'NODESHARE' });
+  const record = await sidecar.saveImage(PNG, input);
+  const winner = await sidecar.pickWinner('NODESHARE', 1, input.playerId, { gameId: input.gameId });
+  assert.equal(winner.image_id, record.image_id);
+  const [listed] = await sidecar.listRound('NODESHARE', 1, { gameId: input.gameId });
+  assert.equal(listed.is_winner, true);
+  const share = await sidecar.createShare('NODESHARE', { gameId: input.gameId, roundNumber: 1 });
+  const page = await fetch(share.url);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), new RegExp(input.completedSentence));
+  await sidecar.revokeShare(share.share_id);
+  assert.equal((await fetch(share.url)).status, 404);
+  await assert.rejects(sidecar.createShare('NODEEMPTY'),
+    (error) => error.status === 400 && error.field === 'game_code');
+});
