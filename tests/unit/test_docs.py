@@ -23,7 +23,7 @@ def test_the_readme_layout_matches_the_package_tree():
         path.name
         for path in PACKAGE.iterdir()
         if (path.suffix == ".py" and path.stem not in ("__init__", "__main__"))
-        or (path.is_dir() and (path / "__init__.py").exists())
+        or (path.is_dir() and not path.name.startswith(("__", ".")))  # packages and templates/
     }
     assert named == on_disk
 
