@@ -274,3 +274,42 @@ async def test_nginx_passes_share_pages_only_and_logs_no_share_id_in_full(
     logged = access_log.read_text()
     assert f"/s/{share_id[:4]}..." in logged
     assert share_id not in logged
+
+
+def _k8s(name: str) -> list[dict]:
+    return list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / name).read_text()))
+
+
+def test_the_sidecar_runs_as_a_native_sidecar_that_starts_before_the_game_server():
+    (deployment, _service) = _k8s("deployment.yaml")
+    pod = deployment["spec"]["template"]["spec"]
+    sidecars = {c["name"]: c for c in pod["initContainers"]}
+    assert set(sidecars) == {"image-sidecar", "images"}
+    for sidecar in sidecars.values():
+        assert sidecar["restartPolicy"] == "Always"  # a native sidecar, not a one-off init
+        assert "startupProbe" in sidecar
+        assert sidecar["lifecycle"]["preStop"]
+    probes = sidecars["image-sidecar"]
+    assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert [c["name"] for c in pod["containers"]] == ["game-server"]
+    shutdown = {e["name"]: e["value"] for e in probes["env"] if "value" in e}
+    pause = probes["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert (
+        pause + float(shutdown["IMAGE_SIDECAR_SHUTDOWN_SECONDS"])
+        < (pod["terminationGracePeriodSeconds"])
+    )
+
+
+@pytest.mark.parametrize("manifest", ["deployment.yaml", "migrate-job.yaml"])
+def test_every_container_is_locked_down(manifest):
+    workload = _k8s(manifest)[0]
+    pod = workload["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
+        if container["name"] != "game-server":  # ours: nothing writes outside its volumes
+            assert context["readOnlyRootFilesystem"] is True, container["name"]
