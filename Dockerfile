@@ -1,18 +1,22 @@
-# Image sidecar: python:3.11-slim, since aiopg (the database driver) is not released for newer
-# Pythons yet. Build: docker build -t picture-this/image-sidecar .
+# Image sidecar: python:3.11-slim. Build: docker build -t picture-this/image-sidecar .
+# (deploy/container-check builds it and checks the running container, with Docker or podman.)
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY migrations ./migrations
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
+    && sha256sum /wheels/*.whl > /wheels.sha256
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin sidecar \
     && mkdir -p /data/images \
     && chown sidecar /data/images
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-compile /wheels/*.whl && rm -rf /wheels
+# The wheels are mounted from the build stage for this one step: no layer keeps them. Their
+# digests are copied first, since a build cache does not look into mounts: new wheels, new step.
+COPY --from=build /wheels.sha256 /usr/local/share/image-sidecar-wheels.sha256
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-compile /wheels/*.whl
 # Configuration comes only from the environment; listening beyond loopback requires
 # IMAGE_SIDECAR_API_TOKEN, so the container refuses to start without one.
 ENV PYTHONUNBUFFERED=1 \

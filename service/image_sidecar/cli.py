@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        config = load_config(load_environment())
+        config = load_config(load_environment(), listening=args.command in ("serve", "dev"))
     except ConfigError as exc:
         raise SystemExit(f"image-sidecar: configuration error: {exc}") from None
     if args.command == "cleanup":

@@ -629,7 +629,7 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _check_rules(config: Config) -> None:
+def _check_rules(config: Config, *, listening: bool) -> None:
     """Rules that involve more than one setting."""
     s3 = config.storage.s3
     if config.storage.type == "s3" and s3.bucket is None:
@@ -649,7 +649,7 @@ def _check_rules(config: Config) -> None:
             str(config.sharing.default_days),
             f"at most IMAGE_SHARE_MAX_DAYS ({config.sharing.max_days})",
         )
-    if config.server.api_token is None and not is_loopback(config.server.host):
+    if listening and config.server.api_token is None and not is_loopback(config.server.host):
         raise ConfigError(
             "IMAGE_SIDECAR_API_TOKEN",
             "",
@@ -657,8 +657,10 @@ def _check_rules(config: Config) -> None:
         )
 
 
-def load_config(environ: Mapping[str, str]) -> Config:
-    """Build a Config from a mapping (the process environment, or a dict in tests)."""
+def load_config(environ: Mapping[str, str], *, listening: bool = True) -> Config:
+    """Build a Config from a mapping (the process environment, or a dict in tests).
+    `listening=False` for the commands that open no port (migrate, cleanup, renditions): they
+    need no API token wherever IMAGE_SIDECAR_HOST points."""
     values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
     for setting in SETTINGS:
         raw = environ.get(setting.name, setting.default)
@@ -670,7 +672,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
             raise ConfigError(setting.name, raw, setting.expects) from None
     values["storage"]["s3"] = S3Settings(**values.pop("s3"))
     config = Config(**{name: _SECTIONS[name](**fields) for name, fields in values.items()})
-    _check_rules(config)
+    _check_rules(config, listening=listening)
     return config
 
 

@@ -44,6 +44,18 @@ def test_non_loopback_host_requires_a_token():
     ).server.api_token
 
 
+def test_commands_that_open_no_port_need_no_token_off_loopback():
+    """A migrate job or a cleanup CronJob runs the container's image (IMAGE_SIDECAR_HOST
+    0.0.0.0) with DATABASE_URL only."""
+    config = load_config({"IMAGE_SIDECAR_HOST": "0.0.0.0"}, listening=False)
+    assert config.server.api_token is None
+
+
+def test_share_lifetime_default_cannot_exceed_the_maximum():
+    with pytest.raises(ConfigError, match="IMAGE_SHARE_DAYS"):
+        load_config({"IMAGE_SHARE_DAYS": "400", "IMAGE_SHARE_MAX_DAYS": "365"})
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.5"])
 def test_loopback_hosts_need_no_token(host):
     assert load_config({"IMAGE_SIDECAR_HOST": host}).server.host == host

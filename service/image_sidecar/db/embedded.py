@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Protocol
@@ -17,21 +21,98 @@ class EmbeddedServer(Protocol):
     def cleanup(self) -> None: ...
 
 
-def start_embedded_postgres(data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedServer:
-    """Start (or reattach to) the cluster in `data_dir`; `cleanup()` stops it."""
+def start_embedded_postgres(
+    data_dir: Path, *, delete_on_stop: bool = False, tcp: bool = False
+) -> EmbeddedServer:
+    """Start (or reattach to) the cluster in `data_dir`; `cleanup()` stops it. The `pgserver`
+    wheel's server where it is installed (it has no build for every Python), else the
+    machine's own PostgreSQL binaries. `tcp=True` asks for a server on 127.0.0.1 (for a
+    container on the host network), which only the local binaries give."""
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # pgserver's platformdirs warns whenever XDG_RUNTIME_DIR is unset (containers, CI, root
-        # shells); its fallback under /tmp is what we want. Silenced here only, not globally.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        try:
-            import pgserver  # a development extra: production images talk to a real server
-        except ImportError:
-            raise SystemExit(
-                "the embedded PostgreSQL needs the dev extra: pip install -e '.[dev]' "
-                "(or set DATABASE_URL)"
-            ) from None
-        return pgserver.get_server(data_dir, cleanup_mode="delete" if delete_on_stop else "stop")
+    if not tcp:
+        with warnings.catch_warnings():
+            # pgserver's platformdirs warns whenever XDG_RUNTIME_DIR is unset (containers, CI,
+            # root shells); its fallback under /tmp is what we want. Silenced here only.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            try:
+                import pgserver  # a development extra: production talks to a real server
+            except ImportError:
+                pass
+            else:
+                mode = "delete" if delete_on_stop else "stop"
+                return pgserver.get_server(data_dir, cleanup_mode=mode)
+    return LocalPostgres.start(data_dir, delete_on_stop=delete_on_stop)
+
+
+class LocalPostgres:
+    """A private cluster run by the machine's PostgreSQL binaries (Debian's postgresql-NN),
+    listening on 127.0.0.1 and a socket in its data directory. initdb refuses root, so as root
+    the cluster belongs to the `postgres` user."""
+
+    def __init__(self, data_dir: Path, port: int, bin_dir: Path, delete_on_stop: bool) -> None:
+        self.data_dir, self.port, self.bin_dir = data_dir, port, bin_dir
+        self.delete_on_stop = delete_on_stop
+
+    @classmethod
+    def start(cls, data_dir: Path, *, delete_on_stop: bool = False) -> LocalPostgres:
+        bin_dir = _local_bin_dir()
+        if not (data_dir / "PG_VERSION").exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            _own(data_dir)
+            _run_as_owner(
+                [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres",
+                 "--auth=trust", "--encoding=utf8"],
+            )  # fmt: skip
+        port = _free_port()
+        _run_as_owner(
+            [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-w", "-l", str(data_dir / "log"),
+             "-o", f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1", "start"],
+        )  # fmt: skip
+        return cls(data_dir, port, bin_dir, delete_on_stop)
+
+    def get_uri(self, database: str | None = None) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database or 'postgres'}"
+
+    def cleanup(self) -> None:
+        stop_local_postgres(self.data_dir)
+        if self.delete_on_stop:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def stop_local_postgres(data_dir: Path) -> None:
+    _run_as_owner(
+        [str(_local_bin_dir() / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"]
+    )
+
+
+def _local_bin_dir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise SystemExit(
+            "no embedded PostgreSQL: install the dev extra (pgserver) or PostgreSQL's server "
+            "binaries (Debian: postgresql), or set DATABASE_URL"
+        )
+    return found[-1].parent
+
+
+def _own(data_dir: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(data_dir, "postgres", "postgres")
+        for parent in data_dir.parents:  # the postgres user must reach its data directory
+            if parent.stat().st_mode & 0o001 == 0 and parent != Path("/"):
+                parent.chmod(parent.stat().st_mode | 0o001)
+
+
+def _run_as_owner(command: list[str]) -> None:
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    subprocess.run(command, check=True, capture_output=True, cwd="/")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def ensure_database(admin_url: str, name: str) -> None:
