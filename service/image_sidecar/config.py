@@ -211,6 +211,17 @@ SETTINGS: tuple[Setting, ...] = (
         _optional,
     ),
     Setting(
+        "DATABASE_LISTEN_URL",
+        "database",
+        "listen_url",
+        "",
+        "a PostgreSQL URL",
+        "A direct connection (not through PgBouncer in transaction mode) for LISTEN, which wakes "
+        "waiting cache lookups at once. Empty: DATABASE_URL. Without working notifications the "
+        "waits poll every 0.25 s instead.",
+        _optional,
+    ),
+    Setting(
         "DATABASE_POOL_SIZE",
         "database",
         "pool_size",
@@ -539,6 +550,7 @@ class DatabaseSettings:
     url: str | None
     pool_size: int
     timeout_seconds: float
+    listen_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,6 @@ log = structlog.get_logger(__name__)
 MAX_WAIT_MS = 30_000
 # Pending callers that do not long-poll are told to come back within this bound.
 MAX_RETRY_AFTER_MS = 2_000
-# Even when woken by nobody, a waiter re-checks this often, so a lost notification costs little.
-_RECHECK_SECONDS = 2.0
 
 
 class CacheEntryNotFound(NotFound):
@@ -94,7 +92,7 @@ async def lookup(
                 return result
             # Wake on the upload's notification, or when the claim lapses and can be taken over.
             claim_lapse = (result.retry_after_ms or 0) / 1000
-            timeout = min(remaining, max(claim_lapse, 0.01), _RECHECK_SECONDS)
+            timeout = min(remaining, max(claim_lapse, 0.01), hub.recheck_seconds)
             try:
                 async with asyncio.timeout(timeout):
                     await announced.wait()

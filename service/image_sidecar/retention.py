@@ -12,8 +12,11 @@ older than the grace period.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
@@ -25,9 +28,10 @@ from image_sidecar.config import RetentionSettings
 from image_sidecar.db import images as image_rows
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.db.retention import DoomedImage
-from image_sidecar.errors import AmbiguousGame, SidecarError
+from image_sidecar.errors import AmbiguousGame, DatabaseUnavailable, SidecarError
 from image_sidecar.storage.base import BlobRef, BlobStore
 from image_sidecar.storage.filesystem import FilesystemBlobStore
+from image_sidecar.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from image_sidecar.metrics import SidecarMetrics
@@ -158,6 +162,39 @@ async def sweep_orphans(
     return swept
 
 
+# The cleanup's lease lasts this long and is renewed at a third of it while the run goes on: a
+# run whose process died blocks the next one for at most this long.
+LEASE_SECONDS = 60.0
+
+
+@asynccontextmanager
+async def _cleanup_lease(pool: db.Pool) -> AsyncIterator[bool]:
+    """Whether this run got the lease; held (renewed in the background) until the block ends.
+    A lease row, not a session advisory lock, so that it works through PgBouncer."""
+    holder = uuid.uuid4()
+    async with db.cursor(pool) as cur:
+        if not await retention_rows.take_cleanup_lease(cur, holder, LEASE_SECONDS):
+            yield False
+            return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                async with db.cursor(pool) as cur:
+                    await retention_rows.take_cleanup_lease(cur, holder, LEASE_SECONDS)
+            except DatabaseUnavailable:
+                log.warning("cleanup_lease_not_renewed")
+
+    renewing = asyncio.create_task(renew(), name="renew-cleanup-lease")
+    try:
+        yield True
+    finally:
+        await cancel_and_wait(renewing)
+        async with db.cursor(pool) as cur:
+            await retention_rows.end_cleanup_lease(cur, holder)
+
+
 async def run_cleanup(
     pool: db.Pool,
     store: BlobStore,
@@ -167,20 +204,17 @@ async def run_cleanup(
     on_batch: ProgressCallback | None = None,
     metrics: SidecarMetrics | None = None,
 ) -> CleanupReport:
-    """One cleanup run, unless another replica holds the cleanup lock. Logs one line, records
+    """One cleanup run, unless another replica holds the cleanup's lease. Logs one line, records
     the run in the database and, when given, in this process's metrics."""
     started = time.monotonic()
     report = CleanupReport()
     try:
-        async with db.cursor(pool) as lock_cur:
-            if not await retention_rows.try_cleanup_lock(lock_cur):
+        async with _cleanup_lease(pool) as held:
+            if not held:
                 report.outcome = "skipped"
-                report.reason = "another cleanup run holds the lock"
+                report.reason = "another cleanup run holds the lease"
             else:
-                try:
-                    await _run_locked(pool, store, settings, report, dry_run, on_batch)
-                finally:
-                    await retention_rows.release_cleanup_lock(lock_cur)
+                await _run_locked(pool, store, settings, report, dry_run, on_batch)
     except Exception as exc:
         report.outcome = "failed"
         report.reason = str(exc) or type(exc).__name__

@@ -10,11 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-
-import psycopg2
+import uuid
 
 from image_sidecar.config import RetentionSettings
-from image_sidecar.db.retention import _CLEANUP_LOCK_ID
 from image_sidecar.metrics import SidecarMetrics
 from image_sidecar.prompts import prompt_hash
 from image_sidecar.retention import run_cleanup
@@ -208,22 +206,26 @@ async def test_dry_run_counts_and_deletes_nothing(upload, database, storage_dir,
     assert storage_files(storage_dir) == before
 
 
-async def test_a_second_run_skips_while_another_holds_the_lock(
+async def test_a_second_run_skips_while_another_holds_the_lease(
     upload, database, storage_dir, pool, store
 ):
     await upload()
     expire(database, "ABCD")
-    other_replica = psycopg2.connect(database.url)
-    try:
-        with other_replica.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (_CLEANUP_LOCK_ID,))
-        report = await run_cleanup(pool, store, NO_GRACE)
-    finally:
-        other_replica.close()
+    other_replica = str(uuid.uuid4())
+    database.rows(
+        "INSERT INTO cleanup_lease (holder, expires_at) VALUES (%s, now() + interval '1 minute')",
+        other_replica,
+    )
+    report = await run_cleanup(pool, store, NO_GRACE)
     assert report.outcome == "skipped"
-    assert "lock" in report.reason
+    assert "lease" in report.reason
     assert report.images_deleted == 0
     assert database.count("generated_images") == 1
+    # A holder that died: its lease lapses and the next run goes ahead, then lets go.
+    database.rows("UPDATE cleanup_lease SET expires_at = now() - interval '1 second'")
+    report = await run_cleanup(pool, store, NO_GRACE)
+    assert (report.outcome, report.images_deleted) == ("success", 1)
+    assert database.count("cleanup_lease") == 0
 
 
 async def test_concurrent_runs_never_both_delete(database, storage_dir, pool, store):
@@ -262,6 +264,9 @@ def test_a_run_killed_part_way_is_finished_by_the_next_run(database, storage_dir
     for row in database.rows("SELECT image_path FROM generated_images WHERE expires_at > now()"):
         assert (storage_dir / row["image_path"]).exists()
     time.sleep(1.1)  # past the orphan grace period
+    # The killed run's lease stays until it lapses (LEASE_SECONDS): let it lapse now.
+    assert database.count("cleanup_lease") == 1
+    database.rows("UPDATE cleanup_lease SET expires_at = now()")
     finished = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
     summary = json.loads(finished.stdout)

@@ -1,4 +1,6 @@
-"""Numbered SQL migrations, applied in order under an advisory lock and recorded."""
+"""Numbered SQL migrations, applied in order and recorded, each in its own transaction under a
+transaction-scoped advisory lock: two `migrate` runs serialize, also through PgBouncer in
+transaction mode, where a session lock would stay on whichever server connection took it."""
 
 from __future__ import annotations
 
@@ -52,22 +54,22 @@ async def pending_migrations(pool: aiopg.Pool) -> list[str]:
 
 
 async def apply_migrations(pool: aiopg.Pool) -> list[str]:
-    """Apply what is pending, each file in its own transaction; returns the names applied."""
+    """Apply what is pending, each file in its own transaction; returns the names applied.
+    Each transaction takes the lock, then looks again whether its file is applied: a run that
+    waited on another finds the work done."""
     done: list[str] = []
     async with pool.acquire() as conn, conn.cursor() as cur:
-        await cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_ID,))
-        try:
+        async with cur.begin():
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
             await cur.execute(_CREATE_TABLE)
-            applied = await _applied(cur)
-            for migration in available_migrations():
-                if migration.name in applied:
+        for migration in available_migrations():
+            async with cur.begin():
+                await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
+                if migration.name in await _applied(cur):
                     continue
-                async with cur.begin():
-                    await cur.execute(migration.sql)
-                    await cur.execute(
-                        "INSERT INTO schema_migrations (name) VALUES (%s)", (migration.name,)
-                    )
-                done.append(migration.name)
-        finally:
-            await cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_ID,))
+                await cur.execute(migration.sql)
+                await cur.execute(
+                    "INSERT INTO schema_migrations (name) VALUES (%s)", (migration.name,)
+                )
+            done.append(migration.name)
     return done

@@ -9,9 +9,6 @@ import aiopg
 
 from image_sidecar.db.shares import KEPT_BY_A_SHARE
 
-# One cleanup at a time across every replica sharing the database.
-_CLEANUP_LOCK_ID = 0x1D5E_0002
-
 
 @dataclass(frozen=True)
 class DoomedImage:
@@ -29,14 +26,24 @@ class CacheFixups:
     removed: int
 
 
-async def try_cleanup_lock(cur: aiopg.Cursor) -> bool:
-    """Session-level lock: it lasts as long as `cur`'s connection, and dies with the process."""
-    await cur.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_CLEANUP_LOCK_ID,))
-    return (await cur.fetchone())["locked"]
+async def take_cleanup_lease(cur: aiopg.Cursor, holder: UUID, seconds: float) -> bool:
+    """The cleanup's lease for `seconds`, unless another holder's lease is still running."""
+    await cur.execute(
+        """
+        INSERT INTO cleanup_lease (holder, expires_at)
+        VALUES (%(holder)s, now() + make_interval(secs => %(seconds)s))
+        ON CONFLICT (only_row) DO UPDATE
+            SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+            WHERE cleanup_lease.expires_at <= now() OR cleanup_lease.holder = EXCLUDED.holder
+        RETURNING holder
+        """,
+        {"holder": holder, "seconds": seconds},
+    )
+    return await cur.fetchone() is not None
 
 
-async def release_cleanup_lock(cur: aiopg.Cursor) -> None:
-    await cur.execute("SELECT pg_advisory_unlock(%s)", (_CLEANUP_LOCK_ID,))
+async def end_cleanup_lease(cur: aiopg.Cursor, holder: UUID) -> None:
+    await cur.execute("DELETE FROM cleanup_lease WHERE holder = %s", (holder,))
 
 
 async def expire_now(cur: aiopg.Cursor, game_ids: list[UUID], player_id: UUID | None = None) -> int:
