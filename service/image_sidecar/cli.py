@@ -18,11 +18,20 @@ from image_sidecar.app import create_app
 from image_sidecar.backfill import BackfillReport, backfill_renditions
 from image_sidecar.config import Config, ConfigError, load_config, load_environment
 from image_sidecar.db.embedded import ensure_database, start_embedded_postgres
+from image_sidecar.errors import SidecarError
 from image_sidecar.imaging import ImageProcessor
 from image_sidecar.log import configure_logging
 from image_sidecar.retention import CleanupReport, DeletionTally, ProgressCallback, run_cleanup
 from image_sidecar.server import serve_until_stopped
 from image_sidecar.storage import open_blob_store
+from image_sidecar.store_migration import (
+    MigrationProgress,
+    MigrationReport,
+    StoreType,
+    migrate_store,
+    target_name,
+    target_settings,
+)
 
 log = structlog.get_logger("image_sidecar.cli")
 T = TypeVar("T")
@@ -180,6 +189,59 @@ def renditions(config: Config) -> None:
         raise SystemExit(1)
 
 
+async def _migrate_store(
+    config: Config, database_url: str, to: StoreType, dry_run: bool
+) -> MigrationReport:
+    target_config = target_settings(config.storage, to)
+    pool = await db.create_pool(database_url, size=4, timeout=config.database.timeout_seconds)
+    try:
+        async with (
+            open_blob_store(config.storage) as source,
+            open_blob_store(target_config) as target,
+        ):
+            return await migrate_store(
+                pool,
+                source,
+                target,
+                target_name(target_config),
+                to=to,
+                dry_run=dry_run,
+                on_progress=_migration_progress_on_terminal(),
+            )
+    finally:
+        await db.close_pool(pool)
+
+
+def _migration_progress_on_terminal() -> MigrationProgress | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(report: MigrationReport) -> None:
+        done = report.already_copied + report.copied
+        sys.stderr.write(
+            f"\rmigrate-store: {done}/{report.files} files, "
+            f"{report.bytes_copied / 1e6:.1f} MB copied ({report.failed} failed)"
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def migrate_store_command(config: Config, to: StoreType, dry_run: bool = False) -> None:
+    """Copy every live image and its renditions to the other store, verified and resumable.
+    The summary goes to stdout as JSON; exit status 1 if some file could not be copied."""
+    database_url = _require_database(config, "migrate-store", dev_fallback=True)
+    try:
+        report = _run(_migrate_store(config, database_url, to, dry_run), config)
+    except SidecarError as exc:
+        raise SystemExit(f"image-sidecar migrate-store: {exc.message}") from None
+    if sys.stderr.isatty() and report.files:
+        sys.stderr.write("\n")
+    sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    if report.failed:
+        raise SystemExit(1)
+
+
 COMMANDS: dict[str, Callable[[Config], None]] = {"serve": serve, "migrate": migrate, "dev": dev}
 
 
@@ -208,6 +270,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         required=True,
         help="walk the live images without renditions (resumable: run it again after a stop)",
     )
+    store_parser = sub.add_parser(
+        "migrate-store",
+        help="copy every live image and its renditions to the other store, verified "
+        "(resumable; the source is left as it is)",
+    )
+    store_parser.add_argument("--to", choices=["s3", "filesystem"], required=True)
+    store_parser.add_argument(
+        "--dry-run", action="store_true", help="only count what would be copied"
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -218,5 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cleanup(config, dry_run=args.dry_run)
     elif args.command == "renditions":
         renditions(config)
+    elif args.command == "migrate-store":
+        migrate_store_command(config, args.to, dry_run=args.dry_run)
     else:
         COMMANDS[args.command](config)

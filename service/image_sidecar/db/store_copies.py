@@ -1,0 +1,68 @@
+"""SQL for moving images between stores (`image-sidecar migrate-store`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiopg
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file of a live image: the original (with its recorded digest) or a rendition."""
+
+    image_path: str
+    content_type: str
+    size_bytes: int
+    sha256: str | None  # None for renditions: their digest is not recorded
+
+
+async def files_to_copy(cur: aiopg.Cursor, target: str, after: str, limit: int) -> list[StoredFile]:
+    """The next live files (in path order, after `after`) not yet copied to `target`."""
+    await cur.execute(
+        """
+        SELECT f.image_path, f.content_type, f.size_bytes, f.sha256 FROM (
+            SELECT image_path, content_type, size_bytes, sha256::text AS sha256
+            FROM generated_images WHERE expires_at > now()
+            UNION ALL
+            SELECT r.image_path, r.content_type, r.size_bytes, NULL
+            FROM image_renditions r JOIN generated_images g USING (image_id)
+            WHERE g.expires_at > now()
+        ) AS f
+        WHERE f.image_path > %s
+          AND NOT EXISTS (SELECT 1 FROM store_copies c
+                          WHERE c.target = %s AND c.image_path = f.image_path)
+        ORDER BY f.image_path
+        LIMIT %s
+        """,
+        (after, target, limit),
+    )
+    return [StoredFile(**row) for row in await cur.fetchall()]
+
+
+async def already_copied(cur: aiopg.Cursor, target: str) -> int:
+    await cur.execute(
+        """
+        SELECT count(*) AS n FROM store_copies c
+        WHERE c.target = %s AND (
+            EXISTS (SELECT 1 FROM generated_images g
+                    WHERE g.image_path = c.image_path AND g.expires_at > now())
+            OR EXISTS (SELECT 1 FROM image_renditions r JOIN generated_images g USING (image_id)
+                       WHERE r.image_path = c.image_path AND g.expires_at > now()))
+        """,
+        (target,),
+    )
+    return (await cur.fetchone())["n"]
+
+
+async def record_copy(
+    cur: aiopg.Cursor, target: str, image_path: str, size_bytes: int, sha256: str
+) -> None:
+    await cur.execute(
+        """
+        INSERT INTO store_copies (target, image_path, size_bytes, sha256) VALUES (%s, %s, %s, %s)
+        ON CONFLICT (target, image_path) DO UPDATE
+            SET size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256, copied_at = now()
+        """,
+        (target, image_path, size_bytes, sha256),
+    )
