@@ -51,7 +51,8 @@ def _docker_answers() -> bool:
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     """A PostgreSQL server we may create databases on, found as DESIGN.md says:
-    TEST_DATABASE_URL, else testcontainers when a Docker engine answers, else pgserver.
+    TEST_DATABASE_URL, else testcontainers when a Docker engine answers, else an embedded
+    cluster (pgserver, or the machine's PostgreSQL binaries where pgserver has no build).
     """
     if url := os.environ.get("TEST_DATABASE_URL"):
         yield url

@@ -49,13 +49,15 @@ class LocalPostgres:
     listening on 127.0.0.1 and a socket in its data directory. initdb refuses root, so as root
     the cluster belongs to the `postgres` user."""
 
-    def __init__(self, data_dir: Path, port: int, bin_dir: Path, delete_on_stop: bool) -> None:
-        self.data_dir, self.port, self.bin_dir = data_dir, port, bin_dir
+    def __init__(self, data_dir: Path, port: int, *, delete_on_stop: bool, owned: bool) -> None:
+        self.data_dir, self.port = data_dir, port
         self.delete_on_stop = delete_on_stop
+        self.owned = owned  # started here, so stopped here (not when joined while running)
 
     @classmethod
     def start(cls, data_dir: Path, *, delete_on_stop: bool = False) -> LocalPostgres:
         bin_dir = _local_bin_dir()
+        data_dir = data_dir.resolve()
         if not (data_dir / "PG_VERSION").exists():
             data_dir.mkdir(parents=True, exist_ok=True)
             _own(data_dir)
@@ -63,17 +65,23 @@ class LocalPostgres:
                 [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres",
                  "--auth=trust", "--encoding=utf8"],
             )  # fmt: skip
+        running = data_dir / "postmaster.pid"
+        if running.exists() and _is_running(bin_dir, data_dir):
+            port = int(running.read_text().splitlines()[3])  # the pid file's fourth line
+            return cls(data_dir, port, delete_on_stop=False, owned=False)
         port = _free_port()
         _run_as_owner(
             [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-w", "-l", str(data_dir / "log"),
              "-o", f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1", "start"],
         )  # fmt: skip
-        return cls(data_dir, port, bin_dir, delete_on_stop)
+        return cls(data_dir, port, delete_on_stop=delete_on_stop, owned=True)
 
     def get_uri(self, database: str | None = None) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database or 'postgres'}"
 
     def cleanup(self) -> None:
+        if not self.owned:
+            return
         stop_local_postgres(self.data_dir)
         if self.delete_on_stop:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -95,6 +103,13 @@ def _local_bin_dir() -> Path:
     return found[-1].parent
 
 
+def _is_running(bin_dir: Path, data_dir: Path) -> bool:
+    command = [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "status"]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    return subprocess.run(command, capture_output=True, cwd="/").returncode == 0
+
+
 def _own(data_dir: Path) -> None:
     if os.geteuid() == 0:
         shutil.chown(data_dir, "postgres", "postgres")
@@ -104,9 +119,12 @@ def _own(data_dir: Path) -> None:
 
 
 def _run_as_owner(command: list[str]) -> None:
+    program = Path(command[0]).name
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
-    subprocess.run(command, check=True, capture_output=True, cwd="/")
+    done = subprocess.run(command, capture_output=True, text=True, cwd="/")
+    if done.returncode != 0:
+        raise SystemExit(f"PostgreSQL's {program} failed: {(done.stderr or done.stdout).strip()}")
 
 
 def _free_port() -> int:
