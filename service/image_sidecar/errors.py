@@ -124,6 +124,15 @@ class DatabaseUnavailable(SidecarError):
     retry_after_seconds = 5
 
 
+class ServiceBusy(SidecarError):
+    """Every database connection of this process is in use (the database itself is fine): the
+    sidecar is overloaded and says so, so that callers back off instead of blaming PostgreSQL."""
+
+    status = 503
+    code = "busy"
+    retry_after_seconds = 1
+
+
 class StorageError(SidecarError):
     """The blob store failed (StorageFull when it is out of space)."""
 

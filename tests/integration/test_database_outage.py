@@ -13,7 +13,7 @@ from tests.helpers import storage_files
 SERVICE_WORDS = {
     "the database cannot be reached",
     "the connection to the database failed",
-    "no database connection became free in time",
+    "no database connection could be opened in time",
     "the database did not answer in time",
 }
 
@@ -69,3 +69,19 @@ async def test_database_down_is_503_with_retry_after_and_writes_nothing(
     assert database.count("generated_images") == 0
     assert (await client.get("/readyz")).status == 200
     assert (await upload()).status == 201
+
+
+async def test_an_exhausted_pool_is_503_busy_not_database_unavailable(make_client):
+    """Overload: every connection of the process is in use while the database is fine."""
+    from image_sidecar import db
+    from image_sidecar.typedefs import db_pool_key
+
+    client = await make_client(DATABASE_POOL_SIZE="1", DATABASE_TIMEOUT_SECONDS="0.3")
+    async with db.cursor(client.app[db_pool_key]):  # a request holding the only connection
+        response = await client.get("/api/games/ABCD/images")
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+    error = (await response.json())["error"]
+    assert error["code"] == "busy"
+    assert "busy" in error["message"]
+    assert (await client.get("/api/games/ABCD/images")).status == 200

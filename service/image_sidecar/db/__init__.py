@@ -7,6 +7,8 @@ Nothing outside this package imports the driver (aiopg, psycopg2): the rest of t
 from __future__ import annotations
 
 import asyncio
+import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -18,7 +20,7 @@ from aiohttp import web
 from psycopg2.extras import RealDictCursor
 
 from image_sidecar.db.migrations_runner import apply_migrations, pending_migrations
-from image_sidecar.errors import DatabaseUnavailable, SidecarError
+from image_sidecar.errors import DatabaseUnavailable, ServiceBusy, SidecarError
 from image_sidecar.typedefs import config_key, db_pool_key
 
 log = structlog.get_logger(__name__)
@@ -103,9 +105,20 @@ def _release_late(pool: Pool, acquiring: asyncio.Future[aiopg.Connection]) -> No
         pool.release(acquiring.result())
 
 
-def _unavailable(message: str, exc: BaseException) -> DatabaseUnavailable:
+# When each pool's database last failed it (a refused connection, a statement that timed out):
+# a pool that runs dry soon after is stuck on the database, not overloaded by requests.
+_last_failure: weakref.WeakKeyDictionary[Pool, float] = weakref.WeakKeyDictionary()
+_FAILURE_MEMORY_SECONDS = 30.0
+
+
+def _database_failed(pool: Pool) -> bool:
+    return time.monotonic() - _last_failure.get(pool, -1e9) < _FAILURE_MEMORY_SECONDS
+
+
+def _unavailable(pool: Pool, message: str, exc: BaseException) -> DatabaseUnavailable:
     """The client hears what happened in this service's words; the driver's own text (hosts,
     ports, libpq's hints) goes to the log only."""
+    _last_failure[pool] = time.monotonic()
     log.warning("database_unavailable", reason=message, error=str(exc).strip() or repr(exc))
     return DatabaseUnavailable(message)
 
@@ -115,15 +128,23 @@ async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
     try:
         conn = await _acquire(pool)
     except TimeoutError as exc:
-        raise _unavailable("no database connection became free in time", exc) from exc
+        if pool.freesize == 0 and pool.size >= (pool.maxsize or 0) and not _database_failed(pool):
+            # Every connection is in use by this process's own requests, and none failed of
+            # late: overload, not an outage.
+            log.warning("pool_exhausted", size=pool.size)
+            raise ServiceBusy(
+                f"the sidecar is busy: all {pool.size} of its database connections stayed in "
+                f"use for {pool.timeout:g} s; retry shortly"
+            ) from exc
+        raise _unavailable(pool, "no database connection could be opened in time", exc) from exc
     except psycopg2.OperationalError as exc:
-        raise _unavailable("the database cannot be reached", exc) from exc
+        raise _unavailable(pool, "the database cannot be reached", exc) from exc
     try:
         yield conn
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-        raise _unavailable("the connection to the database failed", exc) from exc
+        raise _unavailable(pool, "the connection to the database failed", exc) from exc
     except TimeoutError as exc:
-        raise _unavailable("the database did not answer in time", exc) from exc
+        raise _unavailable(pool, "the database did not answer in time", exc) from exc
     finally:
         pool.release(conn)
 
