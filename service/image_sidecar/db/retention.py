@@ -72,6 +72,9 @@ async def lock_expired_batch(
     in `skip`; rows another run holds are skipped, not waited for. The general cleanup (no
     games, no bytes named) keeps the images a live share covers; a purge or takedown does not."""
     targeted = game_ids is not None or sha256 is not None
+    # For the rest of the batch's transaction: on a large table the planner's estimates make
+    # JIT compile these short statements on every batch (187 ms of compiling for 6 ms of work).
+    await cur.execute("SET LOCAL jit = off")
     await cur.execute(
         f"""
         SELECT image_id, image_path, size_bytes,
@@ -96,7 +99,14 @@ async def lock_expired_batch(
 
 
 async def move_or_drop_cache_entries(cur: aiopg.Cursor, image_ids: list[UUID]) -> CacheFixups:
-    """Entries of doomed images move to a live image with the same bytes (a reuse), or go."""
+    """Entries of doomed images move to a live image with the same bytes (a reuse), or go.
+    Most batches hold no cached image: one index probe answers that."""
+    await cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM image_cache WHERE image_id = ANY(%s::uuid[])) AS cached",
+        (image_ids,),
+    )
+    if not (await cur.fetchone())["cached"]:
+        return CacheFixups(moved=0, removed=0)
     await cur.execute(
         """
         UPDATE image_cache ic SET image_id = successor.image_id

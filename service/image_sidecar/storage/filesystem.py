@@ -48,6 +48,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# Threads that unlink a batch's files at once.
+_DELETE_THREADS = 4
+
+
+def _bytes_freed(unlinked: list[os.stat_result]) -> int:
+    """A hard-linked file frees its bytes only when its last name goes. Names of one file may
+    have been unlinked in parallel, each seeing another link count: the file is gone when the
+    batch removed as many of its names as the most links any of them saw."""
+    names: dict[tuple[int, int], list[os.stat_result]] = {}
+    for st in unlinked:
+        names.setdefault((st.st_dev, st.st_ino), []).append(st)
+    return sum(
+        seen[0].st_size for seen in names.values() if len(seen) >= max(s.st_nlink for s in seen)
+    )
+
+
 class FilesystemBlobStore:
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir.resolve()
@@ -165,10 +181,12 @@ class FilesystemBlobStore:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._exists_sync, key)
 
-    def _delete_many_sync(self, keys: list[str], only_if_older_than: float | None) -> DeleteResult:
-        # Sizes come from lstat, not the caller: a hard-linked blob frees bytes only when its
-        # last name goes.
-        deleted = freed = 0
+    def _unlink_all_sync(
+        self, keys: list[str], only_if_older_than: float | None
+    ) -> tuple[list[os.stat_result], set[str], set[Path]]:
+        """Unlink what exists of `keys`: the lstat of each file unlinked, the keys that failed,
+        the directories they were in."""
+        unlinked: list[os.stat_result] = []
         failed: set[str] = set()
         parents: set[Path] = set()
         for key in keys:
@@ -183,13 +201,13 @@ class FilesystemBlobStore:
             except OSError:
                 failed.add(key)
                 continue
-            deleted += 1
-            if st.st_nlink == 1:
-                freed += st.st_size
+            unlinked.append(st)
             parents.add(path.parent)
-        for parent in parents:
+        return unlinked, failed, parents
+
+    def _prune_all_sync(self, parents: set[Path]) -> None:
+        for parent in sorted(parents, reverse=True):
             self._prune_empty_dirs(parent)
-        return DeleteResult(deleted=deleted, bytes_freed=freed, failed=frozenset(failed))
 
     def _prune_empty_dirs(self, directory: Path) -> None:
         while directory != self.base_dir and directory.is_relative_to(self.base_dir):
@@ -202,8 +220,22 @@ class FilesystemBlobStore:
     async def delete_many(
         self, blobs: Iterable[BlobRef], *, only_if_older_than: float | None = None
     ) -> DeleteResult:
+        """Unlinks run in a few threads at once (deleting is mostly waiting on the filesystem's
+        metadata), then empty directories are pruned once for the whole batch."""
         keys = [blob.key for blob in blobs]
-        return await asyncio.to_thread(self._delete_many_sync, keys, only_if_older_than)
+        chunks = [keys[i::_DELETE_THREADS] for i in range(_DELETE_THREADS) if keys[i:]]
+        results = await asyncio.gather(
+            *(asyncio.to_thread(self._unlink_all_sync, chunk, only_if_older_than)
+              for chunk in chunks)
+        )  # fmt: skip
+        unlinked = [st for found, _, _ in results for st in found]
+        failed = set().union(*(failures for _, failures, _ in results))
+        parents = set().union(*(dirs for _, _, dirs in results))
+        if parents:
+            await asyncio.to_thread(self._prune_all_sync, parents)
+        return DeleteResult(
+            deleted=len(unlinked), bytes_freed=_bytes_freed(unlinked), failed=frozenset(failed)
+        )
 
     def _servable_sync(self, key: str) -> LocalBlob:
         path = self.path_for(key)
