@@ -31,7 +31,7 @@ def nginx_main_config(
         worker_processes 1;
         pid {tmp_path}/nginx.pid;
         error_log {tmp_path}/error.log;
-        events {{ worker_connections 64; }}
+        events {{ worker_connections 1024; }}
         http {{
             access_log off;
             client_body_temp_path {tmp_path}/body;
