@@ -36,6 +36,7 @@ import aiohttp
 import psycopg2
 
 from bench.cleanup_backlog import bench_database
+from bench.game_night import PLAYERS, ROUNDS, Night, play_night
 from bench.serve_images import _wait_for
 from tests.helpers import free_port, image_fields
 from tests.nginx import nginx_main_config
@@ -54,10 +55,18 @@ class Size:
     rounds: int
     uploads: int  # per upload run
     hits: int  # per hit-registration run
+    game_nights: tuple[int, ...]  # concurrent games of each night played
 
 
 QUICK = Size(
-    images=40, listing_rows=2_000, cleanup_images=2_000, seconds=2, rounds=1, uploads=32, hits=100
+    images=40,
+    listing_rows=2_000,
+    cleanup_images=2_000,
+    seconds=2,
+    rounds=1,
+    uploads=32,
+    hits=100,
+    game_nights=(2,),
 )
 FULL = Size(
     images=1_000,
@@ -67,6 +76,7 @@ FULL = Size(
     rounds=3,
     uploads=400,
     hits=1_000,
+    game_nights=(10, 40, 120),
 )
 
 
@@ -316,6 +326,11 @@ def main() -> None:
                 )
             )
 
+            nights = []
+            for games in size.game_nights:
+                print(f"game night: {games} games...", file=sys.stderr)
+                nights.append(asyncio.run(play_night(base, games)))
+
             picture = noise_png(222)
             for concurrency in (16, 1):
                 scenarios.append(
@@ -350,7 +365,7 @@ def main() -> None:
             )
         )
     shutil.rmtree(work, ignore_errors=True)
-    _report(scenarios, size, quick=args.quick)
+    _report(scenarios, nights, size, quick=args.quick)
 
 
 async def _upload_pictures(base: str, count: int) -> list[dict]:
@@ -563,7 +578,7 @@ def _nginx(work: Path, storage: Path, port: int, plain_port: int) -> Iterator[No
             process.wait()
 
 
-def _report(scenarios: list[Scenario], size: Size, *, quick: bool) -> None:
+def _report(scenarios: list[Scenario], nights: list[Night], size: Size, *, quick: bool) -> None:
     rows = ["| scenario | ours | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
     for s in scenarios:
         ours, base = s.median(s.ours), s.median(s.baseline)
@@ -581,6 +596,28 @@ def _report(scenarios: list[Scenario], size: Size, *, quick: bool) -> None:
         f"\n{mode} run, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}, {size.rounds} round(s)"
     )
     print("\n".join(rows))
+    print(
+        f"\ngame nights ({PLAYERS} players x {ROUNDS} rounds a game; target: 120 games, "
+        "0 errors, p95 <= 250 ms)\n"
+    )
+    print(
+        "| games | paid generations / distinct prompts | errors | p95 | lookup p95 | "
+        "upload p95 | listing p95 | picture p95 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for night in nights:
+        ops = night.summary()["operations"]
+
+        def p95(name: str, ops: dict = ops) -> str:
+            return f"{ops[name]['p95_ms']:.0f} ms" if name in ops else "-"
+
+        print(
+            f"| {night.games} | {night.paid} / {len(night.prompts)} | "
+            f"{sum(night.errors.values())} | {night.p(0.95):.0f} ms | {p95('lookup')} | "
+            f"{p95('upload')} | {p95('listing')} | {p95('picture')} |"
+        )
+    passed = [night.games for night in nights if night.ok]
+    print(f"\nlargest game night with 0 errors and p95 <= 250 ms: {max(passed, default=0)} games")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%S}{'-quick' if quick else ''}.json"
     path.write_text(
@@ -589,6 +626,7 @@ def _report(scenarios: list[Scenario], size: Size, *, quick: bool) -> None:
                 "quick": quick,
                 "size": asdict(size),
                 "scenarios": [asdict(s) | {"ratio": s.ratio, "met": s.met} for s in scenarios],
+                "game_nights": [night.summary() for night in nights],
             },
             indent=2,
         )
