@@ -93,8 +93,9 @@ async def link_renditions(
     staged: StagedBlobs, shared: tuple[StoredRendition, ...], own: tuple[StoredRendition, ...]
 ) -> None:
     """Another image's renditions under this image's keys, sharing their bytes."""
-    for source, target in zip(shared, own, strict=True):
-        await staged.link(source.image_path, target.image_path, target.size_bytes)
+    await staged.link_many(
+        [(s.image_path, t.image_path, t.size_bytes) for s, t in zip(shared, own, strict=True)]
+    )
 
 
 class StagedBlobs:
@@ -108,9 +109,11 @@ class StagedBlobs:
         await self._store.put(blob.image_path, data, blob.content_type, blob.sha256)
         self.written.append(BlobRef(blob.image_path, blob.size_bytes))
 
-    async def link(self, source_key: str, target_key: str, size_bytes: int) -> None:
-        await self._store.link(source_key, target_key)
-        self.written.append(BlobRef(target_key, size_bytes))
+    async def link_many(self, links: list[tuple[str, str, int]]) -> None:
+        """(source key, target key, size) each: counted as written before any is made, so that a
+        failure part-way leaves nothing the rollback does not delete."""
+        self.written.extend(BlobRef(target, size) for _, target, size in links)
+        await self._store.link_many([(source, target) for source, target, _ in links])
 
 
 @asynccontextmanager
@@ -275,8 +278,13 @@ class CacheReuse:
         source = plan.reused_from
         assert source is not None  # plan() always names the cached image
         try:
-            await staged.link(source.image_path, plan.blob.image_path, plan.blob.size_bytes)
-            await link_renditions(staged, source.renditions, plan.renditions)
+            await staged.link_many(
+                [(source.image_path, plan.blob.image_path, plan.blob.size_bytes)]
+                + [
+                    (shared.image_path, own.image_path, own.size_bytes)
+                    for shared, own in zip(source.renditions, plan.renditions, strict=True)
+                ]
+            )
         except BlobNotFound:
             raise CacheEntryNotFound(
                 f"the image cached for prompt hash {self.prompt_hash} is gone"

@@ -109,6 +109,20 @@ async def test_a_link_holds_the_bytes_after_its_source_is_deleted(any_store):
     assert await read(any_store, OTHER) == b"shared"
 
 
+async def test_link_many_links_an_original_and_its_renditions_at_once(any_store):
+    rendition, rendition_copy = (
+        KEY.replace(".png", ".thumb.webp"),
+        OTHER.replace(".png", ".thumb.webp"),
+    )
+    await put(any_store, KEY, b"original")
+    await put(any_store, rendition, b"thumb")
+    await any_store.link_many([(KEY, OTHER), (rendition, rendition_copy)])
+    assert await read(any_store, OTHER) == b"original"
+    assert await read(any_store, rendition_copy) == b"thumb"
+    with pytest.raises(BlobNotFound):
+        await any_store.link_many([("game-ABCD/round-1/player-gone.png", OTHER)])
+
+
 async def test_delete_many_skips_missing_blobs_and_counts_what_it_freed(any_store):
     await put(any_store, KEY, b"12345")
     result = await any_store.delete_many(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -84,6 +84,10 @@ class BlobStore(Protocol):
     async def link(self, source_key: str, target_key: str) -> None:
         """Make `target_key` hold the bytes of `source_key` without copying them where possible
         (a hard link, a server-side copy); deleting either one later leaves the other intact."""
+
+    async def link_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """`link` for several (source, target) pairs at once: a reuse's original and renditions
+        in one trip (one directory sync per directory on a filesystem)."""
 
     async def exists(self, key: str) -> bool:
         """Whether a blob is stored under `key`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import shutil
@@ -13,7 +14,7 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -137,24 +138,38 @@ class FilesystemBlobStore:
     async def put(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
         await asyncio.to_thread(self._put_sync, key, data, sha256)
 
-    def _link_sync(self, source_key: str, target_key: str) -> None:
-        source, target = self.path_for(source_key), self.path_for(target_key)
-        if not source.is_file():
-            raise BlobNotFound(f"no such image: {source_key}")
-        tmp_name = target.parent / f".tmp-{uuid.uuid4().hex}.part"
+    def _link_sync(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Hard links, each made under a temp name and renamed into place, then one directory
+        sync per directory: a reuse links an original and its renditions side by side."""
+        directories: set[Path] = set()
+        for source_key, target_key in pairs:
+            source, target = self.path_for(source_key), self.path_for(target_key)
+            if not source.is_file():
+                raise BlobNotFound(f"no such image: {source_key}")
+            tmp_name = target.parent / f".tmp-{uuid.uuid4().hex}.part"
+            try:
+                self._in_fresh_directory(
+                    target.parent, functools.partial(os.link, source, tmp_name)
+                )
+                os.replace(tmp_name, target)
+            except FileNotFoundError as exc:
+                raise BlobNotFound(f"no such image: {source_key}") from exc
+            except OSError as exc:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_name)
+                raise _storage_error(exc, f"link {target_key}") from exc
+            directories.add(target.parent)
         try:
-            self._in_fresh_directory(target.parent, lambda: os.link(source, tmp_name))
-            os.replace(tmp_name, target)
-            _fsync_dir(target.parent)
-        except FileNotFoundError as exc:
-            raise BlobNotFound(f"no such image: {source_key}") from exc
+            for directory in directories:
+                _fsync_dir(directory)
         except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise _storage_error(exc, f"link {target_key}") from exc
+            raise _storage_error(exc, "sync the linked files' directories") from exc
 
     async def link(self, source_key: str, target_key: str) -> None:
-        await asyncio.to_thread(self._link_sync, source_key, target_key)
+        await self.link_many([(source_key, target_key)])
+
+    async def link_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        await asyncio.to_thread(self._link_sync, pairs)
 
     def _read_sync(self, key: str) -> bytes:
         path = self.path_for(key)

@@ -8,7 +8,7 @@ never touches another's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -95,6 +95,9 @@ class S3BlobStore:
                 Key=check_key(target_key),
                 CopySource={"Bucket": self.bucket, "Key": check_key(source_key)},
             )
+
+    async def link_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        await asyncio.gather(*(self.link(source, target) for source, target in pairs))
 
     async def _head(self, key: str) -> dict[str, Any] | None:
         try:
