@@ -196,27 +196,16 @@ export interface RoundOfGame {
 }
 
 /** The trailing options of the story's saveImage (and of recordCacheHit with a player). */
-export interface StoryImageOptions extends CallOptions, Partial<RoundOfGame> {
-  completedSentence?: string;
-  prompt?: string;
-  artStyle?: string | null;
-  aiService?: string | null;
-  model?: string | null;
-  size?: string | null;
-  generationCostUsd?: number;
-  retentionDays?: number;
-  submissionId?: string;
-}
+export interface StoryImageOptions
+  extends CallOptions,
+    Partial<RoundOfGame>,
+    Partial<Omit<ImageFields, 'gameCode' | 'gameId' | 'roundId' | 'roundNumber' | 'playerId' | 'claimToken'>> {}
 
 /** What describes a picture saved without its sentence. */
-export interface ImageDescription {
-  completedSentence: string;
-  prompt?: string;
-  artStyle?: string | null;
-  aiService?: string | null;
-  model?: string | null;
-  size?: string | null;
-}
+export type ImageDescription = Pick<
+  ImageFields,
+  'completedSentence' | 'prompt' | 'artStyle' | 'aiService' | 'model' | 'size'
+>;
 
 export type Generator = (prompt: string, options: { signal: AbortSignal }) => Promise<Uint8Array>;
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -137,32 +138,36 @@ def test_nginx_accepts_the_config(tmp_path, storage_dir):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.fixture
-async def nginx_base(tmp_path, storage_dir):
+@asynccontextmanager
+async def running_nginx(tmp_path, storage_dir, sidecar_port: int = 8080):
+    """A real nginx with the shipped config, answering /healthz: its base URL."""
     nginx = require_tool("nginx")
     port = free_port()
-    main = nginx_main_config(tmp_path, storage_dir, port)
+    main = nginx_main_config(tmp_path, storage_dir, port, sidecar_port=sidecar_port)
     process = await asyncio.create_subprocess_exec(
-        nginx,
-        "-c",
-        str(main),
-        "-p",
-        str(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        nginx, "-c", str(main), "-p", str(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(100):
-            try:
-                async with session.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(base + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        yield base
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+@pytest.fixture
+async def nginx_base(tmp_path, storage_dir):
+    async with running_nginx(tmp_path, storage_dir) as base, aiohttp.ClientSession() as session:
         yield base, session
-    process.terminate()
-    await process.wait()
 
 
 SHARED_HEADERS = ("Content-Type", "Cache-Control", "X-Content-Type-Options", "Content-Length")
@@ -229,26 +234,9 @@ async def test_nginx_lists_nothing_and_serves_nothing_outside_the_images(
 @pytest.fixture
 async def nginx_before_the_sidecar(tmp_path, storage_dir, aiohttp_server, make_app):
     """The shipped nginx config in front of a sidecar on loopback: (nginx base, access log)."""
-    nginx = require_tool("nginx")
     server = await aiohttp_server(make_app(), host="127.0.0.1")
-    port = free_port()
-    main = nginx_main_config(tmp_path, storage_dir, port, sidecar_port=server.port)
-    process = await asyncio.create_subprocess_exec(
-        nginx, "-c", str(main), "-p", str(tmp_path),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(100):
-            try:
-                async with session.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
-    yield base, tmp_path / "access.log"
-    process.terminate()
-    await process.wait()
+    async with running_nginx(tmp_path, storage_dir, server.port) as base:
+        yield base, tmp_path / "access.log"
 
 
 async def test_nginx_passes_share_pages_only_and_logs_no_share_id_in_full(
