@@ -20,7 +20,6 @@ import structlog
 from image_sidecar import db
 from image_sidecar.config import GenerationCosts
 from image_sidecar.db import cache as cache_rows
-from image_sidecar.db import stats as stats_rows
 from image_sidecar.db.notify import NotificationHub
 from image_sidecar.errors import NotFound
 from image_sidecar.models import CacheEntry, ImageRecord
@@ -116,11 +115,7 @@ async def count_reuse(
     saved = cached.generation_cost_usd
     if saved is None:
         saved = costs.for_service(cached.ai_service)
-    await cache_rows.record_saving(cur, key, hit_image_id, saved)
-    await stats_rows.record_usage(cur, cached.ai_service, reused=1, cost_saved_usd=saved)
-    # The shared counter row is locked last, so concurrent hits on a popular prompt wait on
-    # it only for the commit, not for the inserts and the link.
-    if not await cache_rows.count_hit(cur, key):
+    if not await cache_rows.count_reuse(cur, key, hit_image_id, cached.ai_service, saved):
         raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
     return saved
 

@@ -147,26 +147,37 @@ async def remember_upload(
         await announce(cur, completed)
 
 
-async def count_hit(cur: aiopg.Cursor, prompt_hash: str) -> bool:
-    """Add one hit in one atomic UPDATE (concurrent hits never lose a count); False when the
-    prompt has no entry any more."""
+async def count_reuse(
+    cur: aiopg.Cursor,
+    prompt_hash: str,
+    image_id: UUID,
+    ai_service: str | None,
+    cost_saved_usd: Decimal,
+) -> bool:
+    """A hit's three writes in one round trip, inside its transaction: the savings ledger, the
+    day's usage and the entry's counter (atomic: concurrent hits never lose a count). The two
+    rows every hit on a popular prompt shares are locked last and together, so concurrent hits
+    wait on them for this one statement and the commit only. False when the prompt has no entry
+    any more."""
     await cur.execute(
         """
+        INSERT INTO cache_hits (prompt_hash, image_id, cost_saved_usd)
+        VALUES (%(key)s, %(image)s, %(saved)s);
+        INSERT INTO daily_usage AS u (day, ai_service, reused, cost_saved_usd)
+        VALUES ((now() AT TIME ZONE 'UTC')::date, %(service)s, 1, %(saved)s)
+        ON CONFLICT (day, ai_service) DO UPDATE
+            SET reused = u.reused + 1, cost_saved_usd = u.cost_saved_usd + EXCLUDED.cost_saved_usd;
         UPDATE image_cache SET hit_count = hit_count + 1, last_hit = now()
-        WHERE prompt_hash = %s RETURNING prompt_hash
+        WHERE prompt_hash = %(key)s RETURNING prompt_hash
         """,
-        (prompt_hash,),
+        {
+            "key": prompt_hash,
+            "image": image_id,
+            "service": ai_service or "",
+            "saved": cost_saved_usd,
+        },
     )
     return await cur.fetchone() is not None
-
-
-async def record_saving(
-    cur: aiopg.Cursor, prompt_hash: str, image_id: UUID, cost_saved_usd: Decimal
-) -> None:
-    await cur.execute(
-        "INSERT INTO cache_hits (prompt_hash, image_id, cost_saved_usd) VALUES (%s, %s, %s)",
-        (prompt_hash, image_id, cost_saved_usd),
-    )
 
 
 async def forget(cur: aiopg.Cursor, prompt_hash: str) -> bool:
