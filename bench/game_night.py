@@ -75,7 +75,7 @@ async def play_night(base: str, games: int, seed: int = 1) -> Night:
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as session:
         await asyncio.gather(
-            *(_play_game(session, night, rnd, f"N{night_id}{g}"[:32]) for g in range(games))
+            *(_play_game(session, night, rnd, night_id, f"N{night_id}{g}") for g in range(games))
         )
     return night
 
@@ -96,37 +96,59 @@ async def _timed(night: Night, operation: str, request: object) -> dict | bytes 
     return body
 
 
-async def _play_game(session: aiohttp.ClientSession, night: Night, rnd: random.Random,
-                     code: str) -> None:  # fmt: skip
+async def _play_game(
+    session: aiohttp.ClientSession, night: Night, rnd: random.Random, night_id: str, code: str
+) -> None:
     game_id = str(uuid.uuid4())
     players = [str(uuid.uuid4()) for _ in range(PLAYERS)]
     for round_number in range(1, ROUNDS + 1):
         round_id = str(uuid.uuid4())
-        await asyncio.gather(*(
-            _turn(session, night, rnd, code, game_id, round_id, round_number, player)
-            for player in players
-        ))  # fmt: skip
-        await asyncio.gather(*(
-            _judge_screen(session, night, code, game_id, round_number) for _ in players
-        ))  # fmt: skip
+        await asyncio.gather(
+            *(
+                _turn(session, night, rnd, night_id, code, game_id, round_id, round_number, player)
+                for player in players
+            )
+        )
+        await asyncio.gather(
+            *(_judge_screen(session, night, code, game_id, round_number) for _ in players)
+        )
     await _timed(night, "replay", session.get(f"/api/games/{code}/images?game_id={game_id}"))
 
 
-async def _turn(session: aiohttp.ClientSession, night: Night, rnd: random.Random, code: str,
-                game_id: str, round_id: str, round_number: int, player: str) -> None:  # fmt: skip
+async def _turn(
+    session: aiohttp.ClientSession,
+    night: Night,
+    rnd: random.Random,
+    night_id: str,
+    code: str,
+    game_id: str,
+    round_id: str,
+    round_number: int,
+    player: str,
+) -> None:
     if rnd.random() < REPEATED_SHARE:
-        prompt = f"A popular prompt number {rnd.randrange(POPULAR_PROMPTS)}"
+        # (of this night: an earlier night's cache would make a paid call look saved)
+        prompt = f"A popular prompt number {rnd.randrange(POPULAR_PROMPTS)} of night {night_id}"
     else:
         prompt = f"A prompt of its own {uuid.uuid4().hex}"
     night.prompts.add(prompt)
     fields = {
-        "game_code": code, "game_id": game_id, "round_id": round_id,
-        "round_number": round_number, "player_id": player,
-        "submission_id": str(uuid.uuid4()), "completed_sentence": prompt,
-    }  # fmt: skip
+        "game_code": code,
+        "game_id": game_id,
+        "round_id": round_id,
+        "round_number": round_number,
+        "player_id": player,
+        "submission_id": str(uuid.uuid4()),
+        "completed_sentence": prompt,
+    }
     while True:
-        body = await _timed(night, "lookup", session.post("/api/cache/lookup", json={
-            "prompt": prompt, "wait_ms": 20_000, "register": fields}))  # fmt: skip
+        body = await _timed(
+            night,
+            "lookup",
+            session.post(
+                "/api/cache/lookup", json={"prompt": prompt, "wait_ms": 20_000, "register": fields}
+            ),
+        )
         if body is None:
             return
         answer = json.loads(body)
@@ -139,16 +161,28 @@ async def _turn(session: aiohttp.ClientSession, night: Night, rnd: random.Random
             for name, value in fields.items():
                 form.add_field(name, str(value))
             form.add_field("claim_token", answer["claim_token"])
-            form.add_field("image", png_bytes(seed=hash(prompt) % 10**6, size=64),
-                           filename="p.png", content_type="image/png")  # fmt: skip
-            await _timed(night, "upload", session.post("/api/images", data=form))
+            form.add_field(
+                "image",
+                png_bytes(seed=hash(prompt) % 10**6, size=64),
+                filename="p.png",
+                content_type="image/png",
+            )
+            if await _timed(night, "upload", session.post("/api/images", data=form)) is None:
+                # as the game server does: give the claim back, the next player need not wait
+                await _timed(
+                    night, "release", session.delete(f"/api/cache/claims/{answer['claim_token']}")
+                )
             return
 
 
-async def _judge_screen(session: aiohttp.ClientSession, night: Night, code: str,
-                        game_id: str, round_number: int) -> None:  # fmt: skip
-    body = await _timed(night, "listing", session.get(
-        f"/api/games/{code}/rounds/{round_number}/images?game_id={game_id}"))  # fmt: skip
+async def _judge_screen(
+    session: aiohttp.ClientSession, night: Night, code: str, game_id: str, round_number: int
+) -> None:
+    body = await _timed(
+        night,
+        "listing",
+        session.get(f"/api/games/{code}/rounds/{round_number}/images?game_id={game_id}"),
+    )
     if body is None:
         return
     images = json.loads(body)["images"]
