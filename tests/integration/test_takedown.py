@@ -3,7 +3,14 @@ entry, a block on the bytes, and a purge notice for the CDN."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
 
 import pytest
 from aiohttp import web
@@ -11,9 +18,10 @@ from aiohttp import web
 from image_sidecar import moderation
 from image_sidecar.config import RetentionSettings
 from image_sidecar.retention import run_cleanup
-from tests.helpers import image_fields, storage_files
+from tests.helpers import image_fields, sidecar_process, storage_files, users_environ
 from tests.integration.test_prompt_cache import KEY, lookup
 from tests.sample_images import png_bytes
+from tests.seeding import seed_images
 
 BAD = png_bytes(seed=66)
 BAD_SHA256 = hashlib.sha256(BAD).hexdigest()
@@ -130,4 +138,51 @@ async def test_other_pictures_survive_a_takedown(client, upload, database):
     listed = await (await client.get("/api/games/GOOD/images")).json()
     assert [r["image_id"] for r in listed["images"]] == [kept["image_id"]]
     assert (await client.get(kept["image_url"])).status == 200
-    assert KEY  # the prompt of the bad picture is free to be generated again
+    assert (await lookup(client))["status"] == "miss"  # its prompt is free to be made again
+
+
+def test_a_takedown_killed_part_way_is_finished_by_the_next_cleanup(
+    database, storage_dir, tmp_path
+):
+    seed_images(database.url, storage_dir, 3000, expired=False)  # one picture in 3,000 records
+    (digest,) = {row["sha256"] for row in database.rows("SELECT sha256 FROM generated_images")}
+    environ = users_environ(
+        DATABASE_URL=database.url,
+        IMAGE_STORAGE_BASE_DIR=str(storage_dir),
+        IMAGE_CLEANUP_ENABLED="false",
+        IMAGE_CLEANUP_BATCH_SIZE="20",
+    )
+    with sidecar_process("serve", environ, tmp_path) as (process, base_url):
+        takedown = urllib.request.Request(
+            f"{base_url}/api/images/by-sha256/{digest}", method="DELETE"
+        )
+        # The answer never comes: the process is killed while it deletes.
+        threading.Thread(target=_ignoring_errors, args=(takedown,), daemon=True).start()
+        deadline = time.monotonic() + 60
+        while database.count("generated_images") == 3000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    left = database.count("generated_images")
+    assert 0 < left < 3000, "the kill should land part-way through the takedown"
+    # Its first step committed: nothing with these bytes is live, and the bytes are blocked.
+    live = database.rows("SELECT count(*) AS n FROM generated_images WHERE expires_at > now()")
+    assert live[0]["n"] == 0
+    assert database.count("blocked_content") == 1
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "image_sidecar", "cleanup"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert database.count("generated_images") == 0
+    assert storage_files(storage_dir) == []
+    assert database.count("blocked_content") == 1
+
+
+def _ignoring_errors(request: urllib.request.Request) -> None:
+    with contextlib.suppress(OSError):
+        urllib.request.urlopen(request, timeout=60).read()
