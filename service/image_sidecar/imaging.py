@@ -25,7 +25,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import blurhash
 import structlog
@@ -53,7 +53,9 @@ _ENCODERS: dict[str, tuple[str, str, dict[str, object]]] = {
     "webp": ("WEBP", "image/webp", {"quality": 80, "method": 2}),
     "avif": ("AVIF", "image/avif", {"quality": 60, "speed": 10}),
 }
-_PLACEHOLDER_SIDE = 32
+# BlurHash keeps 4x3 components, which 16 samples a side resolve; its encoder is pure Python and
+# holds the GIL (6 ms at 32 px, 1.4 ms at 16, on the event loop's core).
+_PLACEHOLDER_SIDE = 16
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -158,27 +160,37 @@ def _for_the_web(image: Image.Image) -> Image.Image:
 
 
 def _render(image: Image.Image, formats: tuple[str, ...]) -> list[Rendition]:
-    renditions = []
+    renditions: list[Rendition] = []
+    encoded: dict[tuple[int, int, str], Rendition] = {}
     for name, side in RENDITION_SIDES.items():
         resized = image.copy()
         resized.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
         for image_format in formats:
-            pillow_format, content_type, options = _ENCODERS[image_format]
-            buffer = io.BytesIO()
-            resized.save(buffer, format=pillow_format, **options)
-            data = buffer.getvalue()
-            renditions.append(
-                Rendition(
-                    name,
-                    image_format,
-                    content_type,
-                    resized.width,
-                    resized.height,
-                    data,
-                    hashlib.sha256(data).hexdigest(),
+            # A picture no larger than the thumbnail is never upscaled: its renditions are the
+            # same pixels, encoded once.
+            same = encoded.get((resized.width, resized.height, image_format))
+            if same is None:
+                same = encoded[resized.width, resized.height, image_format] = _encode(
+                    resized, name, image_format
                 )
-            )
+            renditions.append(replace(same, name=name))
     return renditions
+
+
+def _encode(image: Image.Image, name: str, image_format: str) -> Rendition:
+    pillow_format, content_type, options = _ENCODERS[image_format]
+    buffer = io.BytesIO()
+    image.save(buffer, format=pillow_format, **options)
+    data = buffer.getvalue()
+    return Rendition(
+        name,
+        image_format,
+        content_type,
+        image.width,
+        image.height,
+        data,
+        hashlib.sha256(data).hexdigest(),
+    )
 
 
 def _placeholder(image: Image.Image) -> str:
