@@ -25,7 +25,7 @@ from image_sidecar.errors import SidecarError
 from image_sidecar.imaging import ImageProcessor
 from image_sidecar.records import (
     link_renditions,
-    put_renditions,
+    rendition_blobs,
     renditions_beside,
     stored_renditions,
     transaction_with_blobs,
@@ -111,7 +111,7 @@ async def _backfill_one(
         else:
             assert rendered is not None
             renditions = stored_renditions(image.image_path, rendered.renditions)
-            await put_renditions(staged, renditions, rendered.renditions)
+            await staged.put_many(rendition_blobs(renditions, rendered.renditions))
             facts = (rendered.width, rendered.height, rendered.placeholder)
         await image_rows.insert_renditions(cur, image.image_id, renditions)
         await image_rows.set_decoded_facts(cur, image.image_id, *facts)

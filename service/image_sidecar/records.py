@@ -37,7 +37,7 @@ from image_sidecar.models import (
 )
 from image_sidecar.prompt_cache import CacheEntryNotFound, count_reuse
 from image_sidecar.prompts import canonical_text, prompt_hash
-from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore
+from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore, NewBlob
 
 
 def image_key(meta: ImageMetadata, extension: str) -> str:
@@ -81,12 +81,17 @@ def stored_renditions(key: str, rendered: Iterable[Rendition]) -> tuple[StoredRe
     )
 
 
-async def put_renditions(
-    staged: StagedBlobs, stored: tuple[StoredRendition, ...], rendered: tuple[Rendition, ...]
-) -> None:
-    for where, made in zip(stored, rendered, strict=True):
-        facts = StoredBytes(where.image_path, where.content_type, where.size_bytes, made.sha256)
-        await staged.put(facts, made.data)
+def rendition_blobs(
+    stored: tuple[StoredRendition, ...], rendered: tuple[Rendition, ...]
+) -> list[tuple[StoredBytes, bytes]]:
+    """Freshly made renditions, as the bytes to write where `stored_renditions` put them."""
+    return [
+        (
+            StoredBytes(where.image_path, where.content_type, where.size_bytes, made.sha256),
+            made.data,
+        )
+        for where, made in zip(stored, rendered, strict=True)
+    ]
 
 
 async def link_renditions(
@@ -105,9 +110,13 @@ class StagedBlobs:
         self._store = store
         self.written: list[BlobRef] = []
 
-    async def put(self, blob: StoredBytes, data: bytes) -> None:
-        await self._store.put(blob.image_path, data, blob.content_type, blob.sha256)
-        self.written.append(BlobRef(blob.image_path, blob.size_bytes))
+    async def put_many(self, blobs: list[tuple[StoredBytes, bytes]]) -> None:
+        """(facts, bytes) each, in one trip to the store: counted as written before any is
+        written, so that a failure part-way leaves nothing the rollback does not delete."""
+        self.written.extend(BlobRef(blob.image_path, blob.size_bytes) for blob, _ in blobs)
+        await self._store.put_many(
+            [NewBlob(b.image_path, data, b.content_type, b.sha256) for b, data in blobs]
+        )
 
     async def link_many(self, links: list[tuple[str, str, int]]) -> None:
         """(source key, target key, size) each: counted as written before any is made, so that a
@@ -210,9 +219,10 @@ class NewImage:
             await cache_rows.remember_upload(
                 cur, plan.prompt_hash, record.image_id, record.prompt, self.claim_token
             )
-        await staged.put(plan.blob, self.data)
         assert self._image is not None
-        await put_renditions(staged, plan.renditions, self._image.renditions)
+        await staged.put_many(
+            [(plan.blob, self.data), *rendition_blobs(plan.renditions, self._image.renditions)]
+        )
         cost = record.generation_cost_usd
         await stats_rows.record_usage(
             cur,

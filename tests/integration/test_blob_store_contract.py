@@ -15,7 +15,7 @@ import pytest
 
 from image_sidecar.config import S3Settings
 from image_sidecar.errors import StorageError
-from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore, LocalBlob
+from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore, LocalBlob, NewBlob
 from image_sidecar.storage.filesystem import FilesystemBlobStore
 from image_sidecar.storage.s3 import S3BlobStore
 
@@ -107,6 +107,19 @@ async def test_a_link_holds_the_bytes_after_its_source_is_deleted(any_store):
     assert result.deleted == 1
     assert not await any_store.exists(KEY)
     assert await read(any_store, OTHER) == b"shared"
+
+
+async def test_put_many_stores_an_original_and_its_renditions_at_once(any_store):
+    blobs = [
+        NewBlob(KEY, b"original", "image/png", sha(b"original")),
+        NewBlob(KEY.replace(".png", ".thumb.webp"), b"thumb", "image/webp", sha(b"thumb")),
+        NewBlob(OTHER, b"elsewhere", "image/png", sha(b"elsewhere")),
+    ]
+    await any_store.put_many(blobs)
+    for blob in blobs:
+        assert await read(any_store, blob.key) == blob.data
+    with pytest.raises(BlobNotFound):
+        await any_store.put_many([NewBlob("../escape.png", b"x", "image/png", sha(b"x"))])
 
 
 async def test_link_many_links_an_original_and_its_renditions_at_once(any_store):

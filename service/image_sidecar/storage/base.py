@@ -49,6 +49,16 @@ ServableBlob = LocalBlob | RemoteBlob
 
 
 @dataclass(frozen=True)
+class NewBlob:
+    """Bytes to store under a key, with what the caller already knows of them."""
+
+    key: str
+    data: bytes
+    content_type: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class BlobRef:
     """A stored blob's key and size, as the database (or a listing of the store) knows them."""
 
@@ -80,6 +90,11 @@ class BlobStore(Protocol):
 
     async def put(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
         """Store `data` under `key` atomically: readers see the old blob, the new one, or none."""
+
+    async def put_many(self, blobs: Sequence[NewBlob]) -> None:
+        """`put` for several blobs at once: an upload's original and renditions in one trip
+        (one directory sync per directory on a filesystem). On failure some may be stored:
+        the caller deletes what it meant to write."""
 
     async def link(self, source_key: str, target_key: str) -> None:
         """Make `target_key` hold the bytes of `source_key` without copying them where possible

@@ -24,6 +24,7 @@ from image_sidecar.storage.base import (
     BlobRef,
     DeleteResult,
     LocalBlob,
+    NewBlob,
     StoreUsage,
     check_key,
 )
@@ -112,7 +113,8 @@ class FilesystemBlobStore:
                 continue
         return create()
 
-    def _put_sync(self, key: str, data: bytes, sha256: str) -> None:
+    def _write_sync(self, key: str, data: bytes, sha256: str) -> Path:
+        """Temp file, fsync, rename: the caller syncs the directory (once for several)."""
         path = self.path_for(key)
         try:
             fd, tmp_name = self._in_fresh_directory(
@@ -128,15 +130,26 @@ class FilesystemBlobStore:
                 os.fsync(tmp.fileno())
             os.chmod(tmp_name, 0o644)
             os.replace(tmp_name, path)
-            _fsync_dir(path.parent)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
             raise _storage_error(exc, f"write {key}") from exc
         self._remember_digest(path.stat(), sha256)
+        return path
+
+    def _put_many_sync(self, blobs: Sequence[NewBlob]) -> None:
+        directories = {self._write_sync(b.key, b.data, b.sha256).parent for b in blobs}
+        try:
+            for directory in directories:
+                _fsync_dir(directory)
+        except OSError as exc:
+            raise _storage_error(exc, "sync the written files' directories") from exc
 
     async def put(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
-        await asyncio.to_thread(self._put_sync, key, data, sha256)
+        await self.put_many([NewBlob(key, data, content_type, sha256)])
+
+    async def put_many(self, blobs: Sequence[NewBlob]) -> None:
+        await asyncio.to_thread(self._put_many_sync, blobs)
 
     def _link_sync(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Hard links, each made under a temp name and renamed into place, then one directory

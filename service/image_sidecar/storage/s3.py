@@ -22,6 +22,7 @@ from image_sidecar.storage.base import (
     BlobNotFound,
     BlobRef,
     DeleteResult,
+    NewBlob,
     RemoteBlob,
     StoreUsage,
     check_key,
@@ -87,6 +88,9 @@ class S3BlobStore:
                 ContentType=content_type,
                 Metadata={"sha256": sha256},
             )
+
+    async def put_many(self, blobs: Sequence[NewBlob]) -> None:
+        await asyncio.gather(*(self.put(b.key, b.data, b.content_type, b.sha256) for b in blobs))
 
     async def link(self, source_key: str, target_key: str) -> None:
         with _mapped_errors(f"copy {source_key}", source_key):
