@@ -14,7 +14,7 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -76,19 +76,41 @@ class FilesystemBlobStore:
         """The file of `key`. check_key already forbids "..", absolute and hidden names; this
         also refuses a symlinked directory on the way, which could lead out of the store.
         (One lstat per level: Path.resolve() cost a sixth of a static request's time.)"""
-        directory = self.base_dir
-        parents = check_key(key).split("/")[:-1]
-        for part in parents:
-            directory = directory / part
+        directory, _, name = check_key(key).rpartition("/")
+        return self._directory(key, directory) / name
+
+    def _directory(self, key: str, directory: str) -> Path:
+        """The checked directory `directory` (a key's parent part) of `key`."""
+        path = self.base_dir
+        for part in directory.split("/") if directory else ():
+            path = path / part
             try:
-                mode = os.lstat(directory).st_mode
+                mode = os.lstat(path).st_mode
             except FileNotFoundError:
                 break  # nothing on disk yet to lead anywhere; put() creates real directories
             except OSError as exc:  # e.g. the base directory is a file: a broken store
                 raise _storage_error(exc, f"reach {key}") from exc
             if not stat.S_ISDIR(mode):
                 raise BlobNotFound(f"no such image: {key}")
-        return self.base_dir / key
+        return self.base_dir / directory
+
+    def _paths_for(self, keys: Iterable[str]) -> Iterator[tuple[str, Path | None]]:
+        """(key, its file) for many keys, each directory checked once (a batch's keys share a
+        few); None for a key that cannot name a file of the store."""
+        checked: dict[str, Path | None] = {}
+        for key in keys:
+            try:
+                directory, _, name = check_key(key).rpartition("/")
+            except BlobNotFound:
+                yield key, None
+                continue
+            if directory not in checked:
+                try:
+                    checked[directory] = self._directory(key, directory)
+                except BlobNotFound:
+                    checked[directory] = None
+            parent = checked[directory]
+            yield key, None if parent is None else parent / name
 
     def _remember_digest(self, st: os.stat_result, sha256: str) -> None:
         with self._digests_lock:
@@ -217,13 +239,14 @@ class FilesystemBlobStore:
         unlinked: list[os.stat_result] = []
         failed: set[str] = set()
         parents: set[Path] = set()
-        for key in keys:
-            path = self.path_for(key)
+        for key, path in self._paths_for(keys):
+            if path is None:
+                continue  # names nothing the store holds
             try:
-                st = path.lstat()
+                st = os.lstat(path)
                 if only_if_older_than is not None and st.st_ctime >= only_if_older_than:
                     continue
-                path.unlink()
+                os.unlink(path)
             except FileNotFoundError:
                 continue
             except OSError:
