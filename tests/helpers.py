@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +45,17 @@ class Database:
 
     def count(self, table: str) -> int:
         return self.rows(f"SELECT count(*) AS n FROM {table}")[0]["n"]
+
+
+def kill_once_images_go(process: subprocess.Popen[Any], database: Database, held: int) -> int:
+    """SIGKILL `process` as soon as it has deleted some of the `held` image rows; the rows
+    left (the caller checks that the kill landed part-way)."""
+    deadline = time.monotonic() + 60
+    while database.count("generated_images") == held and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    return database.count("generated_images")
 
 
 def storage_files(storage_dir: Path) -> list[str]:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from image_sidecar.config import RetentionSettings
 from image_sidecar.metrics import SidecarMetrics
 from image_sidecar.prompts import prompt_hash
 from image_sidecar.retention import run_cleanup
-from tests.helpers import image_fields, storage_files
+from tests.helpers import image_fields, kill_once_images_go, storage_files
 from tests.sample_images import png_bytes
 from tests.seeding import seed_images
 
@@ -253,12 +252,7 @@ def test_a_run_killed_part_way_is_finished_by_the_next_run(database, storage_dir
     seed_images(database.url, storage_dir, 3000)
     command, environ = _cleanup_command(database, storage_dir)
     process = subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while database.count("generated_images") == 3000 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    left = database.count("generated_images")
+    left = kill_once_images_go(process, database, 3000)
     assert 0 < left < 3000, "the kill should land part-way through the run"
     # Every listed row still has its file; only expired rows may have lost theirs.
     for row in database.rows("SELECT image_path FROM generated_images WHERE expires_at > now()"):

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 
 import pytest
@@ -18,7 +16,13 @@ from aiohttp import web
 from image_sidecar import moderation
 from image_sidecar.config import RetentionSettings
 from image_sidecar.retention import run_cleanup
-from tests.helpers import image_fields, sidecar_process, storage_files, users_environ
+from tests.helpers import (
+    image_fields,
+    kill_once_images_go,
+    sidecar_process,
+    storage_files,
+    users_environ,
+)
 from tests.integration.test_prompt_cache import KEY, lookup
 from tests.sample_images import png_bytes
 from tests.seeding import seed_images
@@ -158,12 +162,7 @@ def test_a_takedown_killed_part_way_is_finished_by_the_next_cleanup(
         )
         # The answer never comes: the process is killed while it deletes.
         threading.Thread(target=_ignoring_errors, args=(takedown,), daemon=True).start()
-        deadline = time.monotonic() + 60
-        while database.count("generated_images") == 3000 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    left = database.count("generated_images")
+        left = kill_once_images_go(process, database, 3000)
     assert 0 < left < 3000, "the kill should land part-way through the takedown"
     # Its first step committed: nothing with these bytes is live, and the bytes are blocked.
     live = database.rows("SELECT count(*) AS n FROM generated_images WHERE expires_at > now()")
