@@ -54,7 +54,7 @@ _ENCODERS: dict[str, tuple[str, str, dict[str, object]]] = {
     "avif": ("AVIF", "image/avif", {"quality": 60, "speed": 10}),
 }
 # BlurHash keeps 4x3 components, which 16 samples a side resolve; its encoder is pure Python and
-# holds the GIL (6 ms at 32 px, 1.4 ms at 16, on the event loop's core).
+# holds the GIL the event loop needs too (6 ms an upload at 32 px, 1.4 ms at 16).
 _PLACEHOLDER_SIDE = 16
 _SRGB = ImageCms.createProfile("sRGB")
 

@@ -8,7 +8,7 @@ never touches another's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -59,6 +59,14 @@ def _mapped_errors(action: str, key: str | None = None) -> Iterator[None]:
         raise StorageError(f"could not {action}: the object store cannot be reached") from exc
 
 
+async def _all_settled(writes: Iterable[Awaitable[None]]) -> None:
+    """Run the writes at once and raise the first failure only after every one has ended, so
+    that the caller's clean-up never races a write still in flight."""
+    for outcome in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 class S3BlobStore:
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
@@ -90,7 +98,7 @@ class S3BlobStore:
             )
 
     async def put_many(self, blobs: Sequence[NewBlob]) -> None:
-        await asyncio.gather(*(self.put(b.key, b.data, b.content_type, b.sha256) for b in blobs))
+        await _all_settled(self.put(b.key, b.data, b.content_type, b.sha256) for b in blobs)
 
     async def link(self, source_key: str, target_key: str) -> None:
         with _mapped_errors(f"copy {source_key}", source_key):
@@ -101,7 +109,7 @@ class S3BlobStore:
             )
 
     async def link_many(self, pairs: Sequence[tuple[str, str]]) -> None:
-        await asyncio.gather(*(self.link(source, target) for source, target in pairs))
+        await _all_settled(self.link(source, target) for source, target in pairs)
 
     async def _head(self, key: str) -> dict[str, Any] | None:
         try:
