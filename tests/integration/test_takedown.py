@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import subprocess
-import sys
 import threading
 import urllib.request
 
@@ -19,6 +17,7 @@ from image_sidecar.retention import run_cleanup
 from tests.helpers import (
     image_fields,
     kill_once_images_go,
+    run_sidecar,
     sidecar_process,
     storage_files,
     users_environ,
@@ -169,13 +168,7 @@ def test_a_takedown_killed_part_way_is_finished_by_the_next_cleanup(
     assert live[0]["n"] == 0
     assert database.count("blocked_content") == 1
 
-    finished = subprocess.run(
-        [sys.executable, "-m", "image_sidecar", "cleanup"],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    finished = run_sidecar("cleanup", cwd=tmp_path, environ=environ, timeout=120)
     assert finished.returncode == 0, finished.stderr
     assert database.count("generated_images") == 0
     assert storage_files(storage_dir) == []
