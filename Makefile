@@ -12,12 +12,12 @@ test:
 
 lint:
 	ruff check .
-	ruff format --check service tests bench
+	ruff format --check service tests testkit bench
 	mypy
 
 fix:
 	ruff check --fix .
-	ruff format service tests bench
+	ruff format service tests testkit bench
 
 bench:
 	python -m bench.cleanup_backlog

@@ -10,28 +10,18 @@ bare `DELETE` plus `rm -rf` as the baseline (what no bookkeeping at all would co
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
 
-from image_sidecar import db
-from image_sidecar.db.embedded import (
-    database_url,
-    drop_database,
-    ensure_database,
-    start_embedded_postgres,
-)
-from tests.seeding import seed_images
+from testkit.database import bench_database
+from testkit.seeding import seed_images
 
 
 def _sidecar_cleanup(url: str, storage: Path) -> tuple[float, int, str]:
@@ -66,26 +56,6 @@ def _baseline(url: str, storage: Path) -> float:
         conn.close()
     shutil.rmtree(storage)
     return time.perf_counter() - started
-
-
-@contextmanager
-def bench_database(work: Path) -> Iterator[str]:
-    """A fresh migrated database on BENCH_DATABASE_URL's server or an embedded one."""
-    server = None
-    admin_url = os.environ.get("BENCH_DATABASE_URL")
-    if admin_url is None:
-        server = start_embedded_postgres(work / "pg", delete_on_stop=True)
-        admin_url = server.get_uri()
-    name = f"sidecar_bench_{uuid.uuid4().hex[:8]}"
-    ensure_database(admin_url, name)
-    try:
-        url = database_url(admin_url, name)
-        asyncio.run(db.migrate_database(url))
-        yield url
-    finally:
-        drop_database(admin_url, name)
-        if server is not None:
-            server.cleanup()
 
 
 def main() -> None:

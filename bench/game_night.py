@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from tests.sample_images import png_bytes
+from testkit.images import png_bytes
 
 PLAYERS = 6
 ROUNDS = 5

@@ -33,12 +33,12 @@ import aiohttp
 from aiohttp import web
 from PIL import Image, ImageChops, ImageFilter
 
-from bench.cleanup_backlog import bench_database
 from image_sidecar.app import create_app
 from image_sidecar.config import load_config
-from image_sidecar.imaging import inspect, rendition_formats
+from image_sidecar.images.decoding import inspect, rendition_formats
 from image_sidecar.log import configure_logging
-from tests.helpers import free_port, image_fields
+from testkit.database import bench_database
+from testkit.helpers import free_port, image_fields
 
 JUDGE_SCREEN = 8
 MAX_PIXELS = 40_000_000

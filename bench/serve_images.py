@@ -18,26 +18,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 from bench.cleanup_backlog import bench_database
-from tests.helpers import free_port, image_fields
-from tests.nginx import nginx_main_config
-from tests.sample_images import noise_png
-
-
-def _wait_for(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer")
+from testkit.helpers import free_port, image_fields, wait_for
+from testkit.images import noise_png
+from testkit.nginx import nginx_main_config
 
 
 def _upload(base: str, image: bytes) -> str:
@@ -122,14 +110,14 @@ def main() -> None:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_for(base + "/healthz")
-            _wait_for(f"http://127.0.0.1:{nginx_port}/healthz")
+            wait_for(base + "/healthz")
+            wait_for(f"http://127.0.0.1:{nginx_port}/healthz")
             bare_base = f"http://127.0.0.1:{bare_port}"
             image = noise_png(222)  # a real PNG (uploads are decoded), about 150 KB
             path = _upload(base, image)
             sidecar_rps = _wrk(base + path, args.seconds, args.connections)
             nginx_rps = _wrk(f"http://127.0.0.1:{nginx_port}{path}", args.seconds, args.connections)
-            _wait_for(bare_base + path)
+            wait_for(bare_base + path)
             bare_rps = _wrk(bare_base + path, args.seconds, args.connections)
         finally:
             for process in (sidecar, nginx, bare):

@@ -27,8 +27,9 @@ from image_sidecar.db.embedded import (
     start_embedded_postgres,
 )
 from image_sidecar.storage.filesystem import FilesystemBlobStore
-from tests.contract import ResponseChecker
-from tests.helpers import Database, UploadFn, free_port, uploader, users_environ
+from testkit.contract import ResponseChecker
+from testkit.database import Database
+from testkit.helpers import UploadFn, free_port, uploader, users_environ
 
 
 def _docker_answers() -> bool:

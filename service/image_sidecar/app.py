@@ -9,13 +9,13 @@ from image_sidecar.api.auth import auth_middleware
 from image_sidecar.api.errors import error_middleware
 from image_sidecar.api.gallery import setup_templates
 from image_sidecar.api.routes import setup_routes
+from image_sidecar.appkeys import config_key, metrics_key
 from image_sidecar.config import Config
 from image_sidecar.db.notify import notifications_context, release_waiters_on_shutdown
-from image_sidecar.imaging import imaging_context
+from image_sidecar.images.decoding import imaging_context
+from image_sidecar.lifecycle.scheduler import scheduler_context
 from image_sidecar.log import request_log_middleware
 from image_sidecar.metrics import SidecarMetrics, metrics_context
-from image_sidecar.scheduler import scheduler_context
-from image_sidecar.typedefs import config_key, metrics_key
 
 
 def create_app(config: Config) -> web.Application:

@@ -15,23 +15,23 @@ import structlog
 
 from image_sidecar import db
 from image_sidecar.app import create_app
-from image_sidecar.backfill import BackfillReport, backfill_renditions
+from image_sidecar.batch import BatchReport, Progress
 from image_sidecar.config import Config, ConfigError, load_config, load_environment
 from image_sidecar.db.embedded import ensure_database, start_embedded_postgres
 from image_sidecar.errors import SidecarError
-from image_sidecar.imaging import ImageProcessor
-from image_sidecar.log import configure_logging
-from image_sidecar.retention import CleanupReport, DeletionTally, ProgressCallback, run_cleanup
-from image_sidecar.server import serve_until_stopped
-from image_sidecar.storage import open_blob_store
-from image_sidecar.store_migration import (
-    MigrationProgress,
+from image_sidecar.images.backfill import BackfillReport, backfill_renditions
+from image_sidecar.images.decoding import ImageProcessor
+from image_sidecar.lifecycle.cleanup import CleanupReport, run_cleanup
+from image_sidecar.lifecycle.store_migration import (
     MigrationReport,
     StoreType,
     migrate_store,
     target_name,
     target_settings,
 )
+from image_sidecar.log import configure_logging
+from image_sidecar.server import serve_until_stopped
+from image_sidecar.storage import open_blob_store
 
 log = structlog.get_logger("image_sidecar.cli")
 T = TypeVar("T")
@@ -106,21 +106,24 @@ def dev(config: Config) -> None:
         log.info("embedded_postgres_stopped")
 
 
-def _progress_on_terminal() -> ProgressCallback | None:
-    """A one-line progress counter on stderr when it is a terminal, else nothing."""
+def _progress_on_terminal() -> Progress | None:
+    """A batch command's progress line on stderr when it is a terminal, else nothing."""
     if not sys.stderr.isatty():
         return None
     started = time.monotonic()
 
-    def show(tally: DeletionTally) -> None:
-        seconds = time.monotonic() - started
-        sys.stderr.write(
-            f"\rcleanup: {tally.images_deleted} images, {tally.bytes_freed / 1e6:.1f} MB freed, "
-            f"{tally.images_deleted / max(seconds, 1e-9):.0f} images/s"
-        )
+    def show(report: BatchReport) -> None:
+        sys.stderr.write("\r" + report.progress_line(time.monotonic() - started))
         sys.stderr.flush()
 
     return show
+
+
+def _summarize(report: BatchReport, *, progressed: bool) -> None:
+    """End the progress line, if one was drawn, and print the JSON summary on stdout."""
+    if sys.stderr.isatty() and progressed:
+        sys.stderr.write("\n")
+    sys.stdout.write(json.dumps(report.as_dict()) + "\n")
 
 
 async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupReport:
@@ -142,9 +145,7 @@ def cleanup(config: Config, dry_run: bool = False) -> None:
     """Run one cleanup now; the summary goes to stdout as JSON, exit status 1 if it failed."""
     database_url = _require_database(config, "cleanup", dev_fallback=True)
     report = _run(_cleanup(config, database_url, dry_run), config)
-    if sys.stderr.isatty() and report.images_deleted:
-        sys.stderr.write("\n")
-    sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    _summarize(report, progressed=report.images_deleted > 0)
     if report.outcome == "failed":
         raise SystemExit(1)
 
@@ -159,22 +160,11 @@ async def _backfill(config: Config, database_url: str) -> BackfillReport:
     try:
         async with open_blob_store(config.storage) as store:
             return await backfill_renditions(
-                pool, store, processor, on_progress=_backfill_progress_on_terminal()
+                pool, store, processor, on_progress=_progress_on_terminal()
             )
     finally:
         processor.close()
         await db.close_pool(pool)
-
-
-def _backfill_progress_on_terminal() -> Callable[[BackfillReport], None] | None:
-    if not sys.stderr.isatty():
-        return None
-
-    def show(report: BackfillReport) -> None:
-        sys.stderr.write(f"\rrenditions: {report.images} images ({report.failed} failed)")
-        sys.stderr.flush()
-
-    return show
 
 
 def renditions(config: Config) -> None:
@@ -182,9 +172,7 @@ def renditions(config: Config) -> None:
     goes to stdout as JSON; exit status 1 if some image could not be done."""
     database_url = _require_database(config, "renditions", dev_fallback=True)
     report = _run(_backfill(config, database_url), config)
-    if sys.stderr.isatty() and report.images:
-        sys.stderr.write("\n")
-    sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    _summarize(report, progressed=report.images > 0)
     if report.failed:
         raise SystemExit(1)
 
@@ -206,25 +194,10 @@ async def _migrate_store(
                 target_name(target_config),
                 to=to,
                 dry_run=dry_run,
-                on_progress=_migration_progress_on_terminal(),
+                on_progress=_progress_on_terminal(),
             )
     finally:
         await db.close_pool(pool)
-
-
-def _migration_progress_on_terminal() -> MigrationProgress | None:
-    if not sys.stderr.isatty():
-        return None
-
-    def show(report: MigrationReport) -> None:
-        done = report.already_copied + report.copied
-        sys.stderr.write(
-            f"\rmigrate-store: {done}/{report.files} files, "
-            f"{report.bytes_copied / 1e6:.1f} MB copied ({report.failed} failed)"
-        )
-        sys.stderr.flush()
-
-    return show
 
 
 def migrate_store_command(config: Config, to: StoreType, dry_run: bool = False) -> None:
@@ -235,9 +208,7 @@ def migrate_store_command(config: Config, to: StoreType, dry_run: bool = False) 
         report = _run(_migrate_store(config, database_url, to, dry_run), config)
     except SidecarError as exc:
         raise SystemExit(f"image-sidecar migrate-store: {exc.message}") from None
-    if sys.stderr.isatty() and report.files:
-        sys.stderr.write("\n")
-    sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    _summarize(report, progressed=report.files > 0)
     if report.failed:
         raise SystemExit(1)
 

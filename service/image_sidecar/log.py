@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from image_sidecar.typedefs import metrics_key
+from image_sidecar.appkeys import metrics_key
 
 log = structlog.get_logger("image_sidecar.http")
 

@@ -10,7 +10,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -26,13 +25,12 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from image_sidecar import db
+from image_sidecar.appkeys import config_key, db_pool_key, metrics_key
 from image_sidecar.db import stats as stats_rows
+from image_sidecar.lifecycle.cleanup import CleanupReport
+from image_sidecar.lifecycle.deletion import DeletionTally
 from image_sidecar.models import ImageRecord
 from image_sidecar.tasks import cancel_and_wait
-from image_sidecar.typedefs import config_key, db_pool_key, metrics_key
-
-if TYPE_CHECKING:
-    from image_sidecar.retention import CleanupReport, DeletionTally
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from tests.helpers import free_port, run_sidecar, users_environ, wait_ready
+from testkit.helpers import free_port, run_sidecar, users_environ, wait_ready
 
 
 def _user_environ(port: int) -> dict[str, str]:

@@ -6,7 +6,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from tests.helpers import storage_files
+from testkit.helpers import storage_files
 
 # What a client hears of an outage: this service's words, never libpq's text (hosts, ports,
 # "Is the server running...").
@@ -74,7 +74,7 @@ async def test_database_down_is_503_with_retry_after_and_writes_nothing(
 async def test_an_exhausted_pool_is_503_busy_not_database_unavailable(make_client):
     """Overload: every connection of the process is in use while the database is fine."""
     from image_sidecar import db
-    from image_sidecar.typedefs import db_pool_key
+    from image_sidecar.appkeys import db_pool_key
 
     client = await make_client(DATABASE_POOL_SIZE="1", DATABASE_TIMEOUT_SECONDS="0.3")
     async with db.cursor(client.app[db_pool_key]):  # a request holding the only connection

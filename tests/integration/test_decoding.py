@@ -10,15 +10,9 @@ import zlib
 import pytest
 from PIL import Image
 
-from tests.helpers import storage_files, uploader
-from tests.integration.test_prompt_cache import hit
-from tests.sample_images import noise_png, png_bytes
-
-
-def _save(image: Image.Image, image_format: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **options)
-    return buffer.getvalue()
+from testkit.cache import hit
+from testkit.helpers import storage_files, uploader
+from testkit.images import DECODABLE, noise_png, png_bytes, save_as
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -37,22 +31,10 @@ def _png_claiming(width: int, height: int) -> bytes:
     )
 
 
-def _animated_webp() -> bytes:
-    frames = [Image.new("RGB", (12, 10), color) for color in ("red", "green", "blue")]
-    return _save(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100)
-
-
-def _rotated_jpeg() -> bytes:
-    """8 wide, 4 high as stored; EXIF orientation 6 shows it 4 wide, 8 high."""
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return _save(Image.new("RGB", (8, 4), "white"), "JPEG", exif=exif)
-
-
 BROKEN = {
     "truncated PNG": noise_png(64)[:-600],
-    "truncated JPEG": _save(Image.open(io.BytesIO(noise_png(64))), "JPEG")[:-200],
-    "truncated WebP": _save(Image.open(io.BytesIO(noise_png(64))), "WEBP")[:-100],
+    "truncated JPEG": save_as(Image.open(io.BytesIO(noise_png(64))), "JPEG")[:-200],
+    "truncated WebP": save_as(Image.open(io.BytesIO(noise_png(64))), "WEBP")[:-100],
     "PNG header then garbage": png_bytes()[:33] + b"garbage" * 20,
     "JPEG header then garbage": b"\xff\xd8\xff\xe0" + b"garbage" * 20,
     "WebP header then garbage": b"RIFF\x40\x00\x00\x00WEBPVP8 " + b"garbage" * 8,
@@ -84,17 +66,7 @@ async def test_the_pixel_limit_is_a_setting(make_client):
     assert response.status == 413
 
 
-GOOD = {
-    "1x1 PNG": (png_bytes(size=1), (1, 1)),
-    "PNG with alpha": (_save(Image.new("RGBA", (5, 3), (255, 0, 0, 128)), "PNG"), (5, 3)),
-    "16-bit PNG": (_save(Image.new("I;16", (6, 4), 40000), "PNG"), (6, 4)),
-    "CMYK JPEG": (_save(Image.new("CMYK", (7, 5), (0, 255, 255, 0)), "JPEG"), (7, 5)),
-    "animated WebP (its first frame)": (_animated_webp(), (12, 10)),
-    "JPEG turned by EXIF": (_rotated_jpeg(), (4, 8)),
-}
-
-
-@pytest.mark.parametrize(("data", "size"), GOOD.values(), ids=GOOD.keys())
+@pytest.mark.parametrize(("data", "size"), DECODABLE.values(), ids=DECODABLE.keys())
 async def test_every_real_picture_is_stored_with_its_displayed_size(upload, client, data, size):
     response = await upload(image=data)
     assert response.status == 201, await response.text()

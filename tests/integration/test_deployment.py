@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from image_sidecar.config import SETTINGS
-from tests.helpers import free_port, require_tool
-from tests.nginx import NGINX_CONF, nginx_main_config
-from tests.sample_images import png_bytes
+from testkit.helpers import free_port, require_tool
+from testkit.images import png_bytes
+from testkit.nginx import NGINX_CONF, nginx_main_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTING_NAMES = {setting.name for setting in SETTINGS}
@@ -124,9 +124,8 @@ def test_every_setting_is_documented_and_nothing_else():
     for name in SETTING_NAMES:
         assert name in compose_text, f"{name} is neither set nor documented in compose"
 
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    assert set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", table, flags=re.MULTILINE)) == (
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    assert set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", reference, flags=re.MULTILINE)) == (
         SETTING_NAMES
     )
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from image_sidecar.prompts import prompt_hash
-from tests.helpers import Database, storage_files
-from tests.integration.test_prompt_cache import SENTENCE, lookup
+from image_sidecar.prompt_cache.prompts import prompt_hash
+from testkit.cache import SENTENCE, lookup
+from testkit.database import Database
+from testkit.helpers import storage_files
 
 UNDESCRIBED = {"completed_sentence": None, "art_style": None, "ai_service": None}
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import sidecar_process
+from testkit.helpers import sidecar_process
 
 TOKEN = "fuzz-token"
 CHECKS = ",".join(

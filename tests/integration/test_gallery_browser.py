@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
-from tests.helpers import uploader
-from tests.sample_images import drawing_png
+from testkit.helpers import uploader
+from testkit.images import drawing_png
 
 SENTENCES = [
     "My teacher secretly moonlights as a disco-dancing pirate",

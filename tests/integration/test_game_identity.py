@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from tests.helpers import game_id_of, image_fields, round_id_of, uploader
-from tests.sample_images import jpeg_bytes, png_bytes
+from testkit.helpers import game_id_of, image_fields, round_id_of, uploader
+from testkit.images import jpeg_bytes, png_bytes
 
 OLD_GAME, NEW_GAME = str(uuid.uuid4()), str(uuid.uuid4())
 PLAYERS = [str(uuid.UUID(int=100 + n)) for n in range(3)]
@@ -150,7 +150,7 @@ async def test_identifiers_contradicting_the_game_are_409_naming_the_field(
 
 
 async def test_a_cache_hit_that_contradicts_its_game_is_409(client, upload, database):
-    from image_sidecar.prompts import prompt_hash
+    from image_sidecar.prompt_cache.prompts import prompt_hash
 
     await upload()
     key = prompt_hash("A cat riding a skateboard", "watercolor")

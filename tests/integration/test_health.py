@@ -8,7 +8,7 @@ import pytest
 
 from image_sidecar.api import fields
 from image_sidecar.errors import InvalidField
-from tests.contract import load_openapi
+from testkit.contract import load_openapi
 
 
 async def test_healthz_answers_ok(client):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from image_sidecar.prompts import prompt_hash
-from tests.helpers import image_fields, sidecar_process, users_environ
+from image_sidecar.prompt_cache.prompts import prompt_hash
+from testkit.helpers import image_fields, sidecar_process, users_environ
 
 KEY = prompt_hash("A cat riding a skateboard", "watercolor")
 

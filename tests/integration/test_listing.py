@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from tests.helpers import game_id_of, round_id_of
-from tests.sample_images import png_bytes
+from testkit.helpers import game_id_of, round_id_of
+from testkit.images import png_bytes
 
 ROUND_ID = uuid.UUID(round_id_of(game_id_of("ABCD"), 1))
 
@@ -85,10 +85,7 @@ async def test_unknown_game_lists_no_images(client):
 
 async def test_expired_images_are_not_listed(upload, client, database):
     record = await (await upload()).json()
-    database.rows(
-        "UPDATE generated_images SET expires_at = now() - interval '1 second' WHERE image_id = %s",
-        record["image_id"],
-    )
+    database.expire_images("image_id = %s", record["image_id"])
     listed = await (await client.get("/api/games/ABCD/rounds/1/images")).json()
     assert listed == {"images": []}
 

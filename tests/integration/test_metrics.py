@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import uuid
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from image_sidecar.prompts import prompt_hash
-from tests.helpers import image_fields, require_tool
-from tests.sample_images import png_bytes
-
-KEY = prompt_hash("A cat riding a skateboard", "watercolor")
+from testkit.cache import drive_traffic
+from testkit.helpers import image_fields, require_tool
+from testkit.images import png_bytes
 
 
 def sample(exposition: str, name: str, **labels: str) -> float:
@@ -24,30 +21,6 @@ def sample(exposition: str, name: str, **labels: str) -> float:
             if found.name == name and found.labels == labels:
                 return found.value
     raise AssertionError(f"{name}{labels} not in the exposition")
-
-
-async def drive_traffic(client, upload, database):
-    """Uploads, lookups of every result, hits, a 404 and a cleanup that deletes one image."""
-    claim = await (await client.post("/api/cache/lookup", json={"prompt": "a new prompt"})).json()
-    await client.post("/api/cache/lookup", json={"prompt": "a new prompt"})  # pending
-    await upload(image=png_bytes(seed=1), generation_cost_usd="0.05")
-    await upload(
-        image=png_bytes(seed=2),
-        completed_sentence="a new prompt",
-        art_style=None,
-        claim_token=claim["claim_token"],
-        game_code="GONE",
-    )
-    await client.post(
-        "/api/cache/lookup", json={"prompt": "A cat riding a skateboard", "art_style": "watercolor"}
-    )
-    await client.post(f"/api/cache/{KEY}/hits", json=image_fields(game_code="EFGH"))
-    await client.get(f"/api/games/ABCD/rounds/1/players/{uuid.uuid4()}/image")
-    database.rows(
-        "UPDATE generated_images SET expires_at = now() - interval '1 second' "
-        "WHERE game_code = 'GONE'"
-    )
-    assert (await client.post("/api/admin/cleanup")).status == 200
 
 
 @pytest.fixture
@@ -152,10 +125,7 @@ async def test_stats_keep_what_happened_after_cleanups_and_purges(client, upload
     for number in range(50):
         game_code = "PURGED" if number < 10 else "EXPIRED"
         await upload(image=png_bytes(seed=number), game_code=game_code)
-    database.rows(
-        "UPDATE generated_images SET expires_at = now() - interval '1 second' "
-        "WHERE game_code = 'EXPIRED'"
-    )
+    database.expire_images("game_code = 'EXPIRED'")
     assert (await client.post("/api/admin/cleanup")).status == 200
     assert (await client.delete("/api/games/PURGED")).status == 200
     assert database.count("generated_images") == 0

@@ -18,7 +18,7 @@ from image_sidecar.db.migrations_runner import (
     available_migrations,
     pending_migrations,
 )
-from tests.helpers import run_sidecar
+from testkit.helpers import run_sidecar
 
 
 @pytest.fixture

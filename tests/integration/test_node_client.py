@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from image_sidecar.prompts import prompt_hash
-from tests.helpers import free_port, require_tool, wait_ready
-from tests.sample_images import noise_png
+from image_sidecar.prompt_cache.prompts import prompt_hash
+from testkit.helpers import free_port, require_tool, wait_ready
+from testkit.images import noise_png
 
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
 

@@ -19,14 +19,14 @@ import psycopg2
 import pytest
 
 from image_sidecar import db
+from image_sidecar.appkeys import notification_hub_key
 from image_sidecar.config import RetentionSettings
 from image_sidecar.db.embedded import LocalPostgres, database_url, ensure_database
 from image_sidecar.db.migrations_runner import apply_migrations, available_migrations
-from image_sidecar.retention import run_cleanup
-from image_sidecar.typedefs import notification_hub_key
-from tests.helpers import free_port, require_tool, uploader
-from tests.integration.test_prompt_cache import lookup
-from tests.seeding import seed_images
+from image_sidecar.lifecycle.cleanup import run_cleanup
+from testkit.cache import lookup, until_waiting
+from testkit.helpers import free_port, require_tool, uploader
+from testkit.seeding import seed_images
 
 
 class Bouncer:
@@ -129,7 +129,7 @@ async def test_single_flight_and_wake_up_across_two_instances_through_pgbouncer(
     (claimed,) = [a for a in answers if a["status"] == "miss"]
 
     waiter = asyncio.ensure_future(lookup(second, wait_ms=20_000))
-    await asyncio.sleep(0.3)
+    await until_waiting(second)
     assert not waiter.done()
     uploaded = await uploader(first)(claim_token=claimed["claim_token"])
     assert uploaded.status == 201
@@ -151,7 +151,7 @@ async def test_without_a_direct_listen_url_waits_poll_and_still_end(
     assert not hub.delivering  # the ping sent through pgbouncer never arrived
     claimed = await lookup(client)
     waiter = asyncio.ensure_future(lookup(client, wait_ms=20_000))
-    await asyncio.sleep(0.3)
+    await until_waiting(client)
     await uploader(client)(claim_token=claimed["claim_token"])
     assert (await asyncio.wait_for(waiter, 10))["status"] == "hit"
 

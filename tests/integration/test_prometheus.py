@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.helpers import free_port, image_fields, require_tool, uploader
-from tests.integration.test_metrics import KEY, drive_traffic
+from testkit.cache import KEY, drive_traffic
+from testkit.helpers import free_port, image_fields, require_tool, uploader
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "image-sidecar.json"

@@ -10,36 +10,10 @@ from decimal import Decimal
 
 import pytest
 
-from image_sidecar.prompts import prompt_hash
-from tests.helpers import image_fields
-from tests.sample_images import png_bytes
-
-SENTENCE = "A cat riding a skateboard"
-KEY = prompt_hash(SENTENCE, "watercolor")
-
-
-class CountingGenerator:
-    """Stands in for the paid AI service: counts calls, returns distinct images."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def generate(self, prompt: str) -> bytes:
-        self.calls += 1
-        return png_bytes(seed=self.calls)
-
-
-async def lookup(client, prompt=SENTENCE, art_style="watercolor", **extra):
-    response = await client.post(
-        "/api/cache/lookup", json={"prompt": prompt, "art_style": art_style, **extra}
-    )
-    assert response.status == 200, await response.text()
-    return await response.json()
-
-
-async def hit(client, key=KEY, **overrides):
-    fields = image_fields(game_code="EFGH", round_number=2, **overrides)
-    return await client.post(f"/api/cache/{key}/hits", json=fields)
+from image_sidecar.prompt_cache.prompts import prompt_hash
+from testkit.cache import KEY, SENTENCE, CountingGenerator, hit, lookup, until_waiting
+from testkit.helpers import image_fields
+from testkit.images import png_bytes
 
 
 async def play_turn(client, upload, generator, game_code, prompt, player=None):
@@ -121,7 +95,7 @@ async def test_pending_waiter_is_answered_when_the_image_arrives(
     claimed = await lookup(client)
     assert claimed["status"] == "miss"
     waiter = asyncio.ensure_future(lookup(waiting, wait_ms=10_000))
-    await asyncio.sleep(0.3)
+    await until_waiting(waiting)
     assert not waiter.done()
     uploaded = await (await upload(claim_token=claimed["claim_token"])).json()
     result = await asyncio.wait_for(waiter, 5)
@@ -200,7 +174,7 @@ async def test_hit_for_an_expired_image_is_404_and_registers_nothing(
 ):
     await upload()
     files_before = sorted(p for p in storage_dir.rglob("*") if p.is_file())
-    database.rows("UPDATE generated_images SET expires_at = now() - interval '1 second'")
+    database.expire_images()
     response = await hit(client)
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "not_found"

@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from image_sidecar.prompts import prompt_hash
-from tests.helpers import image_fields, storage_files
-from tests.integration.test_prompt_cache import SENTENCE, CountingGenerator, hit, lookup
+from image_sidecar.prompt_cache.prompts import prompt_hash
+from testkit.cache import SENTENCE, CountingGenerator, hit, lookup, until_waiting
+from testkit.helpers import image_fields, storage_files
 
 V1_CAT = "62f794204ec35f5bea9349f4f4b5eb6808150e43739707d751428eb316048e49"
 
@@ -77,10 +77,7 @@ async def test_a_hit_that_contradicts_the_cached_prompt_is_400_naming_the_field(
 async def test_an_expired_original_with_a_live_reuse_is_still_a_hit(client, upload, database):
     original = await (await upload(game_code="FIRST")).json()
     reuse = await (await hit(client, key=original["prompt_hash"])).json()
-    database.rows(  # expired, and no cleanup has run
-        "UPDATE generated_images SET expires_at = now() - interval '1 second' WHERE image_id = %s",
-        original["image_id"],
-    )
+    database.expire_images("image_id = %s", original["image_id"])  # and no cleanup has run
     found = await lookup(client)
     assert found["status"] == "hit"
     assert found["image"]["image_id"] == reuse["image_id"]
@@ -90,7 +87,7 @@ async def test_an_expired_original_with_a_live_reuse_is_still_a_hit(client, uplo
 
 async def test_an_expired_original_without_a_live_copy_is_a_miss(client, upload, database):
     await upload()
-    database.rows("UPDATE generated_images SET expires_at = now() - interval '1 second'")
+    database.expire_images()
     assert (await lookup(client))["status"] == "miss"
 
 
@@ -109,7 +106,7 @@ async def test_a_released_claim_goes_to_the_waiting_caller_within_a_second(clien
     first = await lookup(client)
     assert first["status"] == "miss"
     waiting = asyncio.create_task(lookup(client, wait_ms=30_000))
-    await asyncio.sleep(0.3)
+    await until_waiting(client)
     assert not waiting.done()  # pending on the first caller's claim
 
     with pytest.raises(RuntimeError):
@@ -208,7 +205,7 @@ async def test_a_register_object_with_a_fault_is_400_naming_the_field(
 async def test_a_released_claim_goes_to_exactly_one_of_the_waiting_lookups(client):
     first = await lookup(client)
     waiting = [asyncio.create_task(lookup(client, wait_ms=5_000)) for _ in range(3)]
-    await asyncio.sleep(0.3)
+    await until_waiting(client, count=3)
     await client.delete(f"/api/cache/claims/{first['claim_token']}")
     done, still_waiting = await asyncio.wait(waiting, timeout=1)
     assert [task.result()["status"] for task in done] == ["miss"]

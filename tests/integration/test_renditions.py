@@ -11,12 +11,10 @@ import pytest
 from PIL import Image
 
 from image_sidecar.config import RetentionSettings
-from image_sidecar.imaging import rendition_formats
-from image_sidecar.retention import run_cleanup
-from tests.helpers import image_fields, run_sidecar, storage_files, uploader
-from tests.integration.test_decoding import GOOD, _save
-from tests.integration.test_retention import expire, path_of
-from tests.sample_images import noise_png
+from image_sidecar.images.decoding import rendition_formats
+from image_sidecar.lifecycle.cleanup import run_cleanup
+from testkit.helpers import image_fields, path_of, run_sidecar, storage_files, uploader
+from testkit.images import DECODABLE, noise_png, save_as
 
 FORMATS = rendition_formats()
 
@@ -58,12 +56,14 @@ async def test_a_small_picture_is_never_upscaled(upload):
 
 
 async def test_renditions_keep_transparency_and_turn_the_picture_upright(client, upload):
-    alpha = await (await upload(image=GOOD["PNG with alpha"][0], game_code="ALPHA")).json()
+    alpha = await (await upload(image=DECODABLE["PNG with alpha"][0], game_code="ALPHA")).json()
     for rendition in alpha["renditions"]:
         image = _opened(await (await client.get(rendition["url"])).read())
         assert image.mode == "RGBA"
         assert image.getpixel((0, 0))[3] == pytest.approx(128, abs=2)
-    turned = await (await upload(image=GOOD["JPEG turned by EXIF"][0], game_code="TURN")).json()
+    turned = await (
+        await upload(image=DECODABLE["JPEG turned by EXIF"][0], game_code="TURN")
+    ).json()
     for rendition in turned["renditions"]:
         image = _opened(await (await client.get(rendition["url"])).read())
         assert image.size == (4, 8)
@@ -71,7 +71,7 @@ async def test_renditions_keep_transparency_and_turn_the_picture_upright(client,
 
 @pytest.mark.parametrize("name", ["CMYK JPEG", "16-bit PNG", "animated WebP (its first frame)"])
 async def test_unusual_pictures_get_rgb_renditions(client, upload, name):
-    data, size = GOOD[name]
+    data, size = DECODABLE[name]
     record = await (await upload(image=data)).json()
     for rendition in record["renditions"]:
         image = _opened(await (await client.get(rendition["url"])).read())
@@ -80,7 +80,7 @@ async def test_unusual_pictures_get_rgb_renditions(client, upload, name):
 
 
 async def test_a_cmyk_jpeg_is_converted_to_srgb_colours(client, upload):
-    red = _save(Image.new("RGB", (16, 16), (220, 20, 20)).convert("CMYK"), "JPEG", quality=95)
+    red = save_as(Image.new("RGB", (16, 16), (220, 20, 20)).convert("CMYK"), "JPEG", quality=95)
     record = await (await upload(image=red)).json()
     thumb = next(r for r in record["renditions"] if r["format"] == "webp")
     r, g, b = _opened(await (await client.get(thumb["url"])).read()).getpixel((8, 8))
@@ -108,7 +108,7 @@ async def test_cleanup_and_purge_remove_the_renditions(
     await upload(image=noise_png(50), game_code="GONE")
     await upload(image=noise_png(60, seed=1), game_code="PURGED")
     assert len(storage_files(storage_dir)) == 2 * (1 + 2 * len(FORMATS))
-    expire(database, "GONE")
+    database.expire_images("game_code = %s", "GONE")
     report = await run_cleanup(pool, store, RetentionSettings())
     assert report.files_deleted == 1 + 2 * len(FORMATS)
     assert (await client.delete("/api/games/PURGED")).status == 200

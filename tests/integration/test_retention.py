@@ -12,36 +12,20 @@ import time
 import uuid
 
 from image_sidecar.config import RetentionSettings
+from image_sidecar.lifecycle.cleanup import run_cleanup
 from image_sidecar.metrics import SidecarMetrics
-from image_sidecar.prompts import prompt_hash
-from image_sidecar.retention import run_cleanup
-from tests.helpers import image_fields, kill_once_images_go, storage_files
-from tests.sample_images import png_bytes
-from tests.seeding import seed_images
+from image_sidecar.prompt_cache.prompts import prompt_hash
+from testkit.helpers import image_fields, kill_once_images_go, path_of, storage_files, stored_bytes
+from testkit.images import png_bytes
+from testkit.seeding import seed_images
 
 KEY = prompt_hash("A cat riding a skateboard", "watercolor")
 NO_GRACE = RetentionSettings(batch_size=50, orphan_grace_seconds=1)
 
 
-def expire(database, game_code):
-    database.rows(
-        "UPDATE generated_images SET expires_at = now() - interval '1 second' WHERE game_code = %s",
-        game_code,
-    )
-
-
-def stored_bytes(record) -> int:
-    """The bytes of an image's files: the original and its renditions."""
-    return record["size_bytes"] + sum(r["size_bytes"] for r in record["renditions"])
-
-
-def path_of(storage_dir, record):
-    return storage_dir / record["image_url"].removeprefix("/generated-images/")
-
-
 async def test_expired_image_rows_and_files_are_deleted(upload, database, storage_dir, pool, store):
     record = await (await upload()).json()
-    expire(database, "ABCD")
+    database.expire_images("game_code = %s", "ABCD")
     report = await run_cleanup(pool, store, NO_GRACE)
     assert report.outcome == "success"
     assert (report.images_deleted, report.files_deleted) == (1, 1 + len(record["renditions"]))
@@ -55,7 +39,7 @@ async def test_expired_image_rows_and_files_are_deleted(upload, database, storag
 async def test_a_live_image_survives_the_cleanup(upload, database, storage_dir, pool, store):
     live = await (await upload(game_code="LIVE")).json()
     await upload(game_code="GONE", image=png_bytes(seed=2))
-    expire(database, "GONE")
+    database.expire_images("game_code = %s", "GONE")
     report = await run_cleanup(pool, store, NO_GRACE)
     assert report.images_deleted == 1
     assert [r["game_code"] for r in database.rows("SELECT game_code FROM generated_images")] == [
@@ -75,7 +59,7 @@ async def test_reuse_survives_the_originals_expiry_sharing_one_inode(
         os.stat(path_of(storage_dir, original)).st_ino
         == os.stat(path_of(storage_dir, reused)).st_ino
     )
-    expire(database, "ORIG")
+    database.expire_images("game_code = %s", "ORIG")
     report = await run_cleanup(pool, store, NO_GRACE)
     assert (report.images_deleted, report.cache_entries_moved) == (1, 1)
     assert report.bytes_freed == 0  # the bytes live on under the reuse's name
@@ -91,7 +75,7 @@ async def test_reuse_survives_the_originals_expiry_sharing_one_inode(
 
 async def test_cache_entry_goes_when_no_live_copy_is_left(upload, database, pool, store, client):
     await upload()
-    expire(database, "ABCD")
+    database.expire_images("game_code = %s", "ABCD")
     report = await run_cleanup(pool, store, NO_GRACE)
     assert (report.cache_entries_moved, report.cache_entries_removed) == (0, 1)
     assert (await client.get(f"/api/cache/{KEY}")).status == 404
@@ -153,7 +137,7 @@ async def test_purge_needs_the_token_and_valid_identifiers(make_client, database
 
 async def test_admin_endpoint_runs_the_cleanup_and_returns_the_summary(client, upload, database):
     await upload()
-    expire(database, "ABCD")
+    database.expire_images("game_code = %s", "ABCD")
     response = await client.post("/api/admin/cleanup")
     assert response.status == 200
     summary = await response.json()
@@ -196,7 +180,7 @@ async def test_orphan_files_are_swept_after_the_grace_period(
 
 async def test_dry_run_counts_and_deletes_nothing(upload, database, storage_dir, pool, store):
     record = await (await upload()).json()
-    expire(database, "ABCD")
+    database.expire_images("game_code = %s", "ABCD")
     before = storage_files(storage_dir)
     report = await run_cleanup(pool, store, NO_GRACE, dry_run=True)
     assert report.outcome == "dry_run"
@@ -209,7 +193,7 @@ async def test_a_second_run_skips_while_another_holds_the_lease(
     upload, database, storage_dir, pool, store
 ):
     await upload()
-    expire(database, "ABCD")
+    database.expire_images("game_code = %s", "ABCD")
     other_replica = str(uuid.uuid4())
     database.rows(
         "INSERT INTO cleanup_lease (holder, expires_at) VALUES (%s, now() + interval '1 minute')",
@@ -302,18 +286,17 @@ async def test_a_file_that_cannot_be_deleted_is_reported_and_never_stalls_the_cl
     upload, database, storage_dir, pool, store
 ):
     stuck = await (await upload(game_code="STUCK")).json()
-    database.rows(  # it expires first, so every run meets it first
-        "UPDATE generated_images SET expires_at = now() - interval '1 hour' WHERE game_code = %s",
-        "STUCK",
-    )
+    # It expires first, so every run meets it first.
+    database.expire_images("game_code = %s", "STUCK", ago="1 hour")
     make_undeletable(path_of(storage_dir, stuck))
     tight = RetentionSettings(batch_size=1, orphan_grace_seconds=3600)
     metrics = SidecarMetrics()
 
     for run, game_code in enumerate(["FIRST", "SECOND"], start=1):
         await upload(game_code=game_code, image=png_bytes(seed=run))
-        expire(database, game_code)
-        report = await run_cleanup(pool, store, tight, metrics=metrics)
+        database.expire_images("game_code = %s", game_code)
+        report = await run_cleanup(pool, store, tight)
+        metrics.cleanup_finished(report)
         assert report.outcome == "success"
         assert (report.images_deleted, report.files_failed) == (1, 1)
         assert report.failed_keys == [stuck["image_path"]]
@@ -331,7 +314,7 @@ async def test_a_file_that_cannot_be_deleted_is_reported_and_never_stalls_the_cl
 async def test_uploads_and_reads_are_served_while_a_cleanup_runs(
     make_client, database, storage_dir
 ):
-    from tests.helpers import uploader
+    from testkit.helpers import uploader
 
     client = await make_client(IMAGE_CLEANUP_BATCH_SIZE="50")
     upload = uploader(client)

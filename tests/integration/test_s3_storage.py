@@ -7,12 +7,11 @@ import boto3
 import pytest
 
 from image_sidecar.config import ConfigError, S3Settings, load_config
-from image_sidecar.prompts import prompt_hash
+from image_sidecar.prompt_cache.prompts import prompt_hash
 from image_sidecar.storage.base import BlobRef, RemoteBlob
 from image_sidecar.storage.s3 import S3BlobStore
-from tests.helpers import image_fields, uploader
-from tests.integration.test_retention import stored_bytes
-from tests.sample_images import png_bytes
+from testkit.helpers import image_fields, stored_bytes, uploader
+from testkit.images import png_bytes
 
 KEY = "game-ABCD/round-1/player-1.png"
 
@@ -120,7 +119,7 @@ async def test_cache_reuse_is_a_server_side_copy_that_survives_a_purge(
 async def test_cleanup_deletes_expired_objects(s3_client, s3_environ, database):
     upload = uploader(s3_client)
     record = await (await upload()).json()
-    database.rows("UPDATE generated_images SET expires_at = now() - interval '1 second'")
+    database.expire_images()
     summary = await (await s3_client.post("/api/admin/cleanup")).json()
     files = 1 + len(record["renditions"])
     assert (summary["images_deleted"], summary["files_deleted"]) == (1, files)

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from image_sidecar.config import CronSchedule, RetentionSettings
-from image_sidecar.retention import run_cleanup
-from image_sidecar.scheduler import CleanupScheduler
-from tests.helpers import run_sidecar, storage_files
-from tests.seeding import seed_images
+from image_sidecar.config import RetentionSettings
+from image_sidecar.lifecycle.cleanup import run_cleanup
+from image_sidecar.lifecycle.cron import CronSchedule
+from image_sidecar.lifecycle.scheduler import CleanupScheduler
+from testkit.helpers import run_sidecar, storage_files
+from testkit.seeding import seed_images
 
 
 class Clock:

@@ -13,8 +13,8 @@ from image_sidecar import db
 from image_sidecar.db import images as image_rows
 from image_sidecar.db.embedded import database_url, drop_database, ensure_database
 from image_sidecar.db.migrations_runner import apply_migrations, available_migrations
-from tests.helpers import Database
-from tests.seeding import seed_images
+from testkit.database import Database
+from testkit.seeding import seed_images
 
 # The story's tables, column for column, with the defaults it gives.
 STORY_COLUMNS = {

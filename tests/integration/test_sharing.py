@@ -11,9 +11,10 @@ from html.parser import HTMLParser
 import pytest
 
 from image_sidecar.config import RetentionSettings
-from image_sidecar.retention import run_cleanup
-from tests.helpers import Database, game_id_of, round_id_of, uploader
-from tests.sample_images import png_bytes
+from image_sidecar.lifecycle.cleanup import run_cleanup
+from testkit.database import Database
+from testkit.helpers import game_id_of, round_id_of, uploader
+from testkit.images import png_bytes
 
 NO_GRACE = RetentionSettings(batch_size=50, orphan_grace_seconds=1)
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)> \u202eevil\u202c'
@@ -295,7 +296,7 @@ async def test_shared_pictures_outlive_their_expiry_until_the_share_ends(
     await play(upload, game_code="PARTY", rounds=2, players=1)
     await play(upload, game_code="OTHER", rounds=1, players=1)
     answer = await share(client, round_number=1)
-    database.rows("UPDATE generated_images SET expires_at = now() - interval '1 second'")
+    database.expire_images()
     report = await run_cleanup(pool, store, NO_GRACE)
     assert report.images_deleted == 2  # round 2 of PARTY and OTHER; the shared round stays
     assert (await client.get(f"/s/{answer['share_id']}")).status == 200
@@ -310,7 +311,7 @@ async def test_an_expired_share_no_longer_keeps_its_pictures(
 ):
     await play(upload, rounds=1, players=2)
     await share(client)
-    database.rows("UPDATE generated_images SET expires_at = now() - interval '1 second'")
+    database.expire_images()
     assert (await run_cleanup(pool, store, NO_GRACE)).images_deleted == 0
     database.rows("UPDATE shares SET expires_at = now() - interval '1 second'")
     assert (await run_cleanup(pool, store, NO_GRACE)).images_deleted == 2

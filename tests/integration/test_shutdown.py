@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import sidecar_process
+from testkit.helpers import sidecar_process
 
 LONG_POLLS = 100
 

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from image_sidecar.api.static import CACHE_CONTROL
-from tests.sample_images import png_bytes
+from testkit.images import png_bytes
 
 
 @pytest.fixture

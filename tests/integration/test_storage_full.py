@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from tests.helpers import storage_files, uploader
-from tests.sample_images import noise_png, png_bytes
+from testkit.helpers import storage_files, uploader
+from testkit.images import noise_png, png_bytes
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from tests.helpers import Database, storage_files, uploader
-from tests.sample_images import drawing_png, png_bytes
-from tests.seeding import seed_images
+from testkit.database import Database
+from testkit.helpers import storage_files, uploader
+from testkit.images import drawing_png, png_bytes
+from testkit.seeding import seed_images
 
 
 def migrate_store(environ, cwd, *args, wait=True):

@@ -11,10 +11,11 @@ import urllib.request
 import pytest
 from aiohttp import web
 
-from image_sidecar import moderation
 from image_sidecar.config import RetentionSettings
-from image_sidecar.retention import run_cleanup
-from tests.helpers import (
+from image_sidecar.lifecycle.cleanup import run_cleanup
+from image_sidecar.safety import takedown
+from testkit.cache import KEY, lookup
+from testkit.helpers import (
     image_fields,
     kill_once_images_go,
     run_sidecar,
@@ -22,9 +23,8 @@ from tests.helpers import (
     storage_files,
     users_environ,
 )
-from tests.integration.test_prompt_cache import KEY, lookup
-from tests.sample_images import png_bytes
-from tests.seeding import seed_images
+from testkit.images import png_bytes
+from testkit.seeding import seed_images
 
 BAD = png_bytes(seed=66)
 BAD_SHA256 = hashlib.sha256(BAD).hexdigest()
@@ -101,7 +101,7 @@ async def test_a_takedown_interrupted_after_its_first_step_is_finished_by_the_cl
     client, upload, database, storage_dir, pool, store
 ):
     await _spread_over_three_games(client, upload)
-    await moderation.block_and_expire(pool, BAD_SHA256, reason=None)  # then the process dies
+    await takedown.block_and_expire(pool, BAD_SHA256, reason=None)  # then the process dies
 
     for game_code in ("ORIG", "COPY1", "COPY2"):
         listed = await (await client.get(f"/api/games/{game_code}/images")).json()

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from image_sidecar.prompts import prompt_hash
-from tests.helpers import game_id_of, storage_files
-from tests.sample_images import jpeg_bytes, png_bytes, webp_bytes
+from image_sidecar.prompt_cache.prompts import prompt_hash
+from testkit.helpers import game_id_of, storage_files
+from testkit.images import jpeg_bytes, png_bytes, webp_bytes
 
 # game-{CODE}-{game_id}: the directory tells apart games that share a room code.
 ROUND_KEY = f"game-ABCD-{game_id_of('ABCD')}/round-1"
@@ -141,7 +141,7 @@ async def test_invalid_field_is_400_naming_the_field_and_writes_nothing(
 async def test_missing_image_part_is_400(client, database, storage_dir):
     import aiohttp
 
-    from tests.helpers import image_fields
+    from testkit.helpers import image_fields
 
     form = aiohttp.FormData()
     for name, value in image_fields().items():
@@ -178,7 +178,7 @@ async def test_html_disguised_as_png_is_415(upload, database, storage_dir):
 async def test_image_over_the_limit_is_413_and_writes_nothing(make_client, database, storage_dir):
     import aiohttp
 
-    from tests.helpers import image_fields
+    from testkit.helpers import image_fields
 
     client = await make_client(IMAGE_MAX_UPLOAD_BYTES="1000")
     form = aiohttp.FormData()
@@ -196,7 +196,7 @@ async def test_image_over_the_limit_is_413_and_writes_nothing(make_client, datab
 async def test_upload_without_token_is_401_when_a_token_is_set(make_client, database, storage_dir):
     import aiohttp
 
-    from tests.helpers import image_fields
+    from testkit.helpers import image_fields
 
     client = await make_client(IMAGE_SIDECAR_API_TOKEN="s3cret")
 

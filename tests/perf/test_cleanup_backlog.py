@@ -7,9 +7,9 @@ import tracemalloc
 import pytest
 
 from image_sidecar.config import RetentionSettings
-from image_sidecar.retention import run_cleanup
-from tests.helpers import storage_files
-from tests.seeding import seed_images
+from image_sidecar.lifecycle.cleanup import run_cleanup
+from testkit.helpers import storage_files
+from testkit.seeding import seed_images
 
 
 async def _clean(pool, store):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import sidecar_process
-from tests.sample_images import noise_png
-from tests.seeding import seed_images
+from testkit.helpers import sidecar_process
+from testkit.images import noise_png
+from testkit.seeding import seed_images
 
 pytestmark = pytest.mark.perf
 

@@ -10,7 +10,7 @@ import pytest
 
 from image_sidecar.storage.base import BlobNotFound, BlobRef
 from image_sidecar.storage.filesystem import FilesystemBlobStore
-from tests.helpers import storage_files
+from testkit.helpers import storage_files
 
 KEY = "game-ABCD/round-1/player-1.png"
 
@@ -92,8 +92,8 @@ async def test_stale_temp_files_are_removed_and_fresh_ones_kept(store):
     directory = store.base_dir / "game-ABCD" / "round-1"
     directory.mkdir(parents=True)
     (directory / ".tmp-crashed.part").write_bytes(b"partial")
-    assert await store.remove_stale_temp_files(time.time() - 60) == 0
-    assert await store.remove_stale_temp_files(time.time() + 60) == 1
+    assert await store.remove_partial_writes(time.time() - 60) == 0
+    assert await store.remove_partial_writes(time.time() + 60) == 1
     assert storage_files(store.base_dir) == []
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from image_sidecar.errors import NotAnImage
-from image_sidecar.imagetypes import JPEG, PNG, WEBP, sniff
-from tests.sample_images import jpeg_bytes, png_bytes, webp_bytes
+from image_sidecar.images.formats import JPEG, PNG, WEBP, sniff
+from testkit.images import jpeg_bytes, png_bytes, webp_bytes
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The canonical prompt encoding and its published test vectors (README, "Prompt cache")."""
+"""The canonical prompt encoding and its published test vectors (docs/prompt-cache.md)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from image_sidecar.prompts import canonical_text, prompt_hash
+from image_sidecar.prompt_cache.prompts import canonical_text, prompt_hash
 
-# The vectors of both versions, which the Node client's tests read too; also in README.md.
+# The vectors of both versions, which the Node client's tests read too (and docs/prompt-cache.md).
 VECTORS_FILE = Path(__file__).resolve().parents[1] / "vectors" / "prompt_hash.json"
 VECTORS = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
 
@@ -26,10 +26,10 @@ def test_both_versions_have_vectors():
     assert {vector["version"] for vector in VECTORS} == {"v1", "v2"}
 
 
-def test_vectors_are_published_in_the_readme():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_vectors_are_published_in_the_docs():
+    published = (Path(__file__).resolve().parents[2] / "docs" / "prompt-cache.md").read_text()
     for vector in VECTORS:
-        assert vector["prompt_hash"] in readme
+        assert vector["prompt_hash"] in published
 
 
 def test_a_model_or_a_size_changes_the_hash_and_neither_keeps_v1():

@@ -3,21 +3,22 @@ down everywhere."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from uuid import UUID
 
 from aiohttp import web
 
-from image_sidecar import moderation, retention
 from image_sidecar.api import fields
-from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
+from image_sidecar.appkeys import blob_store_key, config_key, db_pool_key, metrics_key
+from image_sidecar.lifecycle import cleanup, purge
+from image_sidecar.safety import takedown
 
 
 async def run_cleanup(request: web.Request) -> web.Response:
     app = request.app
-    report = await retention.run_cleanup(
-        app[db_pool_key], app[blob_store_key], app[config_key].retention, metrics=app[metrics_key]
+    report = await cleanup.run_cleanup(
+        app[db_pool_key], app[blob_store_key], app[config_key].retention
     )
+    app[metrics_key].cleanup_finished(report)
     report.raise_if_failed()
     return web.json_response(report.as_dict())
 
@@ -34,7 +35,7 @@ async def purge_player(request: web.Request) -> web.Response:
 async def _purge(request: web.Request, player_id: UUID | None) -> web.Response:
     game_code = fields.game_code(request.match_info["game_code"])
     target = fields.purge_target(request)
-    purged = await retention.purge(
+    purged = await purge.purge(
         request.app[db_pool_key],
         request.app[blob_store_key],
         game_code,
@@ -45,7 +46,7 @@ async def _purge(request: web.Request, player_id: UUID | None) -> web.Response:
     )
     request.app[metrics_key].images_deleted(purged.tally)
     return web.json_response(
-        {**asdict(purged.tally), "game_ids": [str(game_id) for game_id in purged.game_ids]}
+        {**purged.tally.as_dict(), "game_ids": [str(game_id) for game_id in purged.game_ids]}
     )
 
 
@@ -53,7 +54,7 @@ async def take_down(request: web.Request) -> web.Response:
     sha256 = fields.sha256_hex(request.match_info["sha256"])
     reason = fields.reason(request)
     config = request.app[config_key]
-    takedown = await moderation.take_down(
+    taken = await takedown.take_down(
         request.app[db_pool_key],
         request.app[blob_store_key],
         sha256,
@@ -62,14 +63,14 @@ async def take_down(request: web.Request) -> web.Response:
         public_base_url=config.storage.public_base_url,
         purge_webhook_url=config.moderation.purge_webhook_url,
     )
-    request.app[metrics_key].images_deleted(takedown.tally)
+    request.app[metrics_key].images_deleted(taken.tally)
     return web.json_response(
         {
-            **asdict(takedown.tally),
-            "sha256": takedown.sha256,
-            "image_ids": takedown.image_ids,
-            "urls": takedown.urls,
+            **taken.tally.as_dict(),
+            "sha256": taken.sha256,
+            "image_ids": taken.image_ids,
+            "urls": taken.urls,
             "blocked": True,
-            "cdn_notified": takedown.cdn_notified,
+            "cdn_notified": taken.cdn_notified,
         }
     )

@@ -7,8 +7,8 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from image_sidecar.appkeys import config_key
 from image_sidecar.errors import Unauthorized
-from image_sidecar.typedefs import config_key
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from image_sidecar.appkeys import config_key
 from image_sidecar.errors import BadRequest, RequestTimeout
-from image_sidecar.typedefs import config_key
 
 
 @asynccontextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from image_sidecar import prompt_cache, records
 from image_sidecar.api import fields
 from image_sidecar.api.body import json_object
 from image_sidecar.api.serialize import (
@@ -13,21 +12,20 @@ from image_sidecar.api.serialize import (
     image_json,
     lookup_json,
 )
-from image_sidecar.errors import InvalidField
-from image_sidecar.models import ImageMetadata
-from image_sidecar.prompt_cache import CacheEntryNotFound
-from image_sidecar.prompts import Prompt
-from image_sidecar.records import Registration
-from image_sidecar.typedefs import (
+from image_sidecar.appkeys import (
     blob_store_key,
     config_key,
     db_pool_key,
     metrics_key,
     notification_hub_key,
 )
+from image_sidecar.errors import InvalidField
+from image_sidecar.images.writer import Registration
+from image_sidecar.models import ImageMetadata
+from image_sidecar.prompt_cache import hits, reuse
+from image_sidecar.prompt_cache import lookup as cache_lookup
+from image_sidecar.prompt_cache.prompts import Prompt
 
-# A lookup with `register` looks again if the entry vanishes before the registration.
-_REGISTER_ATTEMPTS = 2
 LOOKUP_FIELDS = frozenset({"prompt", "art_style", "model", "size", "wait_ms"})
 
 
@@ -45,32 +43,29 @@ async def lookup(request: web.Request) -> web.Response:
         model=fields.label(body.get("model"), "model"),
         size=fields.label(body.get("size"), "size"),
     )
-    wait_ms = fields.bounded_int(body.get("wait_ms", "0"), "wait_ms", 0, prompt_cache.MAX_WAIT_MS)
+    wait_ms = fields.bounded_int(body.get("wait_ms", "0"), "wait_ms", 0, cache_lookup.MAX_WAIT_MS)
     meta = None if register_raw is None else _registration_fields(register_raw, prompt)
-
-    attempts = 0
-    while True:
-        attempts += 1
-        result = await prompt_cache.lookup(
-            request.app[db_pool_key],
-            request.app[notification_hub_key],
-            prompt,
-            claim_seconds=config.cache.claim_seconds,
-            wait_ms=wait_ms,
-        )
-        request.app[metrics_key].cache_lookups.labels(result.status).inc()
-        if meta is None or result.status != "hit":
-            return web.json_response(lookup_json(result, config.storage.public_base_url))
-        try:
-            registration = await _register_reuse(request, result.prompt_hash, meta)
-        except CacheEntryNotFound:
-            if attempts == _REGISTER_ATTEMPTS:
-                raise
-            continue  # the entry went between the lookup and the registration: look again
-        answer = lookup_json(result, config.storage.public_base_url)
-        answer["image"] = image_json(registration.record, config.storage.public_base_url)
+    looked_up = await reuse.lookup_and_register(
+        request.app[db_pool_key],
+        request.app[blob_store_key],
+        request.app[notification_hub_key],
+        prompt,
+        meta,
+        config.cache.generation_costs,
+        claim_seconds=config.cache.claim_seconds,
+        wait_ms=wait_ms,
+        default_retention_days=config.retention.days,
+        public_base_url=config.storage.public_base_url,
+    )
+    metrics = request.app[metrics_key]
+    for status in looked_up.statuses:
+        metrics.cache_lookups.labels(status).inc()
+    answer = lookup_json(looked_up.result, config.storage.public_base_url)
+    if looked_up.registration is not None:
+        _count_registered_hit(request, looked_up.registration)
+        answer["image"] = image_json(looked_up.registration.record, config.storage.public_base_url)
         answer["registered"] = True
-        return web.json_response(answer)
+    return web.json_response(answer)
 
 
 def _registration_fields(raw: object, prompt: Prompt) -> ImageMetadata:
@@ -86,27 +81,16 @@ def _registration_fields(raw: object, prompt: Prompt) -> ImageMetadata:
         raise InvalidField(f"register.{exc.field}", exc.reason) from None
 
 
-async def _register_reuse(request: web.Request, key: str, meta: ImageMetadata) -> Registration:
-    """Register the image cached under `key` for this player (a hit); count it once."""
-    config = request.app[config_key]
-    registration = await records.register(
-        request.app[db_pool_key],
-        request.app[blob_store_key],
-        meta,
-        records.CacheReuse(key, config.cache.generation_costs),
-        default_retention_days=config.retention.days,
-        public_base_url=config.storage.public_base_url,
-    )
-    if registration.created:
+def _count_registered_hit(request: web.Request, registration: Registration) -> None:
+    if registration.created:  # a retry of the same submission was counted the first time
         request.app[metrics_key].cache_hit(
             registration.cost_saved_usd, registration.record.ai_service
         )
-    return registration
 
 
 async def get_entry(request: web.Request) -> web.Response:
     key = fields.prompt_hash(request.match_info["prompt_hash"])
-    entry = await prompt_cache.get_entry(request.app[db_pool_key], key)
+    entry = await cache_lookup.get_entry(request.app[db_pool_key], key)
     return web.json_response(
         cache_entry_json(entry, request.app[config_key].storage.public_base_url)
     )
@@ -114,21 +98,32 @@ async def get_entry(request: web.Request) -> web.Response:
 
 async def forget_entry(request: web.Request) -> web.Response:
     key = fields.prompt_hash(request.match_info["prompt_hash"])
-    await prompt_cache.forget(request.app[db_pool_key], key)
+    await cache_lookup.forget(request.app[db_pool_key], key)
     return web.Response(status=204)
 
 
-async def record_hit(request: web.Request) -> web.Response:
+async def register_hit(request: web.Request) -> web.Response:
+    """A hit registered as the player's picture (POST /api/cache/{hash}/hits)."""
+    config = request.app[config_key]
     key = fields.prompt_hash(request.match_info["prompt_hash"])
     meta = fields.image_metadata(fields.string_fields(await json_object(request)))
-    registration = await _register_reuse(request, key, meta)
-    return image_created_response(registration, request.app[config_key].storage.public_base_url)
+    registration = await reuse.register_hit(
+        request.app[db_pool_key],
+        request.app[blob_store_key],
+        key,
+        meta,
+        config.cache.generation_costs,
+        default_retention_days=config.retention.days,
+        public_base_url=config.storage.public_base_url,
+    )
+    _count_registered_hit(request, registration)
+    return image_created_response(registration, config.storage.public_base_url)
 
 
 async def count_hit(request: web.Request) -> web.Response:
     """A hit that registers no record (the story's recordCacheHit): counted, with its saving."""
     key = fields.prompt_hash(request.match_info["prompt_hash"])
-    entry, saved = await prompt_cache.record_hit(
+    entry, saved = await hits.count_hit(
         request.app[db_pool_key], key, request.app[config_key].cache.generation_costs
     )
     request.app[metrics_key].cache_hit(saved, entry.image.ai_service)
@@ -140,5 +135,5 @@ async def count_hit(request: web.Request) -> web.Response:
 async def release_claim(request: web.Request) -> web.Response:
     claim_token = fields.uuid_value(request.match_info["claim_token"], "claim_token")
     reason = fields.reason(request)
-    await prompt_cache.release(request.app[db_pool_key], claim_token, reason)
+    await cache_lookup.release(request.app[db_pool_key], claim_token, reason)
     return web.Response(status=204)

@@ -24,11 +24,11 @@ import jinja2
 from aiohttp import web
 from stream_zip import ZIP_32, async_stream_zip
 
-from image_sidecar import sharing
+from image_sidecar.appkeys import blob_store_key, config_key, db_pool_key
 from image_sidecar.config import Config
 from image_sidecar.models import ImageRecord
-from image_sidecar.sharing import Gallery, ShareNotFound
-from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key
+from image_sidecar.sharing import downloads, links
+from image_sidecar.sharing.links import Gallery, ShareNotFound
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _CSS = (TEMPLATES / "gallery.css").read_text(encoding="utf-8")
@@ -179,7 +179,7 @@ def _day(moment: datetime) -> str:
 
 async def gallery_page(request: web.Request) -> web.Response:
     try:
-        shown = await sharing.gallery(request.app[db_pool_key], request.match_info["share_id"])
+        shown = await links.gallery(request.app[db_pool_key], request.match_info["share_id"])
     except ShareNotFound:
         return _not_found(request)
     response = aiohttp_jinja2.render_template(
@@ -206,7 +206,7 @@ async def download_image(request: web.Request) -> web.Response:
     """One original, byte for byte, as a download named by round and player."""
     try:
         image_id = UUID(request.match_info["image_id"])
-        image, data = await sharing.original_bytes(
+        image, data = await downloads.original_bytes(
             request.app[db_pool_key],
             request.app[blob_store_key],
             request.match_info["share_id"],
@@ -215,7 +215,7 @@ async def download_image(request: web.Request) -> web.Response:
     except (ValueError, ShareNotFound):
         return _not_found(request)
     headers = _security_headers(request.app[config_key])
-    headers["Content-Disposition"] = _attachment(sharing.download_name(image))
+    headers["Content-Disposition"] = _attachment(downloads.download_name(image))
     return web.Response(body=data, content_type=image.content_type, headers=headers)
 
 
@@ -223,14 +223,14 @@ async def download_zip(request: web.Request) -> web.StreamResponse:
     """Every original of the share as a zip, streamed as it is built: one picture in memory at
     a time, never the archive. Pictures deleted meanwhile are left out."""
     try:
-        shown = await sharing.gallery(request.app[db_pool_key], request.match_info["share_id"])
+        shown = await links.gallery(request.app[db_pool_key], request.match_info["share_id"])
     except ShareNotFound:
         return _not_found(request)
     store = request.app[blob_store_key]
 
     async def members() -> AsyncIterator[Any]:
-        async for image, data in sharing.originals(store, shown.images):
-            yield sharing.download_name(image), image.created_at, 0o644, ZIP_32, _once(data)
+        async for image, data in downloads.originals(store, shown.images):
+            yield downloads.download_name(image), image.created_at, 0o644, ZIP_32, _once(data)
 
     headers = _security_headers(request.app[config_key])
     name = f"picture-this-{shown.share.game_code}"

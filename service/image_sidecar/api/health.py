@@ -12,16 +12,16 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from image_sidecar import db
 from image_sidecar.api import fields
 from image_sidecar.api.serialize import stats_json
-from image_sidecar.errors import SidecarError
-from image_sidecar.stats import business_stats
-from image_sidecar.storage.base import BlobStore
-from image_sidecar.typedefs import (
+from image_sidecar.appkeys import (
     blob_store_key,
     config_key,
     db_pool_key,
     image_processor_key,
     metrics_key,
 )
+from image_sidecar.errors import SidecarError
+from image_sidecar.stats import business_stats
+from image_sidecar.storage.base import BlobStore
 
 # A year of the history (daily_usage), which outlives the images it counts.
 MAX_STATS_DAYS = 365

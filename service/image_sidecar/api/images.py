@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from image_sidecar import images, records
 from image_sidecar.api import fields
 from image_sidecar.api.body import json_object
 from image_sidecar.api.multipart import read_upload
 from image_sidecar.api.serialize import image_created_response, image_json
-from image_sidecar.errors import InvalidField
-from image_sidecar.models import ImageRecord
-from image_sidecar.typedefs import (
+from image_sidecar.appkeys import (
     blob_store_key,
     config_key,
     db_pool_key,
     image_processor_key,
     metrics_key,
 )
+from image_sidecar.errors import InvalidField
+from image_sidecar.images import describe, listing, writer
+from image_sidecar.images.upload import NewImage
+from image_sidecar.models import ImageRecord
 
 UPLOAD_TEXT_FIELDS = fields.IMAGE_METADATA_FIELDS | {"claim_token"}
 
@@ -34,11 +35,11 @@ async def upload_image(request: web.Request) -> web.Response:
     meta = fields.image_metadata(form, described=False)
     if claim_token is not None and meta.prompt is None:
         raise InvalidField("claim_token", "completes a prompt's claim: give completed_sentence")
-    registration = await records.register(
+    registration = await writer.register(
         request.app[db_pool_key],
         request.app[blob_store_key],
         meta,
-        records.NewImage(
+        NewImage(
             data, request.app[image_processor_key], config.cache.generation_costs, claim_token
         ),
         default_retention_days=config.retention.days,
@@ -53,7 +54,7 @@ async def describe_image(request: web.Request) -> web.Response:
     """The sentence of a picture uploaded without one (the story's cacheImageMetadata)."""
     image_id = fields.uuid_value(request.match_info["image_id"], "image_id")
     description = fields.description(fields.string_fields(await json_object(request)))
-    record = await records.describe(request.app[db_pool_key], image_id, description)
+    record = await describe.describe(request.app[db_pool_key], image_id, description)
     return web.json_response(image_json(record, request.app[config_key].storage.public_base_url))
 
 
@@ -61,14 +62,14 @@ async def list_round_images(request: web.Request) -> web.Response:
     game_code = fields.game_code(request.match_info["game_code"])
     round_ref = fields.round_ref(request.match_info["round"])
     game_id = fields.game_selector(request)
-    records = await images.list_round(request.app[db_pool_key], game_code, round_ref, game_id)
+    records = await listing.list_round(request.app[db_pool_key], game_code, round_ref, game_id)
     return _images_response(request, records)
 
 
 async def list_game_images(request: web.Request) -> web.Response:
     game_code = fields.game_code(request.match_info["game_code"])
     game_id = fields.game_selector(request)
-    records = await images.list_game(request.app[db_pool_key], game_code, game_id)
+    records = await listing.list_game(request.app[db_pool_key], game_code, game_id)
     return _images_response(request, records)
 
 
@@ -77,7 +78,7 @@ async def get_player_image(request: web.Request) -> web.Response:
     round_ref = fields.round_ref(request.match_info["round"])
     player_id = fields.uuid_value(request.match_info["player_id"], "player_id")
     game_id = fields.game_selector(request)
-    record = await images.get_player_image(
+    record = await listing.get_player_image(
         request.app[db_pool_key], game_code, round_ref, player_id, game_id
     )
     return web.json_response(image_json(record, request.app[config_key].storage.public_base_url))

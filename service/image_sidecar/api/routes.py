@@ -32,7 +32,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_delete("/api/cache/claims/{claim_token}", cache.release_claim)
     app.router.add_get(CACHE_ENTRY, cache.get_entry)
     app.router.add_delete(CACHE_ENTRY, cache.forget_entry)
-    app.router.add_post(CACHE_ENTRY + "/hits", cache.record_hit)
+    app.router.add_post(CACHE_ENTRY + "/hits", cache.register_hit)
     app.router.add_post(CACHE_ENTRY + "/hit-count", cache.count_hit)
     app.router.add_put(ROUND + "/winner", shares.put_winner)
     app.router.add_post("/api/shares", shares.create_share)

@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
+from image_sidecar.images.writer import Registration
 from image_sidecar.models import CacheEntry, ImageRecord
-from image_sidecar.prompt_cache import LookupResult
-from image_sidecar.records import Registration
+from image_sidecar.prompt_cache.lookup import LookupResult
 from image_sidecar.stats import BusinessStats
 
 

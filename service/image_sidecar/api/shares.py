@@ -6,13 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from image_sidecar import sharing
 from image_sidecar.api import fields
 from image_sidecar.api.body import json_object
 from image_sidecar.api.gallery import origin, share_url
+from image_sidecar.appkeys import config_key, db_pool_key
 from image_sidecar.errors import InvalidField
 from image_sidecar.models import RoundWinner
-from image_sidecar.typedefs import config_key, db_pool_key
+from image_sidecar.sharing import links, winners
 
 WINNER_FIELDS = frozenset({"player_id", "game_id"})
 SHARE_FIELDS = frozenset({"game_code", "game_id", "round_number", "expires_in_days"})
@@ -37,7 +37,7 @@ async def put_winner(request: web.Request) -> web.Response:
     fields.reject_unknown(body, WINNER_FIELDS)
     if "player_id" not in body:
         raise InvalidField("player_id", "is required")
-    winner = await sharing.pick_winner(
+    winner = await winners.pick_winner(
         request.app[db_pool_key],
         game_code,
         fields.optional_uuid(body.get("game_id"), "game_id"),
@@ -54,7 +54,7 @@ async def create_share(request: web.Request) -> web.Response:
     if "game_code" not in body:
         raise InvalidField("game_code", "is required")
     round_number = body.get("round_number")
-    share = await sharing.create_share(
+    share = await links.create_share(
         request.app[db_pool_key],
         fields.game_code(body["game_code"]),
         fields.optional_uuid(body.get("game_id"), "game_id"),
@@ -82,5 +82,5 @@ async def create_share(request: web.Request) -> web.Response:
 
 
 async def revoke_share(request: web.Request) -> web.Response:
-    await sharing.revoke_share(request.app[db_pool_key], request.match_info["share_id"])
+    await links.revoke_share(request.app[db_pool_key], request.match_info["share_id"])
     return web.Response(status=204)

@@ -10,10 +10,10 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETag
 from multidict import CIMultiDict
 
+from image_sidecar.appkeys import blob_store_key
 from image_sidecar.errors import PreconditionFailed
-from image_sidecar.imagetypes import BY_EXTENSION
+from image_sidecar.images.formats import BY_EXTENSION
 from image_sidecar.storage.base import BlobNotFound, RemoteBlob
-from image_sidecar.typedefs import blob_store_key
 
 # A stored path keeps its bytes until it expires (30 days by default) or is purged; a week of
 # caching spares the sidecar while a purge still reaches browsers within days.

@@ -19,9 +19,9 @@ import structlog
 from aiohttp import web
 from psycopg2.extras import RealDictCursor
 
+from image_sidecar.appkeys import config_key, db_pool_key
 from image_sidecar.db.migrations_runner import apply_migrations, pending_migrations
 from image_sidecar.errors import DatabaseUnavailable, ServiceBusy, SidecarError
-from image_sidecar.typedefs import config_key, db_pool_key
 
 log = structlog.get_logger(__name__)
 

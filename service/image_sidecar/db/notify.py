@@ -12,9 +12,9 @@ import aiopg
 import structlog
 from aiohttp import web
 
+from image_sidecar.appkeys import config_key, notification_hub_key
 from image_sidecar.db.cache import CACHE_CHANNEL
 from image_sidecar.tasks import cancel_and_wait
-from image_sidecar.typedefs import config_key, notification_hub_key
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +74,10 @@ class NotificationHub:
             self._waiters[key].discard(event)
             if not self._waiters[key]:
                 del self._waiters[key]
+
+    def waiting(self, key: str) -> int:
+        """How many lookups in this process wait for `key` to be announced."""
+        return len(self._waiters.get(key, ()))
 
     def _wake(self, key: str) -> None:
         for event in self._waiters.get(key, ()):

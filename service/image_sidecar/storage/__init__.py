@@ -8,10 +8,10 @@ from typing import assert_never
 
 from aiohttp import web
 
+from image_sidecar.appkeys import blob_store_key, config_key
 from image_sidecar.config import StorageSettings
 from image_sidecar.storage.base import BlobStore
 from image_sidecar.storage.filesystem import FilesystemBlobStore
-from image_sidecar.typedefs import blob_store_key, config_key
 
 
 @asynccontextmanager

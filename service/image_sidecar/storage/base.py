@@ -125,6 +125,10 @@ class BlobStore(Protocol):
     def old_blobs(self, older_than: float) -> AsyncIterator[list[BlobRef]]:
         """Blobs last written or linked before `older_than` (epoch seconds), in chunks."""
 
+    async def remove_partial_writes(self, older_than: float) -> int:
+        """Delete what writes interrupted by a crash left behind before `older_than` (epoch
+        seconds); how many went. 0 where every write is atomic by itself (an object put)."""
+
     async def usage(self) -> StoreUsage:
         """Free and total space, for readiness and capacity alerts."""
 

@@ -345,7 +345,7 @@ class FilesystemBlobStore:
             if blobs:
                 yield blobs
 
-    def _remove_stale_temp_files_sync(self, older_than: float) -> int:
+    def _remove_partial_writes_sync(self, older_than: float) -> int:
         removed = 0
         for top in self._top_level_dirs():
             for key, st in self._files_under(top):
@@ -356,10 +356,9 @@ class FilesystemBlobStore:
                         removed += 1
         return removed
 
-    async def remove_stale_temp_files(self, older_than: float) -> int:
-        """Delete partial writes a crash left behind before `older_than`; how many went. (Only
-        this backend writes through temp files: object puts are atomic.)"""
-        return await asyncio.to_thread(self._remove_stale_temp_files_sync, older_than)
+    async def remove_partial_writes(self, older_than: float) -> int:
+        """Delete the temp files a crash left behind before `older_than`; how many went."""
+        return await asyncio.to_thread(self._remove_partial_writes_sync, older_than)
 
     async def usage(self) -> StoreUsage:
         try:

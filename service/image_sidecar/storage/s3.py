@@ -189,6 +189,9 @@ class S3BlobStore:
                 if blobs:
                     yield blobs
 
+    async def remove_partial_writes(self, older_than: float) -> int:
+        return 0  # an object put is atomic: nothing partial is ever visible
+
     async def usage(self) -> StoreUsage:
         return StoreUsage(free_bytes=None, total_bytes=None)  # a bucket has no fixed size
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2.extras import execute_values
 
-from tests.sample_images import png_bytes
+from testkit.images import png_bytes
 
 _INSERT = """
 INSERT INTO generated_images (

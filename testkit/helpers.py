@@ -1,4 +1,4 @@
-"""Helpers the tests share: a peek into the database, valid upload fields, real tools."""
+"""What tests and benchmarks share: valid upload fields, an uploader, real tools and processes."""
 
 from __future__ import annotations
 
@@ -19,32 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psycopg2
 import pytest
-from psycopg2.extras import RealDictCursor
 
-from tests.sample_images import png_bytes
-
-
-class Database:
-    """Synchronous peek into the test database, for assertions about what was written."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.name = psycopg2.extensions.parse_dsn(url)["dbname"]
-
-    def rows(self, query: str, *params: Any) -> list[dict[str, Any]]:
-        conn = psycopg2.connect(self.url)
-        try:
-            conn.autocommit = True
-            with conn.cursor(cursor_factory=RealDictCursor) as cur:
-                cur.execute(query, params)
-                return list(cur.fetchall()) if cur.description else []
-        finally:
-            conn.close()
-
-    def count(self, table: str) -> int:
-        return self.rows(f"SELECT count(*) AS n FROM {table}")[0]["n"]
+from testkit.database import Database
+from testkit.images import png_bytes
 
 
 def kill_once_images_go(process: subprocess.Popen[Any], database: Database, held: int) -> int:
@@ -207,3 +185,25 @@ def sidecar_process(
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=60)
+
+
+def stored_bytes(record: dict[str, Any]) -> int:
+    """The bytes of an image's files: the original and its renditions."""
+    return record["size_bytes"] + sum(r["size_bytes"] for r in record["renditions"])
+
+
+def path_of(storage_dir: Path, record: dict[str, Any]) -> Path:
+    return storage_dir / record["image_url"].removeprefix("/generated-images/")
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    """Poll `url` until anything answers it (a server that has started); SystemExit after
+    `seconds`. For processes the caller does not watch (benchmarks); tests use wait_ready."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")

@@ -12,25 +12,19 @@ skipped, never retried within the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import structlog
 
 from image_sidecar import db
+from image_sidecar.batch import BatchReport, Progress
 from image_sidecar.db import images as image_rows
 from image_sidecar.db.images import Unrendered
 from image_sidecar.errors import SidecarError
-from image_sidecar.imaging import ImageProcessor
-from image_sidecar.records import (
-    link_renditions,
-    rendition_blobs,
-    renditions_beside,
-    stored_renditions,
-    transaction_with_blobs,
-)
-from image_sidecar.retention import FAILED_KEYS_SHOWN
+from image_sidecar.images.decoding import ImageProcessor
+from image_sidecar.images.keys import rendition_blobs, renditions_beside, stored_renditions
+from image_sidecar.images.writer import StagedBlobs, transaction_with_blobs
+from image_sidecar.models import StoredRendition
 from image_sidecar.storage.base import BlobStore
 
 log = structlog.get_logger(__name__)
@@ -39,19 +33,15 @@ _BATCH = 100
 
 
 @dataclass
-class BackfillReport:
+class BackfillReport(BatchReport):
     images: int = 0
     rendered: int = 0
     linked: int = 0
     failed: int = 0
-    failed_keys: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-BackfillProgress = Callable[[BackfillReport], None]
+    def progress_line(self, elapsed_seconds: float) -> str:
+        return f"renditions: {self.images} images ({self.failed} failed)"
 
 
 async def backfill_renditions(
@@ -59,7 +49,7 @@ async def backfill_renditions(
     store: BlobStore,
     processor: ImageProcessor,
     *,
-    on_progress: BackfillProgress | None = None,
+    on_progress: Progress | None = None,
 ) -> BackfillReport:
     started = time.monotonic()
     report = BackfillReport()
@@ -74,9 +64,7 @@ async def backfill_renditions(
             try:
                 linked = await _backfill_one(pool, store, processor, image)
             except SidecarError as exc:
-                report.failed += 1
-                if len(report.failed_keys) < FAILED_KEYS_SHOWN:
-                    report.failed_keys.append(image.image_path)
+                report.count_failure(image.image_path)
                 log.warning("backfill_failed", image_path=image.image_path, error=exc.message)
                 continue
             if linked is None:
@@ -116,3 +104,12 @@ async def _backfill_one(
         await image_rows.insert_renditions(cur, image.image_id, renditions)
         await image_rows.set_decoded_facts(cur, image.image_id, *facts)
     return twin is not None
+
+
+async def link_renditions(
+    staged: StagedBlobs, shared: tuple[StoredRendition, ...], own: tuple[StoredRendition, ...]
+) -> None:
+    """Another image's renditions under this image's keys, sharing their bytes."""
+    await staged.link_many(
+        [(s.image_path, t.image_path, t.size_bytes) for s, t in zip(shared, own, strict=True)]
+    )

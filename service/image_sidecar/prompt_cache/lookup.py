@@ -1,9 +1,9 @@
-"""Use cases of the prompt cache: look up (single-flight), read an entry, moderate.
+"""Looking a prompt up (single-flight across replicas), reading and forgetting entries, claims.
 
 Every AI call costs money. A lookup answers `hit` (reuse this image), `miss` (you hold the claim:
 generate, then upload) or `pending` (someone else is generating it). Registering a hit writes an
-image record, so it is `records.register` with a `records.CacheReuse` source. Claims lapse after
-IMAGE_CACHE_CLAIM_SECONDS so a caller that died never blocks a prompt for long.
+image record: `prompt_cache.reuse`. Claims lapse after IMAGE_CACHE_CLAIM_SECONDS so a caller
+that died never blocks a prompt for long.
 """
 
 from __future__ import annotations
@@ -11,19 +11,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
 import structlog
 
 from image_sidecar import db
-from image_sidecar.config import GenerationCosts
 from image_sidecar.db import cache as cache_rows
 from image_sidecar.db.notify import NotificationHub
 from image_sidecar.errors import NotFound
 from image_sidecar.models import CacheEntry, ImageRecord
-from image_sidecar.prompts import Prompt
+from image_sidecar.prompt_cache.prompts import Prompt
 
 log = structlog.get_logger(__name__)
 
@@ -107,35 +105,9 @@ async def get_entry(pool: db.Pool, key: str) -> CacheEntry:
     return entry
 
 
-async def count_reuse(
-    cur: db.Cursor, key: str, cached: ImageRecord, hit_image_id: UUID, costs: GenerationCosts
-) -> Decimal:
-    """Inside a hit's transaction: count the hit, the reuse and the AI call it saved (what the
-    cached picture cost, else the service's configured price). Returns the saving."""
-    saved = cached.generation_cost_usd
-    if saved is None:
-        saved = costs.for_service(cached.ai_service)
-    if not await cache_rows.count_reuse(cur, key, hit_image_id, cached.ai_service, saved):
-        raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
-    return saved
-
-
-async def record_hit(pool: db.Pool, key: str, costs: GenerationCosts) -> tuple[CacheEntry, Decimal]:
-    """A hit that registers no record (the story's recordCacheHit): the game server shows the
-    cached picture as it is, and the hit and its saving still count. Returns the entry as
-    counted and the saving."""
-    async with db.transaction(pool) as cur:
-        entry = await cache_rows.live_entry(cur, key)
-        if entry is None:
-            raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
-        saved = await count_reuse(cur, key, entry.image, entry.image.image_id, costs)
-        counted = await cache_rows.live_entry(cur, key)
-    assert counted is not None  # the row is locked by the count
-    return counted, saved
-
-
 async def forget(pool: db.Pool, key: str) -> None:
-    """Moderation: the next identical prompt is generated afresh; existing images stay."""
+    """Forget a prompt's picture (a moderator's call): the next identical prompt is generated
+    afresh; existing images stay."""
     async with db.cursor(pool) as cur:
         if not await cache_rows.forget(cur, key):
             raise CacheEntryNotFound(f"no cached image for prompt hash {key}")

@@ -14,10 +14,10 @@ import schedule
 import structlog
 from aiohttp import web
 
-from image_sidecar.config import CronSchedule
-from image_sidecar.retention import run_cleanup
+from image_sidecar.appkeys import blob_store_key, config_key, db_pool_key, metrics_key
+from image_sidecar.lifecycle.cleanup import run_cleanup
+from image_sidecar.lifecycle.cron import CronSchedule
 from image_sidecar.tasks import cancel_and_wait
-from image_sidecar.typedefs import blob_store_key, config_key, db_pool_key, metrics_key
 
 log = structlog.get_logger(__name__)
 
@@ -81,9 +81,9 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
         return
 
     async def cleanup() -> object:
-        return await run_cleanup(
-            app[db_pool_key], app[blob_store_key], settings, metrics=app[metrics_key]
-        )
+        report = await run_cleanup(app[db_pool_key], app[blob_store_key], settings)
+        app[metrics_key].cleanup_finished(report)
+        return report
 
     driver = CleanupScheduler(settings.cleanup_cron, cleanup)
     log.info(

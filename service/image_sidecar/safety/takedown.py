@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from image_sidecar import db, webhooks
-from image_sidecar.db import moderation as moderation_rows
+from image_sidecar import db
+from image_sidecar.db import blocklist as blocklist_rows
 from image_sidecar.errors import NotFound
-from image_sidecar.retention import DeletionTally, delete_expired
+from image_sidecar.lifecycle.cleanup import DeletionTally, delete_expired
+from image_sidecar.safety import webhooks
 from image_sidecar.storage.base import BlobStore
 
 log = structlog.get_logger(__name__)
@@ -39,10 +40,10 @@ class Takedown:
 
 async def block_and_expire(
     pool: db.Pool, sha256: str, reason: str | None
-) -> list[moderation_rows.TakenDown]:
+) -> list[blocklist_rows.TakenDown]:
     """The first, committed step of a takedown (see the module's docstring)."""
     async with db.transaction(pool) as cur:
-        held = await moderation_rows.block_and_expire(cur, sha256, reason)
+        held = await blocklist_rows.block_and_expire(cur, sha256, reason)
     if not held:
         raise ContentNotFound(f"no image holds the content {sha256}")
     return held

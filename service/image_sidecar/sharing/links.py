@@ -1,4 +1,4 @@
-"""Use cases of replay and sharing: the judge's pick, share links and what a share shows.
+"""Share links: made, revoked, and what a live share shows (its gallery).
 
 A share names a game (or one of its rounds) by its game_id, so a recycled room code never
 shows another game. Its id is the only key to it: 144 random bits, never logged in full, and
@@ -8,7 +8,6 @@ an unknown, revoked or expired share is the same ShareNotFound (no oracle).
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -17,8 +16,7 @@ import structlog
 from image_sidecar import db
 from image_sidecar.db import shares as share_rows
 from image_sidecar.errors import InvalidField, NotFound
-from image_sidecar.models import ImageRecord, RoundRef, RoundWinner, Share
-from image_sidecar.storage.base import BlobNotFound, BlobStore
+from image_sidecar.models import ImageRecord, Share
 
 log = structlog.get_logger(__name__)
 
@@ -33,19 +31,6 @@ class ShareNotFound(NotFound):
 def share_id_hint(share_id: str) -> str:
     """What logs may show of a share id: enough to tell shares apart, useless to open one."""
     return f"{share_id[:4]}…"
-
-
-async def pick_winner(
-    pool: db.Pool, game_code: str, game_id: UUID | None, round_ref: RoundRef, player_id: UUID
-) -> RoundWinner:
-    """The judge's pick: the player's picture in that round wins it (a new pick replaces it)."""
-    async with db.transaction(pool) as cur:
-        winner = await share_rows.set_winner(cur, game_code, game_id, round_ref, player_id)
-    if winner is None:
-        raise InvalidField(
-            "player_id", f"player {player_id} has no picture in round {round_ref} of {game_code}"
-        )
-    return winner
 
 
 async def create_share(
@@ -112,35 +97,3 @@ async def gallery(pool: db.Pool, share_id: str) -> Gallery:
             rounds.append(SharedRound(image.round_number))
         rounds[-1].images.append(image)
     return Gallery(share, rounds)
-
-
-def download_name(image: ImageRecord) -> str:
-    """`round-2-player-9d2f7c4a.png`: by round and player, unique within a game."""
-    extension = image.image_path.rpartition(".")[2]
-    return f"round-{image.round_number}-player-{str(image.player_id)[:8]}.{extension}"
-
-
-async def original_bytes(
-    pool: db.Pool, store: BlobStore, share_id: str, image_id: UUID
-) -> tuple[ImageRecord, bytes]:
-    """One picture of a live share, as uploaded (a download)."""
-    shown = await gallery(pool, share_id)
-    image = next((image for image in shown.images if image.image_id == image_id), None)
-    if image is None:
-        raise ShareNotFound
-    try:
-        return image, await store.read(image.image_path)
-    except BlobNotFound:
-        raise ShareNotFound from None
-
-
-async def originals(
-    store: BlobStore, images: list[ImageRecord]
-) -> AsyncIterator[tuple[ImageRecord, bytes]]:
-    """Each picture's bytes in turn (one in memory at a time), skipping any deleted meanwhile."""
-    for image in images:
-        try:
-            data = await store.read(image.image_path)
-        except BlobNotFound:
-            continue
-        yield image, data

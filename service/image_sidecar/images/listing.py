@@ -2,7 +2,7 @@
 
 Room codes are recycled: a code names the most recent game holding it (by its first image)
 unless `game_id` names another. Writing a record (an upload or a cache reuse) is
-`records.register`.
+`images.writer.register`.
 """
 
 from __future__ import annotations

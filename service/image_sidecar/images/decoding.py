@@ -32,9 +32,9 @@ import structlog
 from aiohttp import web
 from PIL import Image, ImageCms, ImageOps, features
 
+from image_sidecar.appkeys import config_key, image_processor_key
 from image_sidecar.errors import CorruptImage, TooManyPixels
-from image_sidecar.imagetypes import JPEG, PNG, WEBP, ImageType, sniff
-from image_sidecar.typedefs import config_key, image_processor_key
+from image_sidecar.images.formats import JPEG, PNG, WEBP, ImageType, sniff
 
 log = structlog.get_logger(__name__)
 

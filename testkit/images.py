@@ -86,3 +86,32 @@ def drawing_png(seed: int, side: int = 512) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def save_as(image: Image.Image, image_format: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def animated_webp() -> bytes:
+    frames = [Image.new("RGB", (12, 10), color) for color in ("red", "green", "blue")]
+    return save_as(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100)
+
+
+def rotated_jpeg() -> bytes:
+    """8 wide, 4 high as stored; EXIF orientation 6 shows it 4 wide, 8 high."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return save_as(Image.new("RGB", (8, 4), "white"), "JPEG", exif=exif)
+
+
+# Pictures every decoder must take, with the size they are displayed at.
+DECODABLE = {
+    "1x1 PNG": (png_bytes(size=1), (1, 1)),
+    "PNG with alpha": (save_as(Image.new("RGBA", (5, 3), (255, 0, 0, 128)), "PNG"), (5, 3)),
+    "16-bit PNG": (save_as(Image.new("I;16", (6, 4), 40000), "PNG"), (6, 4)),
+    "CMYK JPEG": (save_as(Image.new("CMYK", (7, 5), (0, 255, 255, 0)), "JPEG"), (7, 5)),
+    "animated WebP (its first frame)": (animated_webp(), (12, 10)),
+    "JPEG turned by EXIF": (rotated_jpeg(), (4, 8)),
+}

@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import structlog
 
 from image_sidecar import db
+from image_sidecar.batch import BatchReport, Progress
 from image_sidecar.config import StorageSettings
 from image_sidecar.db import store_copies as copy_rows
 from image_sidecar.db.store_copies import StoredFile
 from image_sidecar.errors import SidecarError
-from image_sidecar.retention import FAILED_KEYS_SHOWN
 from image_sidecar.storage.base import BlobStore
 
 log = structlog.get_logger(__name__)
@@ -33,8 +32,8 @@ _BATCH = 200
 _CONCURRENT_COPIES = 8
 
 
-@dataclass
-class MigrationReport:
+@dataclass(kw_only=True)
+class MigrationReport(BatchReport):
     to: str
     target: str
     dry_run: bool = False
@@ -43,14 +42,14 @@ class MigrationReport:
     copied: int = 0
     bytes_copied: int = 0
     failed: int = 0
-    failed_keys: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-MigrationProgress = Callable[[MigrationReport], None]
+    def progress_line(self, elapsed_seconds: float) -> str:
+        done = self.already_copied + self.copied
+        return (
+            f"migrate-store: {done}/{self.files} files, "
+            f"{self.bytes_copied / 1e6:.1f} MB copied ({self.failed} failed)"
+        )
 
 
 def target_settings(settings: StorageSettings, to: StoreType) -> StorageSettings:
@@ -80,7 +79,7 @@ async def migrate_store(
     *,
     to: StoreType,
     dry_run: bool = False,
-    on_progress: MigrationProgress | None = None,
+    on_progress: Progress | None = None,
 ) -> MigrationReport:
     started = time.monotonic()
     report = MigrationReport(to=to, target=target_label, dry_run=dry_run)
@@ -94,9 +93,7 @@ async def migrate_store(
             try:
                 digest = await _copy_verified(source, target, file)
             except SidecarError as exc:
-                report.failed += 1
-                if len(report.failed_keys) < FAILED_KEYS_SHOWN:
-                    report.failed_keys.append(file.image_path)
+                report.count_failure(file.image_path)
                 log.warning("store_copy_failed", key=file.image_path, error=exc.message)
                 return
             async with db.cursor(pool) as cur:

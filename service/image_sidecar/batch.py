@@ -1,0 +1,40 @@
+"""What the batch commands report (cleanup and purges, the renditions backfill, the store
+migration): their own counts, the keys that failed, a JSON summary and a progress line.
+
+One bad item never stops a batch: it is counted, its key named (the first FAILED_KEYS_SHOWN;
+the count covers them all), and the next run retries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+# Failed keys named in a summary; the count covers them all.
+FAILED_KEYS_SHOWN = 20
+
+
+@dataclass
+class BatchReport:
+    failed_keys: list[str] = field(default_factory=list)
+    # The name of the report's failure count: what failed is files for deletions, images or
+    # files for the others.
+    FAILURES: ClassVar[str] = "failed"
+
+    def count_failure(self, key: str) -> None:
+        setattr(self, self.FAILURES, getattr(self, self.FAILURES) + 1)
+        if len(self.failed_keys) < FAILED_KEYS_SHOWN:
+            self.failed_keys.append(key)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON summary: every count, leaving out what does not apply (None)."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    def progress_line(self, elapsed_seconds: float) -> str:
+        """One line for a terminal while the batch goes on."""
+        raise NotImplementedError
+
+
+Progress = Callable[[BatchReport], None]
+"""Called after each batch with the report so far (the commands print a progress line)."""

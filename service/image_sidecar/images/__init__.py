@@ -1,0 +1,16 @@
+"""Image records and their pictures: the one writer, where files go, decoding, listings.
+
+- `writer.py`: `register`, the one writer of image records (rows and bytes, all or nothing),
+  with a source for where the bytes come from: `upload.NewImage` here, a cache hit's
+  `prompt_cache.reuse.CacheReuse`;
+- `upload.py`: an upload as a source (decoded first, refused if blocked);
+- `keys.py`: the storage key layout (where an image and its renditions are stored);
+- `formats.py`: the accepted image types, sniffed from their bytes;
+- `decoding.py`: decoding every upload and making its renditions (Pillow), in a bounded pool;
+- `listing.py`: reading a round, a game, one player's picture;
+- `describe.py`: describing a picture saved before its sentence;
+- `backfill.py`: renditions for the images stored before renditions existed.
+
+May import: `db`, `storage`, `models`, `errors`, `batch`, `appkeys`, `prompt_cache.prompts` and
+`prompt_cache.costs` (the hash and prices an upload records). Not `api`, nor any other subject.
+"""

@@ -1,0 +1,168 @@
+"""The cleanup run: expired images deleted (see `lifecycle.deletion`), then the orphan sweep.
+
+One replica runs it at a time, by a lease row that works through PgBouncer. Files without rows
+(a crash mid-upload) are swept once they are older than the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import structlog
+
+from image_sidecar import db
+from image_sidecar.batch import Progress
+from image_sidecar.config import RetentionSettings
+from image_sidecar.db import retention as retention_rows
+from image_sidecar.errors import DatabaseUnavailable, SidecarError
+from image_sidecar.lifecycle.deletion import DeletionTally, delete_expired
+from image_sidecar.storage.base import BlobStore
+from image_sidecar.tasks import cancel_and_wait
+
+log = structlog.get_logger(__name__)
+
+
+class CleanupFailed(SidecarError):
+    """A cleanup run asked for over the API did not finish; its report says why."""
+
+    status = 500
+    code = "cleanup_failed"
+
+
+@dataclass
+class CleanupReport(DeletionTally):
+    outcome: Literal["success", "skipped", "failed", "dry_run"] = "success"
+    orphans_swept: int = 0
+    seconds: float = 0.0
+    # Why a run failed or was skipped; absent from the summary otherwise.
+    reason: str | None = None
+
+    def raise_if_failed(self) -> None:
+        if self.outcome == "failed":
+            raise CleanupFailed(f"cleanup failed: {self.reason}")
+
+
+async def sweep_orphans(
+    pool: db.Pool, store: BlobStore, *, now: float, grace_seconds: int, dry_run: bool = False
+) -> int:
+    """Delete files that no row names, once they are older than the grace period at `now`
+    (epoch seconds)."""
+    cutoff = now - grace_seconds
+    swept = 0
+    async for blobs in store.old_blobs(cutoff):
+        async with db.cursor(pool) as cur:
+            known = await retention_rows.known_keys(cur, [blob.key for blob in blobs])
+        orphans = [blob for blob in blobs if blob.key not in known]
+        if dry_run:
+            swept += len(orphans)
+        elif orphans:
+            swept += (await store.delete_many(orphans, only_if_older_than=cutoff)).deleted
+    if not dry_run:
+        swept += await store.remove_partial_writes(cutoff)
+    return swept
+
+
+# The cleanup's lease lasts this long and is renewed at a third of it while the run goes on: a
+# run whose process died blocks the next one for at most this long.
+LEASE_SECONDS = 60.0
+
+
+@asynccontextmanager
+async def _cleanup_lease(pool: db.Pool) -> AsyncIterator[bool]:
+    """Whether this run got the lease; held (renewed in the background) until the block ends.
+    A lease row, not a session advisory lock, so that it works through PgBouncer."""
+    holder = uuid.uuid4()
+    async with db.cursor(pool) as cur:
+        if not await retention_rows.take_cleanup_lease(cur, holder, LEASE_SECONDS):
+            yield False
+            return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                async with db.cursor(pool) as cur:
+                    await retention_rows.take_cleanup_lease(cur, holder, LEASE_SECONDS)
+            except DatabaseUnavailable:
+                log.warning("cleanup_lease_not_renewed")
+
+    renewing = asyncio.create_task(renew(), name="renew-cleanup-lease")
+    try:
+        yield True
+    finally:
+        await cancel_and_wait(renewing)
+        async with db.cursor(pool) as cur:
+            await retention_rows.end_cleanup_lease(cur, holder)
+
+
+async def run_cleanup(
+    pool: db.Pool,
+    store: BlobStore,
+    settings: RetentionSettings,
+    *,
+    dry_run: bool = False,
+    on_batch: Progress | None = None,
+) -> CleanupReport:
+    """One cleanup run, unless another replica holds the cleanup's lease. Logs one line and
+    records the run in the database; the caller records it in its metrics."""
+    started = time.monotonic()
+    report = CleanupReport()
+    try:
+        async with _cleanup_lease(pool) as held:
+            if not held:
+                report.outcome = "skipped"
+                report.reason = "another cleanup run holds the lease"
+            else:
+                await _run_locked(pool, store, settings, report, dry_run, on_batch)
+    except Exception as exc:
+        report.outcome = "failed"
+        report.reason = str(exc) or type(exc).__name__
+        log.exception("cleanup_error")
+    report.seconds = round(time.monotonic() - started, 3)
+    if report.outcome in ("success", "failed"):
+        await _record_run(pool, report)
+    log.info("cleanup_run", **report.as_dict())
+    return report
+
+
+async def _record_run(pool: db.Pool, report: CleanupReport) -> None:
+    try:
+        async with db.cursor(pool) as cur:
+            await retention_rows.record_run(
+                cur, report.outcome, report.images_deleted, report.bytes_freed, report.seconds
+            )
+    except SidecarError as exc:  # the run itself is done; only its record is lost
+        log.warning("cleanup_run_not_recorded", error=exc.message)
+
+
+async def _run_locked(
+    pool: db.Pool,
+    store: BlobStore,
+    settings: RetentionSettings,
+    report: CleanupReport,
+    dry_run: bool,
+    on_batch: Progress | None,
+) -> None:
+    if dry_run:
+        async with db.cursor(pool) as cur:
+            totals = await retention_rows.expired_totals(cur)
+        report.images_deleted, report.files_deleted, report.bytes_freed = totals
+        report.orphans_swept = await sweep_orphans(
+            pool, store, now=time.time(), grace_seconds=settings.orphan_grace_seconds, dry_run=True
+        )
+        report.outcome = "dry_run"
+        return
+    tally = await delete_expired(pool, store, batch_size=settings.batch_size, on_batch=on_batch)
+    for name, value in asdict(tally).items():
+        setattr(report, name, value)  # the run's report is its tally and more
+    async with db.cursor(pool) as cur:
+        await retention_rows.forget_empty_games(cur)
+    report.orphans_swept = await sweep_orphans(
+        pool, store, now=time.time(), grace_seconds=settings.orphan_grace_seconds
+    )

@@ -1,0 +1,104 @@
+"""Deleting expired images in bounded batches: what the cleanup, purges and takedowns share.
+
+Each batch locks its expired rows, deletes their files, moves or drops the cache entries that
+point at the deleted ones, deletes those rows, then commits. Files go while the rows are still
+locked, so a new upload to the same path waits and cannot lose its file; a crash before the
+commit leaves expired rows (never listed or reused) that the next run finishes, a crash after
+it leaves nothing. A file the store refuses to delete keeps its row, is reported, skipped for
+the rest of the run and retried by the next one, so one bad file never stalls the cleanup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+from uuid import UUID
+
+import structlog
+
+from image_sidecar import db
+from image_sidecar.batch import BatchReport, Progress
+from image_sidecar.db import retention as retention_rows
+from image_sidecar.db.retention import DoomedImage
+from image_sidecar.storage.base import BlobRef, BlobStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class DeletionTally(BatchReport):
+    images_deleted: int = 0
+    files_deleted: int = 0
+    bytes_freed: int = 0
+    cache_entries_moved: int = 0
+    cache_entries_removed: int = 0
+    files_failed: int = 0
+    FAILURES: ClassVar[str] = "files_failed"
+
+    def count_failures(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.count_failure(key)
+
+    def progress_line(self, elapsed_seconds: float) -> str:
+        rate = self.images_deleted / max(elapsed_seconds, 1e-9)
+        return (
+            f"cleanup: {self.images_deleted} images, {self.bytes_freed / 1e6:.1f} MB freed, "
+            f"{rate:.0f} images/s"
+        )
+
+
+async def delete_expired(
+    pool: db.Pool,
+    store: BlobStore,
+    *,
+    batch_size: int,
+    game_ids: list[UUID] | None = None,
+    player_id: UUID | None = None,
+    sha256: str | None = None,
+    on_batch: Progress | None = None,
+) -> DeletionTally:
+    """Delete expired images (optionally of some games, one player's, or those with some bytes)
+    in batches until none is left but those whose files could not be deleted."""
+    tally = DeletionTally()
+    undeletable: list[UUID] = []  # skipped for the rest of this run; the next run retries them
+    while True:
+        async with db.transaction(pool) as cur:
+            doomed = await retention_rows.lock_expired_batch(
+                cur, batch_size, game_ids, player_id, sha256=sha256, skip=undeletable
+            )
+            if not doomed:
+                break
+            files = await store.delete_many(blob for image in doomed for blob in _blobs_of(image))
+            stuck = {
+                image.image_id
+                for image in doomed
+                if any(blob.key in files.failed for blob in _blobs_of(image))
+            }
+            gone = [image.image_id for image in doomed if image.image_id not in stuck]
+            fixups = await retention_rows.move_or_drop_cache_entries(cur, gone)
+            tally.images_deleted += await retention_rows.delete_images(cur, gone)
+        undeletable += stuck
+        tally.count_failures(sorted(files.failed))
+        tally.files_deleted += files.deleted
+        tally.bytes_freed += files.bytes_freed
+        tally.cache_entries_moved += fixups.moved
+        tally.cache_entries_removed += fixups.removed
+        if on_batch is not None:
+            on_batch(tally)
+    if tally.files_failed:
+        log.warning(
+            "files_not_deleted",
+            count=tally.files_failed,
+            keys=tally.failed_keys,
+            retried="by the next cleanup run",
+        )
+    return tally
+
+
+def _blobs_of(image: DoomedImage) -> list[BlobRef]:
+    """The original and its renditions: they go together."""
+    renditions = zip(image.rendition_paths, image.rendition_sizes, strict=True)
+    return [BlobRef(image.image_path, image.size_bytes)] + [
+        BlobRef(path, size) for path, size in renditions
+    ]
