@@ -1,5 +1,5 @@
 # Shortcuts; README.md has the one-line commands these wrap.
-.PHONY: install dev test lint fix bench
+.PHONY: install dev test lint fix bench settings
 
 install:
 	pip install -e '.[dev]'
@@ -20,5 +20,8 @@ fix:
 	ruff format service tests testkit bench
 
 bench:
-	python -m bench.cleanup_backlog
-	python -m bench.serve_images
+	python -m bench
+
+# Regenerate config/sections.py, docs/configuration.md and .env.example from the settings table.
+settings:
+	python -m image_sidecar.config.generate
