@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+import aiohttp
+
+from testkit.helpers import free_port, require_tool
 
 NGINX_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "image-sidecar.conf"
 
@@ -44,3 +52,31 @@ def nginx_main_config(
         """
     )
     return main
+
+
+@asynccontextmanager
+async def running_nginx(
+    tmp_path: Path, storage_dir: Path, sidecar_port: int = 8080
+) -> AsyncIterator[str]:
+    """A real nginx with the shipped config, answering /healthz: its base URL."""
+    nginx = require_tool("nginx")
+    port = free_port()
+    main = nginx_main_config(tmp_path, storage_dir, port, sidecar_port=sidecar_port)
+    process = await asyncio.create_subprocess_exec(
+        nginx, "-c", str(main), "-p", str(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(base + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        yield base
+    finally:
+        process.terminate()
+        await process.wait()

@@ -103,6 +103,14 @@ def storage_dir(tmp_path: Path) -> Path:
     return path
 
 
+# The suite makes every rendition at upload, so that tests about other things (cleanup, storage
+# figures, moving stores) count an image's files as they are at once; the default (renditions
+# made on first request) is tested by test_renditions_on_demand.py, which sets its own.
+EVERY_RENDITION_AT_UPLOAD = {
+    "IMAGE_RENDITIONS_AT_UPLOAD": "thumb.webp,large.webp,thumb.avif,large.avif"
+}
+
+
 @pytest.fixture
 def make_config(database: Database, storage_dir: Path) -> Callable[..., Config]:
     """A Config for the test database and storage, with any variable overridden."""
@@ -112,6 +120,7 @@ def make_config(database: Database, storage_dir: Path) -> Callable[..., Config]:
             {
                 "DATABASE_URL": database.url,
                 "IMAGE_STORAGE_BASE_DIR": str(storage_dir),
+                **EVERY_RENDITION_AT_UPLOAD,
                 **environ,
             }
         )
@@ -123,7 +132,11 @@ def make_config(database: Database, storage_dir: Path) -> Callable[..., Config]:
 def sidecar_environ(database: Database, storage_dir: Path) -> dict[str, str]:
     """The process environment of a sidecar on the test database and storage (no other
     DATABASE_/IMAGE_ variable of the caller's environment leaks in)."""
-    return users_environ(DATABASE_URL=database.url, IMAGE_STORAGE_BASE_DIR=str(storage_dir))
+    return users_environ(
+        DATABASE_URL=database.url,
+        IMAGE_STORAGE_BASE_DIR=str(storage_dir),
+        **EVERY_RENDITION_AT_UPLOAD,
+    )
 
 
 @pytest.fixture

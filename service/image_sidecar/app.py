@@ -13,6 +13,7 @@ from image_sidecar.appkeys import config_key, metrics_key
 from image_sidecar.config import Config
 from image_sidecar.db.notify import notifications_context, release_waiters_on_shutdown
 from image_sidecar.images.decoding import imaging_context
+from image_sidecar.images.renditions import rendition_maker_context
 from image_sidecar.lifecycle.scheduler import scheduler_context
 from image_sidecar.log import request_log_middleware
 from image_sidecar.metrics import SidecarMetrics, metrics_context
@@ -31,6 +32,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(metrics_context)
     app.cleanup_ctx.append(storage.store_context)
     app.cleanup_ctx.append(imaging_context)
+    app.cleanup_ctx.append(rendition_maker_context)  # after the pool, the store and imaging
     app.cleanup_ctx.append(scheduler_context)  # last: it needs the pool and the store
     app.on_shutdown.append(release_waiters_on_shutdown)
     setup_templates(app)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from image_sidecar.db import Pool
     from image_sidecar.db.notify import NotificationHub
     from image_sidecar.images.decoding import ImageProcessor
+    from image_sidecar.images.renditions import RenditionMaker
     from image_sidecar.metrics import SidecarMetrics
     from image_sidecar.storage.base import BlobStore
 
@@ -21,3 +22,4 @@ blob_store_key: web.AppKey[BlobStore] = web.AppKey("blob_store")
 notification_hub_key: web.AppKey[NotificationHub] = web.AppKey("notification_hub")
 metrics_key: web.AppKey[SidecarMetrics] = web.AppKey("metrics")
 image_processor_key: web.AppKey[ImageProcessor] = web.AppKey("image_processor")
+rendition_maker_key: web.AppKey[RenditionMaker] = web.AppKey("rendition_maker")

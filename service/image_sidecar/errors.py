@@ -125,12 +125,16 @@ class DatabaseUnavailable(SidecarError):
 
 
 class ServiceBusy(SidecarError):
-    """Every database connection of this process is in use (the database itself is fine): the
-    sidecar is overloaded and says so, so that callers back off instead of blaming PostgreSQL."""
+    """The sidecar is overloaded and says so, so that callers back off instead of blaming
+    PostgreSQL: every database connection of this process is in use by its own requests, or
+    the picture work queued would keep this request waiting too long."""
 
     status = 503
     code = "busy"
-    retry_after_seconds = 1
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class StorageError(SidecarError):

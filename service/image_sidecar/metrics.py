@@ -124,6 +124,12 @@ class SidecarMetrics:
             "install time before the first run).",
             registry=r,
         )
+        self.renditions_made = Counter(
+            "sidecar_renditions_made_total",
+            "Renditions made on their first request (the others are made at upload).",
+            ["name", "format"],
+            registry=r,
+        )
         self.http_duration = Histogram(
             "sidecar_http_request_duration_seconds",
             "HTTP request duration by route, method and status.",

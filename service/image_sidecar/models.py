@@ -56,7 +56,11 @@ class StoredRendition:
     content_type: str
     width: int
     height: int
-    size_bytes: int
+    size_bytes: int | None  # None until it is made (on first request)
+
+    @property
+    def made(self) -> bool:
+        return self.size_bytes is not None
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,8 @@ every setting."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -18,7 +16,7 @@ import yaml
 from image_sidecar.config import SETTINGS
 from testkit.helpers import free_port, require_tool
 from testkit.images import png_bytes
-from testkit.nginx import NGINX_CONF, nginx_main_config
+from testkit.nginx import NGINX_CONF, nginx_main_config, running_nginx
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTING_NAMES = {setting.name for setting in SETTINGS}
@@ -135,32 +133,6 @@ def test_nginx_accepts_the_config(tmp_path, storage_dir):
     main = nginx_main_config(tmp_path, storage_dir, free_port())
     result = run(nginx, "-t", "-c", str(main), "-p", str(tmp_path))
     assert result.returncode == 0, result.stderr
-
-
-@asynccontextmanager
-async def running_nginx(tmp_path, storage_dir, sidecar_port: int = 8080):
-    """A real nginx with the shipped config, answering /healthz: its base URL."""
-    nginx = require_tool("nginx")
-    port = free_port()
-    main = nginx_main_config(tmp_path, storage_dir, port, sidecar_port=sidecar_port)
-    process = await asyncio.create_subprocess_exec(
-        nginx, "-c", str(main), "-p", str(tmp_path),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(base + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-        yield base
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETag
 from multidict import CIMultiDict
 
-from image_sidecar.appkeys import blob_store_key
+from image_sidecar.appkeys import blob_store_key, metrics_key, rendition_maker_key
 from image_sidecar.errors import PreconditionFailed
 from image_sidecar.images.formats import BY_EXTENSION
+from image_sidecar.images.keys import rendition_of
 from image_sidecar.storage.base import BlobNotFound, RemoteBlob
 
 # A stored path keeps its bytes until it expires (30 days by default) or is purged; a week of
@@ -84,7 +85,15 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
     image_type = BY_EXTENSION.get(key.rpartition(".")[2])
     if image_type is None:
         raise BlobNotFound(f"no such image: {key}")
-    blob = await request.app[blob_store_key].servable(key)
+    store = request.app[blob_store_key]
+    try:
+        blob = await store.servable(key)
+    except BlobNotFound:
+        if rendition_of(key) is None:
+            raise
+        if await request.app[rendition_maker_key].ensure(key):  # made on first request
+            request.app[metrics_key].renditions_made.labels(*rendition_of(key) or ()).inc()
+        blob = await store.servable(key)
     if isinstance(blob, RemoteBlob):
         # The object store serves the bytes (with its own ETag and Range support).
         raise web.HTTPTemporaryRedirect(

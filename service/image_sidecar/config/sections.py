@@ -62,7 +62,9 @@ class StorageSettings:
     max_upload_bytes: int = default("IMAGE_MAX_UPLOAD_BYTES")
     max_pixels: int = default("IMAGE_MAX_PIXELS")
     rendition_formats: tuple[str, ...] = default("IMAGE_RENDITION_FORMATS")
+    renditions_at_upload: tuple[str, ...] = default("IMAGE_RENDITIONS_AT_UPLOAD")
     processing_workers: int = default("IMAGE_PROCESSING_WORKERS")
+    processing_max_wait_seconds: float = default("IMAGE_PROCESSING_MAX_WAIT_SECONDS")
     min_free_bytes: int = default("IMAGE_MIN_FREE_BYTES")
     s3: S3Settings = field(default_factory=S3Settings)
 

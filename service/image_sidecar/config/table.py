@@ -122,12 +122,30 @@ SETTINGS: tuple[Setting, ...] = (
         "resizes instead).",
     ),
     Setting(
+        "IMAGE_RENDITIONS_AT_UPLOAD",
+        "storage.renditions_at_upload",
+        kinds.subset("large.webp", "thumb.webp", "large.avif", "thumb.avif"),
+        "large.webp",
+        "Renditions an upload makes from its own decode, before it answers: those every judge "
+        "screen loads. The others are made when first asked for (then `size_bytes` is null "
+        "until made), once, and stored beside the original. Empty: all on demand.",
+    ),
+    Setting(
         "IMAGE_PROCESSING_WORKERS",
         "storage.processing_workers",
-        kinds.whole("threads"),
+        kinds.whole("processes"),
         "2",
-        "Threads that decode uploads and make their renditions: the most image work at once, "
-        "which bounds its memory and CPU.",
+        "Processes of a replica that decode uploads and make renditions (shared out among its "
+        "workers, at least one each), at a lower CPU priority than the serving processes: the "
+        "most picture work at once, which bounds its memory and CPU.",
+    ),
+    Setting(
+        "IMAGE_PROCESSING_MAX_WAIT_SECONDS",
+        "storage.processing_max_wait_seconds",
+        kinds.seconds(),
+        "10",
+        "When the picture work already queued would keep an upload or a rendition waiting "
+        "longer than this, it is answered 503 `busy` with Retry-After at once, nothing written.",
     ),
     Setting(
         "IMAGE_MIN_FREE_BYTES",

@@ -105,20 +105,23 @@ def _release_late(pool: Pool, acquiring: asyncio.Future[aiopg.Connection]) -> No
         pool.release(acquiring.result())
 
 
-# When each pool's database last failed it (a refused connection, a statement that timed out):
-# a pool that runs dry soon after is stuck on the database, not overloaded by requests.
+# When each pool last failed to open or keep a connection: a pool that runs dry soon after is
+# stuck on the database, not overloaded by requests.
 _last_failure: weakref.WeakKeyDictionary[Pool, float] = weakref.WeakKeyDictionary()
 _FAILURE_MEMORY_SECONDS = 30.0
 
 
-def _database_failed(pool: Pool) -> bool:
+def _connect_failed(pool: Pool) -> bool:
     return time.monotonic() - _last_failure.get(pool, -1e9) < _FAILURE_MEMORY_SECONDS
 
 
-def _unavailable(pool: Pool, message: str, exc: BaseException) -> DatabaseUnavailable:
+def _unavailable(
+    pool: Pool, message: str, exc: BaseException, *, connection_lost: bool = True
+) -> DatabaseUnavailable:
     """The client hears what happened in this service's words; the driver's own text (hosts,
     ports, libpq's hints) goes to the log only."""
-    _last_failure[pool] = time.monotonic()
+    if connection_lost:
+        _last_failure[pool] = time.monotonic()
     log.warning("database_unavailable", reason=message, error=str(exc).strip() or repr(exc))
     return DatabaseUnavailable(message)
 
@@ -128,9 +131,10 @@ async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
     try:
         conn = await _acquire(pool)
     except TimeoutError as exc:
-        if pool.freesize == 0 and pool.size >= (pool.maxsize or 0) and not _database_failed(pool):
-            # Every connection is in use by this process's own requests, and none failed of
-            # late: overload, not an outage.
+        if pool.size >= (pool.maxsize or 0) and not _connect_failed(pool):
+            # Every connection is open and was in use by this process's own requests while this
+            # one waited, and none failed to open of late: overload, not an outage (statements
+            # that time out under overload do not make it one).
             log.warning("pool_exhausted", size=pool.size)
             raise ServiceBusy(
                 f"the sidecar is busy: all {pool.size} of its database connections stayed in "
@@ -144,7 +148,9 @@ async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         raise _unavailable(pool, "the connection to the database failed", exc) from exc
     except TimeoutError as exc:
-        raise _unavailable(pool, "the database did not answer in time", exc) from exc
+        raise _unavailable(
+            pool, "the database did not answer in time", exc, connection_lost=False
+        ) from exc
     finally:
         pool.release(conn)
 

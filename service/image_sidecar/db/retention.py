@@ -15,7 +15,7 @@ class DoomedImage:
     image_id: UUID
     image_path: str
     size_bytes: int
-    # Its renditions' keys and sizes: deleted with it.
+    # Its renditions' keys and sizes (0 for one not made yet): deleted with it.
     rendition_paths: list[str]
     rendition_sizes: list[int]
 
@@ -80,7 +80,7 @@ async def lock_expired_batch(
         SELECT image_id, image_path, size_bytes,
                ARRAY(SELECT r.image_path FROM image_renditions r
                      WHERE r.image_id = g.image_id ORDER BY r.image_path) AS rendition_paths,
-               ARRAY(SELECT r.size_bytes FROM image_renditions r
+               ARRAY(SELECT coalesce(r.size_bytes, 0) FROM image_renditions r
                      WHERE r.image_id = g.image_id ORDER BY r.image_path) AS rendition_sizes
         FROM generated_images g
         WHERE expires_at <= now()
@@ -143,7 +143,7 @@ async def expired_totals(cur: aiopg.Cursor) -> tuple[int, int, int]:
                (coalesce(sum(g.size_bytes), 0) + coalesce(sum(r.bytes), 0))::bigint AS bytes
         FROM generated_images g
         LEFT JOIN LATERAL (
-            SELECT count(*) AS files, sum(size_bytes) AS bytes
+            SELECT count(size_bytes) AS files, sum(size_bytes) AS bytes  -- those made so far
             FROM image_renditions WHERE image_id = g.image_id) AS r ON true
         WHERE g.expires_at <= now() AND NOT {KEPT_BY_A_SHARE}
         """

@@ -27,7 +27,7 @@ async def files_to_copy(cur: aiopg.Cursor, target: str, after: str, limit: int) 
             UNION ALL
             SELECT r.image_path, r.content_type, r.size_bytes, NULL
             FROM image_renditions r JOIN generated_images g USING (image_id)
-            WHERE g.expires_at > now()
+            WHERE g.expires_at > now() AND r.size_bytes IS NOT NULL  -- made: there is a file
         ) AS f
         WHERE f.image_path > %s
           AND NOT EXISTS (SELECT 1 FROM store_copies c

@@ -21,10 +21,14 @@ from image_sidecar.batch import BatchReport, Progress
 from image_sidecar.db import images as image_rows
 from image_sidecar.db.images import Unrendered
 from image_sidecar.errors import SidecarError
-from image_sidecar.images.decoding import ImageProcessor
-from image_sidecar.images.keys import rendition_blobs, renditions_beside, stored_renditions
-from image_sidecar.images.writer import StagedBlobs, transaction_with_blobs
-from image_sidecar.models import StoredRendition
+from image_sidecar.images.decoding import ImageProcessor, planned_renditions
+from image_sidecar.images.keys import (
+    made_links,
+    rendition_blobs,
+    renditions_beside,
+    stored_renditions,
+)
+from image_sidecar.images.writer import transaction_with_blobs
 from image_sidecar.storage.base import BlobStore
 
 log = structlog.get_logger(__name__)
@@ -94,22 +98,16 @@ async def _backfill_one(
             return None
         if twin is not None:
             renditions = renditions_beside(image.image_path, twin.renditions)
-            await link_renditions(staged, twin.renditions, renditions)
+            await staged.link_many(made_links(twin.renditions, renditions))
             facts = (twin.width, twin.height, twin.placeholder)
         else:
             assert rendered is not None
-            renditions = stored_renditions(image.image_path, rendered.renditions)
+            planned = planned_renditions(
+                rendered.width, rendered.height, processor.rendition_formats
+            )
+            renditions = stored_renditions(image.image_path, planned, rendered.renditions)
             await staged.put_many(rendition_blobs(renditions, rendered.renditions))
             facts = (rendered.width, rendered.height, rendered.placeholder)
         await image_rows.insert_renditions(cur, image.image_id, renditions)
         await image_rows.set_decoded_facts(cur, image.image_id, *facts)
     return twin is not None
-
-
-async def link_renditions(
-    staged: StagedBlobs, shared: tuple[StoredRendition, ...], own: tuple[StoredRendition, ...]
-) -> None:
-    """Another image's renditions under this image's keys, sharing their bytes."""
-    await staged.link_many(
-        [(s.image_path, t.image_path, t.size_bytes) for s, t in zip(shared, own, strict=True)]
-    )

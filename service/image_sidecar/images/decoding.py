@@ -19,13 +19,18 @@ the encoder's time dominates either way; `bench/renditions.py` compares it with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
+import multiprocessing
+import os
+import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import blurhash
 import structlog
@@ -33,10 +38,11 @@ from aiohttp import web
 from PIL import Image, ImageCms, ImageOps, features
 
 from image_sidecar.appkeys import config_key, image_processor_key
-from image_sidecar.errors import CorruptImage, TooManyPixels
+from image_sidecar.errors import CorruptImage, ServiceBusy, TooManyPixels
 from image_sidecar.images.formats import JPEG, PNG, WEBP, ImageType, sniff
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 _PILLOW_FORMATS = {JPEG: "JPEG", PNG: "PNG", WEBP: "WEBP"}
 # EXIF orientations that turn the picture by a quarter: its displayed width is its height.
@@ -47,10 +53,11 @@ _ORIENTATION_TAG = 0x0112
 # name -> longest side; a picture smaller than that keeps its size (never upscaled).
 RENDITION_SIDES = {"thumb": 256, "large": 1024}
 _ENCODERS: dict[str, tuple[str, str, dict[str, object]]] = {
-    # format -> (Pillow's name, content type, encoder options). Measured on 1024x1024 pictures:
-    # WebP method 2 is twice as fast as 4 for 2% more bytes; AVIF speed 10 four times as fast
-    # as 8 for the same bytes. An upload waits for these.
-    "webp": ("WEBP", "image/webp", {"quality": 80, "method": 2}),
+    # format -> (Pillow's name, content type, encoder options). Measured on 1024x1024 AI-sized
+    # pictures (docs/benchmarks.md): WebP method 0 takes 35 ms where method 2 takes 46-52 and
+    # method 4 100, for 8-10% more bytes (still a tenth of the PNG); AVIF speed 10 is four times
+    # as fast as 8 for the same bytes, and is made only when asked for.
+    "webp": ("WEBP", "image/webp", {"quality": 80, "method": 0}),
     "avif": ("AVIF", "image/avif", {"quality": 60, "speed": 10}),
 }
 # BlurHash keeps 4x3 components, which 16 samples a side resolve; its encoder is pure Python and
@@ -62,6 +69,38 @@ _SRGB = ImageCms.createProfile("sRGB")
 def rendition_formats(wanted: tuple[str, ...] = ("webp", "avif")) -> tuple[str, ...]:
     """Those of `wanted` this Pillow can encode (WebP always; AVIF when built with it)."""
     return tuple(f for f in wanted if f == "webp" or (f == "avif" and features.check("avif")))
+
+
+def fitted(width: int, height: int, side: int) -> tuple[int, int]:
+    """The size of a rendition whose longest side is at most `side` (never upscaled)."""
+    longest = max(width, height)
+    if longest <= side:
+        return width, height
+    return max(1, round(width * side / longest)), max(1, round(height * side / longest))
+
+
+@dataclass(frozen=True)
+class PlannedRendition:
+    """A rendition as it will be: known from the original's displayed size before it is made."""
+
+    name: str
+    format: str
+    content_type: str
+    width: int
+    height: int
+
+
+def planned_renditions(
+    width: int, height: int, formats: tuple[str, ...]
+) -> tuple[PlannedRendition, ...]:
+    """Every rendition of a picture of this displayed size, thumb then large, in `formats`."""
+    return tuple(
+        PlannedRendition(
+            name, image_format, _ENCODERS[image_format][1], *fitted(width, height, side)
+        )
+        for name, side in RENDITION_SIDES.items()
+        for image_format in formats
+    )
 
 
 @dataclass(frozen=True)
@@ -78,7 +117,7 @@ class Rendition:
 @dataclass(frozen=True)
 class InspectedImage:
     """What decoding an upload established: its type, its displayed size, its digest, and
-    (when asked for) its renditions and placeholder."""
+    (when asked for) the renditions made from the same decode and its placeholder."""
 
     image_type: ImageType
     width: int
@@ -89,9 +128,13 @@ class InspectedImage:
 
 
 def inspect(
-    data: bytes, max_pixels: int, rendition_formats: tuple[str, ...] = ()
+    data: bytes,
+    max_pixels: int,
+    rendition_formats: tuple[str, ...] = (),
+    made_now: tuple[tuple[str, str], ...] | None = None,
 ) -> InspectedImage:
-    """Sniff, bound, decode and hash `data`, and render it in `rendition_formats` (blocking: run
+    """Sniff, bound, decode and hash `data`; with `rendition_formats`, make its placeholder and
+    the renditions `made_now` names (all of them when None) from the same decode (blocking: run
     it in the pool). Raises NotAnImage, TooManyPixels or CorruptImage; nothing else escapes
     whatever the bytes are."""
     image_type = sniff(data)
@@ -102,12 +145,31 @@ def inspect(
         placeholder = None
         if rendition_formats:  # decoded fine: what fails from here on is a bug of ours (500)
             web_image = _for_the_web(image)
-            renditions = tuple(_render(web_image, rendition_formats))
+            wanted = [
+                planned
+                for planned in planned_renditions(*web_image.size, rendition_formats)
+                if made_now is None or (planned.name, planned.format) in made_now
+            ]
+            renditions = tuple(_render(web_image, wanted))
             placeholder = _placeholder(web_image)
     if orientation in _QUARTER_TURNS:
         width, height = height, width
     digest = hashlib.sha256(data).hexdigest()
     return InspectedImage(image_type, width, height, digest, renditions, placeholder)
+
+
+def render(data: bytes, max_pixels: int, name: str, image_format: str) -> Rendition:
+    """One rendition of a stored original, made when it is first asked for (blocking: run it in
+    the pool)."""
+    with _decoded(data, sniff(data), max_pixels) as image:
+        web_image = _for_the_web(image)
+        (planned,) = (
+            planned
+            for planned in planned_renditions(*web_image.size, (image_format,))
+            if planned.name == name
+        )
+        (made,) = _render(web_image, [planned])
+    return made
 
 
 @contextmanager
@@ -159,21 +221,23 @@ def _for_the_web(image: Image.Image) -> Image.Image:
     return upright.convert(target)
 
 
-def _render(image: Image.Image, formats: tuple[str, ...]) -> list[Rendition]:
+def _render(image: Image.Image, wanted: list[PlannedRendition]) -> list[Rendition]:
     renditions: list[Rendition] = []
     encoded: dict[tuple[int, int, str], Rendition] = {}
-    for name, side in RENDITION_SIDES.items():
-        resized = image.copy()
-        resized.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        for image_format in formats:
-            # A picture no larger than the thumbnail is never upscaled: its renditions are the
-            # same pixels, encoded once.
-            same = encoded.get((resized.width, resized.height, image_format))
-            if same is None:
-                same = encoded[resized.width, resized.height, image_format] = _encode(
-                    resized, name, image_format
+    for planned in wanted:
+        # A picture no larger than the thumbnail is never upscaled: its renditions are the
+        # same pixels, encoded once.
+        same = encoded.get((planned.width, planned.height, planned.format))
+        if same is None:
+            resized = image
+            if image.size != (planned.width, planned.height):
+                resized = image.resize(
+                    (planned.width, planned.height), Image.Resampling.LANCZOS, reducing_gap=3.0
                 )
-            renditions.append(replace(same, name=name))
+            same = encoded[planned.width, planned.height, planned.format] = _encode(
+                resized, planned.name, planned.format
+            )
+        renditions.append(replace(same, name=planned.name))
     return renditions
 
 
@@ -204,23 +268,94 @@ def _placeholder(image: Image.Image) -> str:
     return str(blurhash.encode(rows, x_components, y_components))
 
 
+def _timed(work: Callable[..., T], *args: object) -> tuple[T, float]:
+    """Run `work` in a pool process; its result and the seconds it took there."""
+    started = time.perf_counter()
+    return work(*args), time.perf_counter() - started
+
+
+def _lower_priority() -> None:
+    """Pool processes yield the CPU to the processes that answer requests."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+
+
 class ImageProcessor:
-    """The bounded pool where image work runs (IMAGE_PROCESSING_WORKERS threads)."""
+    """The bounded pool of processes where picture work runs (IMAGE_PROCESSING_WORKERS of them,
+    at a lower CPU priority than the serving process), apart from the event loop and its GIL.
+
+    When the work already queued would keep a new job waiting longer than
+    IMAGE_PROCESSING_MAX_WAIT_SECONDS, the job is refused at once with ServiceBusy (503 busy,
+    Retry-After) instead of waiting tens of seconds.
+    """
 
     def __init__(
-        self, *, max_pixels: int, workers: int, formats: tuple[str, ...] = ("webp", "avif")
+        self,
+        *,
+        max_pixels: int,
+        workers: int,
+        formats: tuple[str, ...] = ("webp", "avif"),
+        made_at_upload: tuple[tuple[str, str], ...] | None = None,
+        max_wait_seconds: float = 10.0,
     ) -> None:
         self.max_pixels = max_pixels
         self.rendition_formats = rendition_formats(formats)
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imaging")
+        self.made_at_upload = made_at_upload
+        self.workers = workers
+        self.max_wait_seconds = max_wait_seconds
+        self.queued = 0  # jobs submitted and not yet done
+        self._typical_seconds = 0.05  # a moving average of a job's time in the pool
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=_CONTEXT, initializer=_lower_priority
+        )
 
-    async def inspect(self, data: bytes, *, with_renditions: bool = True) -> InspectedImage:
-        loop = asyncio.get_running_loop()
-        formats = self.rendition_formats if with_renditions else ()
-        return await loop.run_in_executor(self._executor, inspect, data, self.max_pixels, formats)
+    def predicted_wait(self) -> float:
+        """How long a job submitted now would wait for a free process, by the recent jobs."""
+        return self.queued / self.workers * self._typical_seconds
+
+    async def _run(self, work: Callable[..., T], *args: object) -> T:
+        wait = self.predicted_wait()
+        if self.queued >= self.workers and wait > self.max_wait_seconds:
+            raise ServiceBusy(
+                f"picture work is saturated ({self.queued} jobs queued, about {wait:.0f} s of "
+                "work): retry shortly",
+                retry_after_seconds=max(1, round(wait - self.max_wait_seconds)),
+            )
+        self.queued += 1
+        try:
+            loop = asyncio.get_running_loop()
+            result, seconds = await loop.run_in_executor(self._executor, _timed, work, *args)
+        finally:
+            self.queued -= 1
+        self._typical_seconds = 0.8 * self._typical_seconds + 0.2 * seconds
+        return result
+
+    async def inspect(self, data: bytes) -> InspectedImage:
+        """Decode an upload; its placeholder and the renditions made at upload come with it."""
+        return await self._run(
+            inspect, data, self.max_pixels, self.rendition_formats, self.made_at_upload
+        )
+
+    async def inspect_only(self, data: bytes) -> InspectedImage:
+        """Decode and hash, nothing made (a check of stored bytes)."""
+        return await self._run(inspect, data, self.max_pixels)
+
+    async def render(self, data: bytes, name: str, image_format: str) -> Rendition:
+        return await self._run(render, data, self.max_pixels, name, image_format)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+# A forkserver: pool processes fork from a clean process that has imported Pillow, never from
+# the serving process with its event loop and threads, and start in milliseconds.
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload([__name__])
+
+
+def made_at_upload(setting: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`large.webp,thumb.webp` -> (("large", "webp"), ("thumb", "webp"))."""
+    return tuple(tuple(item.split(".", 1)) for item in setting)  # type: ignore[misc]
 
 
 async def imaging_context(app: web.Application) -> AsyncIterator[None]:
@@ -229,8 +364,15 @@ async def imaging_context(app: web.Application) -> AsyncIterator[None]:
         max_pixels=storage.max_pixels,
         workers=storage.processing_workers,
         formats=storage.rendition_formats,
+        made_at_upload=made_at_upload(storage.renditions_at_upload),
+        max_wait_seconds=storage.processing_max_wait_seconds,
     )
-    log.info("renditions", formats=list(processor.rendition_formats), sides=RENDITION_SIDES)
+    log.info(
+        "renditions",
+        formats=list(processor.rendition_formats),
+        sides=RENDITION_SIDES,
+        made_at_upload=list(storage.renditions_at_upload),
+    )
     app[image_processor_key] = processor
     yield
     processor.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from image_sidecar.images.decoding import Rendition
+from image_sidecar.images.decoding import RENDITION_SIDES, PlannedRendition, Rendition
 from image_sidecar.models import ImageMetadata, StoredBytes, StoredRendition
 
 
@@ -28,6 +28,15 @@ def rendition_key(image_key: str, name: str, image_format: str) -> str:
     return f"{image_key.rpartition('.')[0]}.{name}.{image_format}"
 
 
+def rendition_of(key: str) -> tuple[str, str] | None:
+    """(name, format) when `key` is a rendition's (`....thumb.webp`), else None."""
+    stem, _, image_format = key.rpartition(".")
+    name = stem.rpartition(".")[2]
+    if name in RENDITION_SIDES and image_format in ("webp", "avif"):
+        return name, image_format
+    return None
+
+
 def renditions_beside(
     key: str, renditions: Iterable[StoredRendition]
 ) -> tuple[StoredRendition, ...]:
@@ -38,30 +47,48 @@ def renditions_beside(
     )
 
 
-def stored_renditions(key: str, rendered: Iterable[Rendition]) -> tuple[StoredRendition, ...]:
-    """Where freshly made renditions of the image under `key` are stored, and their facts."""
+def stored_renditions(
+    key: str, planned: Iterable[PlannedRendition], made: Iterable[Rendition]
+) -> tuple[StoredRendition, ...]:
+    """Where every planned rendition of the image under `key` is stored, with the size of
+    those `made` already (the others are made when first asked for)."""
+    sizes = {(r.name, r.format): len(r.data) for r in made}
     return tuple(
         StoredRendition(
-            name=made.name,
-            format=made.format,
-            image_path=rendition_key(key, made.name, made.format),
-            content_type=made.content_type,
-            width=made.width,
-            height=made.height,
-            size_bytes=len(made.data),
+            name=plan.name,
+            format=plan.format,
+            image_path=rendition_key(key, plan.name, plan.format),
+            content_type=plan.content_type,
+            width=plan.width,
+            height=plan.height,
+            size_bytes=sizes.get((plan.name, plan.format)),
         )
-        for made in rendered
+        for plan in planned
     )
 
 
 def rendition_blobs(
-    stored: tuple[StoredRendition, ...], rendered: tuple[Rendition, ...]
+    stored: tuple[StoredRendition, ...], made: tuple[Rendition, ...]
 ) -> list[tuple[StoredBytes, bytes]]:
-    """Freshly made renditions, as the bytes to write where `stored_renditions` put them."""
+    """The renditions `made`, as the bytes to write where `stored_renditions` put them."""
+    where = {(r.name, r.format): r for r in stored}
+    blobs = []
+    for rendition in made:
+        place = where[rendition.name, rendition.format]
+        size = len(rendition.data)
+        facts = StoredBytes(place.image_path, place.content_type, size, rendition.sha256)
+        blobs.append((facts, rendition.data))
+    return blobs
+
+
+def made_links(
+    shared: tuple[StoredRendition, ...], own: tuple[StoredRendition, ...]
+) -> list[tuple[str, str, int]]:
+    """(source key, target key, size) for each of another image's renditions that is made:
+    this image's renditions share their bytes. One not made yet is made for this image when
+    first asked for."""
     return [
-        (
-            StoredBytes(where.image_path, where.content_type, where.size_bytes, made.sha256),
-            made.data,
-        )
-        for where, made in zip(stored, rendered, strict=True)
+        (source.image_path, target.image_path, source.size_bytes)
+        for source, target in zip(shared, own, strict=True)
+        if source.size_bytes is not None
     ]

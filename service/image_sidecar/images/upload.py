@@ -10,12 +10,13 @@ from image_sidecar.db import blocklist as blocklist_rows
 from image_sidecar.db import cache as cache_rows
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.errors import BlockedContent
-from image_sidecar.images.decoding import ImageProcessor, InspectedImage
+from image_sidecar.images.decoding import ImageProcessor, InspectedImage, planned_renditions
 from image_sidecar.images.keys import image_key, rendition_blobs, stored_renditions
 from image_sidecar.images.writer import PlannedRecord, StagedBlobs
-from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
+from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes, StoredRendition
 from image_sidecar.prompt_cache.costs import GenerationCosts
 from image_sidecar.prompt_cache.prompts import prompt_hash
+from image_sidecar.storage.base import NewBlob
 
 
 class NewImage:
@@ -35,16 +36,14 @@ class NewImage:
         self.costs = costs
         self.claim_token = claim_token
         self._image: InspectedImage | None = None
+        self._blob: StoredBytes | None = None
+        self._renditions: tuple[StoredRendition, ...] = ()
 
-    async def prepare(self) -> None:
-        self._image = await self.processor.inspect(self.data)
-
-    async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
-        image = self._image
-        assert image is not None  # register() prepares before it plans
-        if await blocklist_rows.is_blocked(cur, image.sha256):
-            raise BlockedContent("these image bytes were taken down and cannot be stored again")
-        blob = StoredBytes(
+    async def prepare(self, meta: ImageMetadata) -> list[NewBlob]:
+        """Decode (and make the renditions made at upload); the original and those renditions
+        are the bytes to stage."""
+        image = self._image = await self.processor.inspect(self.data)
+        blob = self._blob = StoredBytes(
             image_path=image_key(meta, image.image_type.extension),
             content_type=image.image_type.content_type,
             size_bytes=len(self.data),
@@ -53,7 +52,21 @@ class NewImage:
             height=image.height,
             placeholder=image.placeholder,
         )
-        renditions = stored_renditions(blob.image_path, image.renditions)
+        planned = planned_renditions(image.width, image.height, self.processor.rendition_formats)
+        self._renditions = stored_renditions(blob.image_path, planned, image.renditions)
+        return [
+            NewBlob(facts.image_path, data, facts.content_type, facts.sha256)
+            for facts, data in [
+                (blob, self.data),
+                *rendition_blobs(self._renditions, image.renditions),
+            ]
+        ]
+
+    async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
+        blob, renditions = self._blob, self._renditions
+        assert blob is not None  # register() prepares before it plans
+        if await blocklist_rows.is_blocked(cur, blob.sha256):
+            raise BlockedContent("these image bytes were taken down and cannot be stored again")
         key = None
         if meta.prompt is not None:
             key = prompt_hash(meta.prompt, meta.art_style, meta.model, meta.size)
@@ -66,10 +79,7 @@ class NewImage:
             await cache_rows.remember_upload(
                 cur, plan.prompt_hash, record.image_id, record.prompt, self.claim_token
             )
-        assert self._image is not None
-        await staged.put_many(
-            [(plan.blob, self.data), *rendition_blobs(plan.renditions, self._image.renditions)]
-        )
+        await staged.publish_pending()
         cost = record.generation_cost_usd
         await stats_rows.record_usage(
             cur,

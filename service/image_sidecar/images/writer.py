@@ -23,15 +23,28 @@ from image_sidecar.db import images as image_rows
 from image_sidecar.db.images import KnownRound
 from image_sidecar.errors import Conflict, SidecarError
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes, StoredRendition
-from image_sidecar.storage.base import BlobRef, BlobStore, NewBlob
+from image_sidecar.storage.base import BlobRef, BlobStore, NewBlob, StagedBlob
 
 
 class StagedBlobs:
-    """Blobs written inside a database transaction, removed again if it does not commit."""
+    """Blobs written for a database transaction, removed again if it does not commit.
 
-    def __init__(self, store: BlobStore) -> None:
+    New bytes are staged (written and synced where no reader sees them) before the transaction
+    opens, so that it holds its pooled connection only for its statements and the publishing
+    (renames and one directory sync); links and late puts are made inside it.
+    """
+
+    def __init__(self, store: BlobStore, pending: list[StagedBlob] | None = None) -> None:
         self._store = store
         self.written: list[BlobRef] = []
+        self.pending = pending or []
+
+    async def publish_pending(self) -> None:
+        """The staged bytes, visible under their keys: counted as written before any is, so
+        that a failure part-way leaves nothing the rollback does not delete."""
+        staged, self.pending = self.pending, []
+        self.written.extend(BlobRef(item.blob.key, len(item.blob.data)) for item in staged)
+        await self._store.publish_many(staged)
 
     async def put_many(self, blobs: list[tuple[StoredBytes, bytes]]) -> None:
         """(facts, bytes) each, in one trip to the store: counted as written before any is
@@ -50,17 +63,20 @@ class StagedBlobs:
 
 @asynccontextmanager
 async def transaction_with_blobs(
-    pool: db.Pool, store: BlobStore
+    pool: db.Pool, store: BlobStore, pending: list[StagedBlob] | None = None
 ) -> AsyncIterator[tuple[db.Cursor, StagedBlobs]]:
-    """Rows and bytes together: the rows commit only after their bytes are written, and bytes
-    whose rows did not commit are deleted. A crash in between leaves only orphan files, which
-    the cleanup sweeps; never a row without its file.
+    """Rows and bytes together: the rows commit only after their bytes are published, and
+    bytes whose rows did not commit are deleted (or, never published, discarded). A crash in
+    between leaves only orphan files and temp files, which the cleanup sweeps; never a row
+    without its file.
     """
-    staged = StagedBlobs(store)
+    staged = StagedBlobs(store, pending)
     try:
         async with db.transaction(pool) as cur:
             yield cur, staged
     except BaseException:
+        if staged.pending:
+            await store.discard_many(staged.pending)
         if staged.written:
             await store.delete_many(staged.written)
         raise
@@ -81,8 +97,9 @@ class PlannedRecord:
 class RecordSource(Protocol):
     """Where a record's bytes come from: an upload (NewImage) or a cache hit (CacheReuse)."""
 
-    async def prepare(self) -> None:
-        """Work that needs no database connection (sniffing, hashing); may refuse the input."""
+    async def prepare(self, meta: ImageMetadata) -> list[NewBlob]:
+        """Work that needs no database connection (decoding, hashing); may refuse the input.
+        Returns the new bytes to stage before the transaction (`write` publishes them)."""
 
     async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
         """Inside the transaction, before the insert."""
@@ -121,9 +138,10 @@ async def register(
     A second picture for a player's round, or identifiers that contradict what the game holds,
     are a Conflict naming the field.
     """
-    await source.prepare()
+    new_blobs = await source.prepare(meta)
+    pending = await store.stage_many(new_blobs) if new_blobs else []
     try:
-        async with transaction_with_blobs(pool, store) as (cur, staged):
+        async with transaction_with_blobs(pool, store, pending) as (cur, staged):
             _check_game_round(meta, await image_rows.register_game_round(cur, meta))
             plan = await source.plan(cur, meta)
             record = await image_rows.insert_image(

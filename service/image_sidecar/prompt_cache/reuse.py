@@ -13,14 +13,14 @@ from image_sidecar.db import cache as cache_rows
 from image_sidecar.db.notify import NotificationHub
 from image_sidecar.errors import InvalidField
 from image_sidecar.images.formats import BY_CONTENT_TYPE
-from image_sidecar.images.keys import image_key, renditions_beside
+from image_sidecar.images.keys import image_key, made_links, renditions_beside
 from image_sidecar.images.writer import PlannedRecord, Registration, StagedBlobs, register
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes
 from image_sidecar.prompt_cache.costs import GenerationCosts
 from image_sidecar.prompt_cache.hits import count_reuse
 from image_sidecar.prompt_cache.lookup import CacheEntryNotFound, LookupResult, lookup
 from image_sidecar.prompt_cache.prompts import Prompt, canonical_text, prompt_hash
-from image_sidecar.storage.base import BlobNotFound, BlobStore
+from image_sidecar.storage.base import BlobNotFound, BlobStore, NewBlob
 
 # A lookup with `register` looks again if the entry vanishes before the registration.
 REGISTER_ATTEMPTS = 2
@@ -39,8 +39,8 @@ class CacheReuse:
         self.prompt_hash = prompt_hash
         self.costs = costs
 
-    async def prepare(self) -> None:
-        pass
+    async def prepare(self, meta: ImageMetadata) -> list[NewBlob]:
+        return []  # the cached picture's bytes are linked, not written
 
     async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
         entry = await cache_rows.live_entry(cur, self.prompt_hash)
@@ -80,13 +80,8 @@ class CacheReuse:
         source = plan.reused_from
         assert source is not None  # plan() always names the cached image
         try:
-            await staged.link_many(
-                [(source.image_path, plan.blob.image_path, plan.blob.size_bytes)]
-                + [
-                    (shared.image_path, own.image_path, own.size_bytes)
-                    for shared, own in zip(source.renditions, plan.renditions, strict=True)
-                ]
-            )
+            original = (source.image_path, plan.blob.image_path, plan.blob.size_bytes)
+            await staged.link_many([original, *made_links(source.renditions, plan.renditions)])
         except BlobNotFound:
             raise CacheEntryNotFound(
                 f"the image cached for prompt hash {self.prompt_hash} is gone"

@@ -59,6 +59,15 @@ class NewBlob:
 
 
 @dataclass(frozen=True)
+class StagedBlob:
+    """A blob written where no reader sees it yet (a synced temp file), until published."""
+
+    blob: NewBlob
+    # Where the backend keeps it meanwhile (a temp file's path); None where it keeps nothing.
+    token: str | None = None
+
+
+@dataclass(frozen=True)
 class BlobRef:
     """A stored blob's key and size, as the database (or a listing of the store) knows them."""
 
@@ -95,6 +104,17 @@ class BlobStore(Protocol):
         """`put` for several blobs at once: an upload's original and renditions in one trip
         (one directory sync per directory on a filesystem). On failure some may be stored:
         the caller deletes what it meant to write."""
+
+    async def stage_many(self, blobs: Sequence[NewBlob]) -> list[StagedBlob]:
+        """The slow part of `put_many`, done before the database transaction that records the
+        blobs: written and synced where no reader sees them. Nothing is staged on failure."""
+
+    async def publish_many(self, staged: Sequence[StagedBlob]) -> None:
+        """Make staged blobs visible under their keys, atomically each (renames and one
+        directory sync on a filesystem; the puts themselves on an object store)."""
+
+    async def discard_many(self, staged: Sequence[StagedBlob]) -> None:
+        """Remove staged blobs that were not published (the upload failed)."""
 
     async def link(self, source_key: str, target_key: str) -> None:
         """Make `target_key` hold the bytes of `source_key` without copying them where possible

@@ -11,9 +11,7 @@ import os
 import shutil
 import stat
 import tempfile
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -25,16 +23,13 @@ from image_sidecar.storage.base import (
     DeleteResult,
     LocalBlob,
     NewBlob,
+    StagedBlob,
     StoreUsage,
     check_key,
 )
+from image_sidecar.storage.digests import DigestCache
 
 T = TypeVar("T")
-
-# Digests of files already served, keyed by (inode, mtime, size) so a rewritten file is re-hashed.
-# 50,000 entries are a few MB and cover weeks of a busy game server's images.
-_DIGEST_CACHE_ENTRIES = 50_000
-
 
 def _storage_error(exc: OSError, action: str) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -69,8 +64,7 @@ def _bytes_freed(unlinked: list[os.stat_result]) -> int:
 class FilesystemBlobStore:
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir.resolve()
-        self._digests: OrderedDict[tuple[int, int, int], str] = OrderedDict()
-        self._digests_lock = threading.Lock()
+        self._digests = DigestCache()
 
     def path_for(self, key: str) -> Path:
         """The file of `key`. check_key already forbids "..", absolute and hidden names; this
@@ -112,17 +106,6 @@ class FilesystemBlobStore:
             parent = checked[directory]
             yield key, None if parent is None else parent / name
 
-    def _remember_digest(self, st: os.stat_result, sha256: str) -> None:
-        with self._digests_lock:
-            self._digests[(st.st_ino, st.st_mtime_ns, st.st_size)] = sha256
-            self._digests.move_to_end((st.st_ino, st.st_mtime_ns, st.st_size))
-            while len(self._digests) > _DIGEST_CACHE_ENTRIES:
-                self._digests.popitem(last=False)
-
-    def _known_digest(self, st: os.stat_result) -> str | None:
-        with self._digests_lock:
-            return self._digests.get((st.st_ino, st.st_mtime_ns, st.st_size))
-
     @staticmethod
     def _in_fresh_directory(directory: Path, create: Callable[[], T]) -> T:
         """Run `create` (which makes a file in `directory`) after making the directory. A
@@ -135,43 +118,80 @@ class FilesystemBlobStore:
                 continue
         return create()
 
-    def _write_sync(self, key: str, data: bytes, sha256: str) -> Path:
-        """Temp file, fsync, rename: the caller syncs the directory (once for several)."""
-        path = self.path_for(key)
+    def _stage_sync(self, blob: NewBlob) -> StagedBlob:
+        """A synced temp file beside the blob's place (readers never see it)."""
+        path = self.path_for(blob.key)
         try:
             fd, tmp_name = self._in_fresh_directory(
                 path.parent,
                 lambda: tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part"),
             )
         except OSError as exc:
-            raise _storage_error(exc, f"create {key}") from exc
+            raise _storage_error(exc, f"create {blob.key}") from exc
         try:
             with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
+                tmp.write(blob.data)
                 tmp.flush()
                 os.fsync(tmp.fileno())
             os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, path)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
-            raise _storage_error(exc, f"write {key}") from exc
-        self._remember_digest(path.stat(), sha256)
-        return path
+            raise _storage_error(exc, f"write {blob.key}") from exc
+        return StagedBlob(blob, tmp_name)
 
-    def _put_many_sync(self, blobs: Sequence[NewBlob]) -> None:
-        directories = {self._write_sync(b.key, b.data, b.sha256).parent for b in blobs}
+    def _stage_many_sync(self, blobs: Sequence[NewBlob]) -> list[StagedBlob]:
+        staged: list[StagedBlob] = []
+        try:
+            for blob in blobs:
+                staged.append(self._stage_sync(blob))
+        except BaseException:
+            self._discard_many_sync(staged)
+            raise
+        return staged
+
+    def _publish_many_sync(self, staged: Sequence[StagedBlob]) -> None:
+        """Renames into place, then one sync per directory: the blobs' names are durable. What
+        a failure leaves unpublished is discarded."""
+        directories: set[Path] = set()
+        for item in staged:
+            assert item.token is not None  # staged by this store
+            path = self.path_for(item.blob.key)
+            try:
+                os.replace(item.token, path)
+            except OSError as exc:
+                self._discard_many_sync(staged)
+                raise _storage_error(exc, f"write {item.blob.key}") from exc
+            self._digests.remember(path.stat(), item.blob.sha256)
+            directories.add(path.parent)
         try:
             for directory in directories:
                 _fsync_dir(directory)
         except OSError as exc:
             raise _storage_error(exc, "sync the written files' directories") from exc
 
+    def _discard_many_sync(self, staged: Sequence[StagedBlob]) -> None:
+        """Temp files removed, and the directories staging made for them if left empty."""
+        for item in staged:
+            if item.token is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(item.token)
+        self._prune_all_sync({Path(item.token).parent for item in staged if item.token})
+
+    async def stage_many(self, blobs: Sequence[NewBlob]) -> list[StagedBlob]:
+        return await asyncio.to_thread(self._stage_many_sync, blobs)
+
+    async def publish_many(self, staged: Sequence[StagedBlob]) -> None:
+        await asyncio.to_thread(self._publish_many_sync, staged)
+
+    async def discard_many(self, staged: Sequence[StagedBlob]) -> None:
+        await asyncio.to_thread(self._discard_many_sync, staged)
+
     async def put(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
         await self.put_many([NewBlob(key, data, content_type, sha256)])
 
     async def put_many(self, blobs: Sequence[NewBlob]) -> None:
-        await asyncio.to_thread(self._put_many_sync, blobs)
+        await self.publish_many(await self.stage_many(blobs))
 
     def _link_sync(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Hard links, each made under a temp name and renamed into place, then one directory
@@ -296,7 +316,7 @@ class FilesystemBlobStore:
             raise BlobNotFound(f"no such image: {key}") from exc
         if not stat.S_ISREG(st.st_mode):
             raise BlobNotFound(f"no such image: {key}")
-        digest = self._known_digest(st)
+        digest = self._digests.known(st)
         if digest is None:
             try:
                 with path.open("rb") as f:
@@ -305,7 +325,7 @@ class FilesystemBlobStore:
                 raise BlobNotFound(f"no such image: {key}") from exc
             except OSError as exc:
                 raise _storage_error(exc, f"read {key}") from exc
-            self._remember_digest(st, digest)
+            self._digests.remember(st, digest)
         return LocalBlob(path=path, size_bytes=st.st_size, sha256=digest)
 
     async def servable(self, key: str) -> LocalBlob:

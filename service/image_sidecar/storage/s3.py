@@ -24,6 +24,7 @@ from image_sidecar.storage.base import (
     DeleteResult,
     NewBlob,
     RemoteBlob,
+    StagedBlob,
     StoreUsage,
     check_key,
 )
@@ -99,6 +100,16 @@ class S3BlobStore:
 
     async def put_many(self, blobs: Sequence[NewBlob]) -> None:
         await _all_settled(self.put(b.key, b.data, b.content_type, b.sha256) for b in blobs)
+
+    async def stage_many(self, blobs: Sequence[NewBlob]) -> list[StagedBlob]:
+        # An object put is atomic and its bytes cross the network anyway: nothing to stage.
+        return [StagedBlob(blob) for blob in blobs]
+
+    async def publish_many(self, staged: Sequence[StagedBlob]) -> None:
+        await self.put_many([item.blob for item in staged])
+
+    async def discard_many(self, staged: Sequence[StagedBlob]) -> None:
+        return None
 
     async def link(self, source_key: str, target_key: str) -> None:
         with _mapped_errors(f"copy {source_key}", source_key):
