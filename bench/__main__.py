@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from bench import workloads
-from bench.game_night import Night, play_night
+from bench import nights, workloads
+from bench.game_night import Stage
 from bench.measure import FULL, POST_BODY, QUICK, RANDOM_PATHS, Measure, Scenario, Size, alternate
 from bench.measure import wrk as wrk_load
 from bench.report import report
-from testkit.database import bench_database
+from testkit.database import bench_database, postmaster_pid
 from testkit.helpers import free_port
-from testkit.images import noise_png
+from testkit.images import ai_pictures, noise_png
 
 CONNECTIONS = 32
 
@@ -53,6 +53,7 @@ class Run:
     bare: str  # the baselines' bare aiohttp app
     stack: ExitStack
     records: list[dict]  # the pictures uploaded first, served by the static scenarios
+    sidecar_pid: int
 
     def script(self, name: str, text: str) -> Path:
         path = self.work / name
@@ -68,11 +69,19 @@ class Run:
         return self.script("random.lua", RANDOM_PATHS % paths)
 
     @cached_property
-    def nginx(self) -> tuple[str, str]:
-        """The shipped nginx config and a minimal sendfile one, serving the same files."""
+    def nginx(self) -> tuple[str, str, int]:
+        """The shipped nginx config and a minimal sendfile one, serving the same files; the
+        shipped one's pid."""
         shipped, plain = free_port(), free_port()
-        self.stack.enter_context(workloads.nginx(self.work, self.storage, shipped, plain))
-        return f"http://127.0.0.1:{shipped}", f"http://127.0.0.1:{plain}"
+        sidecar_port = int(self.base.rpartition(":")[2])
+        pid = self.stack.enter_context(
+            workloads.nginx(self.work, self.storage, shipped, plain, sidecar_port)
+        )
+        return f"http://127.0.0.1:{shipped}", f"http://127.0.0.1:{plain}", pid
+
+    @cached_property
+    def pictures(self) -> list[bytes]:
+        return ai_pictures(12 if self.size.rounds == 1 else 24)
 
     @cached_property
     def random_rounds(self) -> Path:
@@ -199,12 +208,12 @@ def main() -> None:
         }
         sidecar = [sys.executable, "-m", "image_sidecar", "serve"]
         baselines = [sys.executable, "-m", "bench.baselines", url, str(storage), str(bare_port)]
-        stack.enter_context(workloads.running(sidecar, environ, base + "/healthz"))
+        sidecar_pid = stack.enter_context(workloads.running(sidecar, environ, base + "/healthz"))
         stack.enter_context(workloads.running(baselines, dict(os.environ), bare + "/healthz"))
         print(f"uploading {size.images} distinct 150 KB pictures...", file=sys.stderr)
         records = asyncio.run(workloads.upload_pictures(base, size.images))
         os.sync()
-        run = Run(size, work, storage, url, base, bare, stack, records)
+        run = Run(size, work, storage, url, base, bare, stack, records, sidecar_pid)
         scenarios = []
         for plan in SCENARIOS:
             name = plan.name.format(size=size)
@@ -218,12 +227,20 @@ def main() -> None:
                     lambda p=plan: p.baseline(run),
                 )
             )
-        nights: list[Night] = []
-        for games in size.game_nights:
-            print(f"game night: {games} games...", file=sys.stderr)
-            nights.append(asyncio.run(play_night(base, games)))
+        print("CPU per operation...", file=sys.stderr)
+        count = 10 if args.quick else 60
+        cpu = asyncio.run(nights.cpu_per_operation(base, sidecar_pid, run.pictures, count))
+        stages = {
+            "embedded": Stage("embedded", api=base, pictures=base),
+            "deployed": Stage("deployed", api=base, pictures=run.nginx[0]),
+        }
+        processes = nights.Processes(sidecar_pid, postmaster_pid(url), run.nginx[2])
+        ladders = nights.QUICK_LADDERS if args.quick else nights.FULL_LADDERS
+        played = nights.play_ladders(
+            ladders, stages, processes, run.pictures, lambda line: print(line, file=sys.stderr)
+        )
     shutil.rmtree(work, ignore_errors=True)
-    report(scenarios, nights, size, quick=args.quick)
+    report(scenarios, played, cpu, size, quick=args.quick)
 
 
 if __name__ == "__main__":

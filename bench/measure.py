@@ -25,7 +25,6 @@ class Size:
     rounds: int
     uploads: int  # per upload run
     hits: int  # per hit-registration run
-    game_nights: tuple[int, ...]  # concurrent games of each night played
 
 
 QUICK = Size(
@@ -36,7 +35,6 @@ QUICK = Size(
     rounds=1,
     uploads=32,
     hits=100,
-    game_nights=(2,),
 )
 FULL = Size(
     images=1_000,
@@ -46,7 +44,6 @@ FULL = Size(
     rounds=3,
     uploads=400,
     hits=1_000,
-    game_nights=(10, 40, 120),
 )
 
 

@@ -25,13 +25,14 @@ from testkit.seeding import seed_images
 
 
 @contextmanager
-def running(command: list[str], environ: dict[str, str], health: str) -> Iterator[None]:
+def running(command: list[str], environ: dict[str, str], health: str) -> Iterator[int]:
+    """The process started and answering `health`: its pid."""
     process = subprocess.Popen(
         command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_for(health)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -204,12 +205,15 @@ def timed_cleanup(url: str, work: Path, count: int, *, ours: bool) -> Measure:
 
 
 @contextmanager
-def nginx(work: Path, storage: Path, port: int, plain_port: int) -> Iterator[None]:
-    """The shipped config (deploy/nginx) and a minimal one with sendfile, on the same files."""
+def nginx(
+    work: Path, storage: Path, port: int, plain_port: int, sidecar_port: int
+) -> Iterator[int]:
+    """The shipped config (deploy/nginx, asking the sidecar on `sidecar_port` for renditions
+    not made yet) and a minimal one with sendfile, on the same files: the shipped one's pid."""
     shipped_dir, plain_dir = work / "shipped", work / "plain"
     shipped_dir.mkdir()
     plain_dir.mkdir()
-    shipped = nginx_main_config(shipped_dir, storage, port)
+    shipped = nginx_main_config(shipped_dir, storage, port, sidecar_port=sidecar_port)
     plain = plain_dir / "nginx.conf"
     plain.write_text(
         f"""
@@ -238,7 +242,7 @@ def nginx(work: Path, storage: Path, port: int, plain_port: int) -> Iterator[Non
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz")
         wait_for(f"http://127.0.0.1:{plain_port}/healthz")
-        yield
+        yield processes[0].pid
     finally:
         for process in processes:
             process.terminate()

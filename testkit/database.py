@@ -71,3 +71,16 @@ def bench_database(work: Path) -> Iterator[str]:
         drop_database(admin_url, name)
         if server is not None:
             server.cleanup()
+
+
+def postmaster_pid(url: str) -> int:
+    """The pid of the PostgreSQL server `url` names (on this machine): the parent of a backend."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
+    finally:
+        conn.close()
+    stat = Path(f"/proc/{backend}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])

@@ -115,3 +115,26 @@ DECODABLE = {
     "animated WebP (its first frame)": (animated_webp(), (12, 10)),
     "JPEG turned by EXIF": (rotated_jpeg(), (4, 8)),
 }
+
+
+def ai_picture(seed: int, side: int = 1024, grain: float = 16) -> bytes:
+    """A PNG as an AI service returns one: smooth colour fields under photographic grain, so it
+    compresses like a photograph (1024 px: 1.3-1.8 MB; 640 px: about 0.7 MB)."""
+    rnd = random.Random(seed)
+    field = Image.frombytes("RGB", (24, 24), bytes(rnd.getrandbits(8) for _ in range(24 * 24 * 3)))
+    picture = field.resize((side, side), Image.Resampling.BICUBIC)
+    noise = Image.effect_noise((side, side), grain).convert("RGB")
+    buffer = io.BytesIO()
+    Image.blend(picture, noise, 0.12).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def ai_pictures(count: int, seed: int = 0) -> list[bytes]:
+    """Distinct AI-sized pictures: three in four 1024x1024 PNGs of 1.3-1.8 MB (as DALL-E 3
+    returns them), the rest 512-640 px of 0.3-0.7 MB."""
+    return [
+        ai_picture(seed + n, 1024, 8 + 8 * (n % 4))
+        if n % 4
+        else ai_picture(seed + n, 512 + 64 * (n % 3), 32)
+        for n in range(count)
+    ]

@@ -30,7 +30,7 @@ from image_sidecar.lifecycle.store_migration import (
     target_settings,
 )
 from image_sidecar.log import configure_logging
-from image_sidecar.server import serve_until_stopped
+from image_sidecar.server import serve_until_stopped, serve_workers
 from image_sidecar.storage import open_blob_store
 
 log = structlog.get_logger("image_sidecar.cli")
@@ -75,9 +75,14 @@ def migrate(config: Config) -> None:
 
 def serve(config: Config, command: str = "serve") -> None:
     _require_database(config, command)
-    log.info("starting", storage=str(config.storage.base_dir))
+    log.info("starting", storage=str(config.storage.base_dir), workers=config.server.workers)
     try:
-        asyncio.run(serve_until_stopped(create_app(config), config.server))
+        if config.server.workers > 1:
+            assert config.database.url is not None  # _require_database
+            _run(db.check_schema(config.database.url, config.database.timeout_seconds), config)
+            serve_workers(config, create_app)
+        else:
+            asyncio.run(serve_until_stopped(create_app(config), config.server))
     except db.SchemaBehind as exc:
         raise SystemExit(f"image-sidecar {command}: {exc.message}") from None
     except (db.ConnectionFailed, OSError) as exc:
@@ -221,9 +226,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="image-sidecar", description="Image sidecar of the Picture This game server."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve the HTTP API (needs DATABASE_URL and a migrated schema)")
+    for name, text in (
+        ("serve", "serve the HTTP API (needs DATABASE_URL and a migrated schema)"),
+        ("dev", "migrate and serve, with an embedded PostgreSQL by default"),
+    ):
+        sub.add_parser(name, help=text).add_argument(
+            "--workers",
+            help="worker processes on the one port: auto (one per core) or a number "
+            "(default: IMAGE_SIDECAR_WORKERS)",
+        )
     sub.add_parser("migrate", help="apply pending database migrations, then exit")
-    sub.add_parser("dev", help="migrate and serve, with an embedded PostgreSQL by default")
     cleanup_parser = sub.add_parser(
         "cleanup", help="delete expired images and orphan files now, print a JSON summary"
     )
@@ -252,8 +264,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     configure_logging()
+    environ = load_environment()
+    if getattr(args, "workers", None) is not None:
+        environ["IMAGE_SIDECAR_WORKERS"] = args.workers
     try:
-        config = load_config(load_environment(), listening=args.command in ("serve", "dev"))
+        config = load_config(environ, listening=args.command in ("serve", "dev"))
     except ConfigError as exc:
         raise SystemExit(f"image-sidecar: configuration error: {exc}") from None
     if args.command == "cleanup":

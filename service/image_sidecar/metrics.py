@@ -7,6 +7,7 @@ database on an interval by `refresh_from_database`, never per scrape.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -21,6 +22,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -80,16 +82,19 @@ class SidecarMetrics:
             "sidecar_storage_used_bytes",
             "Bytes of image data stored (shared bytes counted once), from the database.",
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.live_images = Gauge(
             "sidecar_live_images",
             "Images not yet expired, from the database.",
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.stats_refreshed = Gauge(
             "sidecar_stats_last_refresh_timestamp_seconds",
             "When the database-backed gauges were last refreshed.",
             registry=r,
+            multiprocess_mode="max",
         )
         self.cleanup_runs = Counter(
             "sidecar_cleanup_runs_total",
@@ -123,6 +128,7 @@ class SidecarMetrics:
             "When any replica last finished a successful cleanup run (from the database; the "
             "install time before the first run).",
             registry=r,
+            multiprocess_mode="max",
         )
         self.renditions_made = Counter(
             "sidecar_renditions_made_total",
@@ -165,6 +171,13 @@ class SidecarMetrics:
         self.cleanup_files_failed.inc(tally.files_failed)
 
     def exposition(self) -> bytes:
+        """This process's metrics, or with several workers every worker's (prometheus_client's
+        multiprocess mode: each worker writes its values to files the scrape adds up; the
+        process, platform and GC collectors are then left out, being one process's)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            replica = CollectorRegistry()
+            MultiProcessCollector(replica)
+            return generate_latest(replica)
         return generate_latest(self.registry)
 
 

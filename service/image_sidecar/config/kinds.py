@@ -3,6 +3,7 @@ becomes it, and the words a refusal uses to say what was expected."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,20 @@ def whole(unit: str, *, low: int = 1, high: int | None = None, expects: str = ""
         return value
 
     return Kind("int", expects, parse)
+
+
+def processes() -> Kind:
+    """`auto` (the cores this process may run on) or a positive whole number."""
+
+    def parse(raw: str) -> int:
+        if raw.strip().lower() == "auto":
+            return max(1, len(os.sched_getaffinity(0)))
+        value = int(raw)
+        if value < 1:
+            raise ValueError
+        return value
+
+    return Kind("int", "auto or a positive whole number of processes", parse)
 
 
 def seconds() -> Kind:

@@ -40,6 +40,7 @@ class S3Settings:
 class ServerSettings:
     host: str = default("IMAGE_SIDECAR_HOST")
     port: int = default("IMAGE_SIDECAR_PORT")
+    workers: int = default("IMAGE_SIDECAR_WORKERS")
     api_token: str | None = default("IMAGE_SIDECAR_API_TOKEN")
     body_timeout_seconds: float = default("IMAGE_SIDECAR_BODY_TIMEOUT_SECONDS")
     shutdown_seconds: float = default("IMAGE_SIDECAR_SHUTDOWN_SECONDS")

@@ -64,7 +64,8 @@ SETTINGS: tuple[Setting, ...] = (
         "database.pool_size",
         kinds.whole("connections"),
         "10",
-        "Most connections one sidecar process holds.",
+        "Most connections a replica holds for requests, shared out among its workers (at least "
+        "one each; each worker also holds one for LISTEN).",
     ),
     Setting(
         "DATABASE_TIMEOUT_SECONDS",
@@ -204,6 +205,16 @@ SETTINGS: tuple[Setting, ...] = (
         kinds.whole("", high=65535, expects="a TCP port between 1 and 65535"),
         "8080",
         "TCP port to listen on.",
+    ),
+    Setting(
+        "IMAGE_SIDECAR_WORKERS",
+        "server.workers",
+        kinds.processes(),
+        "auto",
+        "Worker processes that answer on the one host:port (`serve` and `dev`; `--workers` "
+        "overrides): `auto` is one per core. A worker that dies is replaced; each sizes its "
+        "database pool and picture processes so that the replica stays within "
+        "`DATABASE_POOL_SIZE` and `IMAGE_PROCESSING_WORKERS`; `/metrics` answers for them all.",
     ),
     Setting(
         "IMAGE_SIDECAR_API_TOKEN",

@@ -66,6 +66,21 @@ async def pool_context(app: web.Application) -> AsyncIterator[None]:
         await close_pool(pool)
 
 
+async def check_schema(database_url: str, timeout: float) -> None:
+    """SchemaBehind unless every migration is applied (a supervisor's check before its workers
+    start, each of which checks again)."""
+    pool = await create_pool(database_url, size=1, timeout=timeout)
+    try:
+        pending = await pending_migrations(pool)
+    finally:
+        await close_pool(pool)
+    if pending:
+        raise SchemaBehind(
+            f"database schema is behind ({', '.join(pending)} not applied): "
+            "run `image-sidecar migrate` first"
+        )
+
+
 async def migrate_database(database_url: str) -> list[str]:
     """Apply pending migrations with a short-lived pool; the names applied."""
     pool = await create_pool(database_url, size=1, timeout=60)

@@ -31,6 +31,7 @@ from image_sidecar.storage.digests import DigestCache
 
 T = TypeVar("T")
 
+
 def _storage_error(exc: OSError, action: str) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFull(f"storage is full while trying to {action}")

@@ -1,0 +1,174 @@
+"""Game nights in two pacings and two topologies, with the CPU they cost, and the CPU of each
+operation measured alone.
+
+Topologies: `embedded`, the sidecar answering everything (pictures too); `deployed`, the shipped
+nginx serving the pictures from disk (asking the sidecar for a rendition not made yet) in front
+of the sidecar and its workers. A ladder plays nights of growing size and stops at the first
+that fails; the report gives the largest that passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bench.cpu import own_cpu_seconds, tree_cpu_seconds
+from bench.game_night import BURST, REAL, Night, Pacing, Stage, play_night
+from bench.measure import multipart
+from testkit.helpers import image_fields
+
+
+@dataclass(frozen=True)
+class Ladder:
+    pacing: Pacing
+    topology: str
+    games: tuple[int, ...]
+
+
+QUICK_LADDERS = (
+    Ladder(BURST, "embedded", (2,)),
+    Ladder(BURST, "deployed", (2,)),
+    Ladder(REAL.scaled(0.05), "embedded", (4,)),
+    Ladder(REAL.scaled(0.05), "deployed", (4,)),
+)
+FULL_LADDERS = (
+    Ladder(BURST, "embedded", (40, 120)),
+    Ladder(BURST, "deployed", (40, 120)),
+    Ladder(REAL, "embedded", (120, 250)),
+    Ladder(REAL, "deployed", (120, 250, 500)),
+)
+
+
+@dataclass(frozen=True)
+class Processes:
+    """The process trees whose CPU a night costs."""
+
+    sidecar: int
+    postgres: int
+    nginx: int
+
+    def cpu(self) -> dict[str, float]:
+        return {
+            "sidecar": tree_cpu_seconds(self.sidecar),
+            "postgres": tree_cpu_seconds(self.postgres),
+            "nginx": tree_cpu_seconds(self.nginx),
+            "load generator": own_cpu_seconds(),
+        }
+
+
+def play_ladders(
+    ladders: tuple[Ladder, ...],
+    stages: dict[str, Stage],
+    processes: Processes,
+    pictures: list[bytes],
+    log: Any,
+) -> list[Night]:
+    nights = []
+    for ladder in ladders:
+        for games in ladder.games:
+            log(f"game night: {games} games, {ladder.pacing.name} pacing, {ladder.topology}...")
+            before = processes.cpu()
+            night = asyncio.run(play_night(stages[ladder.topology], games, ladder.pacing, pictures))
+            after = processes.cpu()
+            night.cpu_seconds = {name: after[name] - before[name] for name in after}
+            nights.append(night)
+            if not night.ok:
+                break
+    return nights
+
+
+# --- the CPU of each operation, measured alone ------------------------------------------------
+
+
+async def cpu_per_operation(
+    api: str, sidecar: int, pictures: list[bytes], count: int
+) -> dict[str, float]:
+    """The sidecar's CPU milliseconds per operation, each kind run `count` times alone (two at a
+    time), as the service's CPU seconds over the operations."""
+    costs: dict[str, float] = {}
+    records: list[dict] = []
+    async with aiohttp.ClientSession(api) as session:
+
+        async def measured(name: str, calls: list[Any]) -> list[Any]:
+            started = tree_cpu_seconds(sidecar)
+            results = []
+            for pair in range(0, len(calls), 2):
+                results += await asyncio.gather(*(call() for call in calls[pair : pair + 2]))
+            costs[name] = (tree_cpu_seconds(sidecar) - started) / len(calls) * 1000
+            return results
+
+        async def upload(n: int) -> dict:
+            fields = image_fields(
+                game_code=f"CPU{n}", completed_sentence=f"A cpu picture {n} {time.time()}"
+            )
+            form = multipart(fields, pictures[n % len(pictures)])
+            async with session.post("/api/images", data=form) as response:
+                assert response.status == 201, await response.text()
+                return await response.json()
+
+        async def get(url: str, expected: int = 200) -> None:
+            async with session.get(url) as response:
+                await response.read()
+                assert response.status == expected, url
+
+        async def post(path: str, body: dict) -> dict:
+            async with session.post(path, json=body) as response:
+                assert response.status in (200, 201), await response.text()
+                return await response.json()
+
+        def rendition(record: dict, name: str) -> str:
+            return next(
+                r["url"] for r in record["renditions"] if (r["name"], r["format"]) == (name, "webp")
+            )
+
+        records = await measured(
+            "upload of an AI-sized picture", [lambda n=n: upload(n) for n in range(count)]
+        )
+        await measured(
+            "thumb made on its first GET", [lambda r=r: get(rendition(r, "thumb")) for r in records]
+        )
+        await measured(
+            "static GET of a large WebP", [lambda r=r: get(rendition(r, "large")) for r in records]
+        )
+        await measured(
+            "round listing",
+            [lambda r=r: get(f"/api/games/{r['game_code']}/rounds/1/images") for r in records],
+        )
+        await measured(
+            "lookup, a miss",
+            [
+                lambda n=n: post(
+                    "/api/cache/lookup", {"prompt": f"never seen {n} {random.random()}"}
+                )
+                for n in range(count)
+            ],
+        )
+        await measured(
+            "lookup, a hit",
+            [
+                lambda r=r: post(
+                    "/api/cache/lookup", {"prompt": r["prompt"], "art_style": r["art_style"]}
+                )
+                for r in records
+            ],
+        )
+        await measured(
+            "hit registration",
+            [
+                lambda r=r, n=n: post(
+                    f"/api/cache/{r['prompt_hash']}/hits",
+                    image_fields(
+                        game_code=f"HIT{n}",
+                        completed_sentence=r["prompt"],
+                        art_style=r["art_style"],
+                    ),
+                )
+                for n, r in enumerate(records)
+            ],
+        )
+    return costs
