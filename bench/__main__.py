@@ -205,6 +205,8 @@ def main() -> None:
             "IMAGE_STORAGE_BASE_DIR": str(storage),
             "IMAGE_SIDECAR_PORT": str(port),
             "IMAGE_CLEANUP_ENABLED": "false",
+            # One process against the baselines' one process: the ratios compare like with like.
+            "IMAGE_SIDECAR_WORKERS": "1",
         }
         sidecar = [sys.executable, "-m", "image_sidecar", "serve"]
         baselines = [sys.executable, "-m", "bench.baselines", url, str(storage), str(bare_port)]
@@ -230,11 +232,26 @@ def main() -> None:
         print("CPU per operation...", file=sys.stderr)
         count = 10 if args.quick else 60
         cpu = asyncio.run(nights.cpu_per_operation(base, sidecar_pid, run.pictures, count))
+        # The nights play against the sidecar as it ships: a worker per core.
+        night_port = free_port()
+        night_base = f"http://127.0.0.1:{night_port}"
+        night_environ = {**environ, "IMAGE_SIDECAR_PORT": str(night_port)}
+        del night_environ["IMAGE_SIDECAR_WORKERS"]
+        night_pid = stack.enter_context(
+            workloads.running(sidecar, night_environ, night_base + "/healthz")
+        )
+        (work / "nights").mkdir()
+        nginx_port = free_port()
+        nginx_pid = stack.enter_context(
+            workloads.nginx(work / "nights", storage, nginx_port, free_port(), night_port)
+        )
         stages = {
-            "embedded": Stage("embedded", api=base, pictures=base),
-            "deployed": Stage("deployed", api=base, pictures=run.nginx[0]),
+            "embedded": Stage("embedded", api=night_base, pictures=night_base),
+            "deployed": Stage(
+                "deployed", api=night_base, pictures=f"http://127.0.0.1:{nginx_port}"
+            ),
         }
-        processes = nights.Processes(sidecar_pid, postmaster_pid(url), run.nginx[2])
+        processes = nights.Processes(night_pid, postmaster_pid(url), nginx_pid)
         ladders = nights.QUICK_LADDERS if args.quick else nights.FULL_LADDERS
         played = nights.play_ladders(
             ladders, stages, processes, run.pictures, lambda line: print(line, file=sys.stderr)
