@@ -210,8 +210,20 @@ def main() -> None:
         }
         sidecar = [sys.executable, "-m", "image_sidecar", "serve"]
         baselines = [sys.executable, "-m", "bench.baselines", url, str(storage), str(bare_port)]
-        sidecar_pid = stack.enter_context(workloads.running(sidecar, environ, base + "/healthz"))
-        stack.enter_context(workloads.running(baselines, dict(os.environ), bare + "/healthz"))
+        sidecar_pid = stack.enter_context(
+            workloads.running(sidecar, environ, base + "/healthz", work / "sidecar.log")
+        )
+        stack.enter_context(
+            workloads.running(baselines, dict(os.environ), bare + "/healthz", work / "bare.log")
+        )
+        # The nights play against the sidecar as it ships: a worker per core.
+        night_port = free_port()
+        night_base = f"http://127.0.0.1:{night_port}"
+        night_environ = {**environ, "IMAGE_SIDECAR_PORT": str(night_port)}
+        del night_environ["IMAGE_SIDECAR_WORKERS"]
+        night_pid = stack.enter_context(
+            workloads.running(sidecar, night_environ, night_base + "/healthz", work / "nights.log")
+        )
         print(f"uploading {size.images} distinct 150 KB pictures...", file=sys.stderr)
         records = asyncio.run(workloads.upload_pictures(base, size.images))
         os.sync()
@@ -232,14 +244,6 @@ def main() -> None:
         print("CPU per operation...", file=sys.stderr)
         count = 10 if args.quick else 60
         cpu = asyncio.run(nights.cpu_per_operation(base, sidecar_pid, run.pictures, count))
-        # The nights play against the sidecar as it ships: a worker per core.
-        night_port = free_port()
-        night_base = f"http://127.0.0.1:{night_port}"
-        night_environ = {**environ, "IMAGE_SIDECAR_PORT": str(night_port)}
-        del night_environ["IMAGE_SIDECAR_WORKERS"]
-        night_pid = stack.enter_context(
-            workloads.running(sidecar, night_environ, night_base + "/healthz")
-        )
         (work / "nights").mkdir()
         nginx_port = free_port()
         nginx_pid = stack.enter_context(

@@ -25,13 +25,16 @@ from testkit.seeding import seed_images
 
 
 @contextmanager
-def running(command: list[str], environ: dict[str, str], health: str) -> Iterator[int]:
-    """The process started and answering `health`: its pid."""
-    process = subprocess.Popen(
-        command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+def running(command: list[str], environ: dict[str, str], health: str, log: Path) -> Iterator[int]:
+    """The process started and answering `health` (its stderr in `log`): its pid."""
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, env=environ, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        wait_for(health)
+        try:
+            wait_for(health, seconds=60)
+        except SystemExit:
+            tail = "\n".join(log.read_text().splitlines()[-20:])
+            raise SystemExit(f"{' '.join(command[-2:])} did not start:\n{tail}") from None
         yield process.pid
     finally:
         process.terminate()
