@@ -37,7 +37,7 @@ async def lookup(
 
 
 async def hit(client: Any, key: str = KEY, **overrides: Any) -> Any:
-    fields = image_fields(game_code="EFGH", round_number=2, **overrides)
+    fields = image_fields(**{"game_code": "EFGH", "round_number": 2, **overrides})
     return await client.post(f"/api/cache/{key}/hits", json=fields)
 
 

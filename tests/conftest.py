@@ -60,7 +60,7 @@ def postgres_admin_url() -> Iterator[str]:
     elif _docker_answers():
         from testcontainers.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+        with PostgresContainer("postgres:18-alpine", driver=None) as container:
             yield container.get_connection_url()
     else:
         server = start_embedded_postgres(

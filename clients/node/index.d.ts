@@ -19,7 +19,8 @@ export interface Rendition {
   width: number;
   height: number;
   content_type: 'image/webp' | 'image/avif';
-  size_bytes: number;
+  /** null until the rendition is made (on its first request, unless made at upload). */
+  size_bytes: number | null;
 }
 
 /** An image record (openapi.json, `Image`). */
@@ -30,6 +31,8 @@ export interface ImageRecord {
   round_id: string;
   round_number: number;
   player_id: string;
+  /** The player's display name, when the game server gave one. */
+  player_name: string | null;
   submission_id: string;
   /** null while a picture saved by the story's saveImage waits for cacheImageMetadata. */
   completed_sentence: string | null;
@@ -64,6 +67,8 @@ export interface ImageFields {
   roundId: string;
   roundNumber: number;
   playerId: string;
+  /** Shown on the gallery's cards and in download names (1-40 characters, any script). */
+  playerName?: string | null;
   submissionId: string;
   completedSentence: string;
   prompt?: string;

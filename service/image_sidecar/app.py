@@ -26,7 +26,7 @@ def create_app(config: Config) -> web.Application:
         middlewares=[request_log_middleware, error_middleware, auth_middleware],
     )
     app[config_key] = config
-    app[metrics_key] = SidecarMetrics()
+    app[metrics_key] = SidecarMetrics(config.metrics.ai_services, config.metrics.art_styles)
     app.cleanup_ctx.append(db.pool_context)  # first: it refuses a schema that is behind
     app.cleanup_ctx.append(notifications_context)
     app.cleanup_ctx.append(metrics_context)

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -131,7 +132,9 @@ def _summarize(report: BatchReport, *, progressed: bool) -> None:
     sys.stdout.write(json.dumps(report.as_dict()) + "\n")
 
 
-async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupReport:
+async def _cleanup(
+    config: Config, database_url: str, dry_run: bool, as_of: datetime | None
+) -> CleanupReport:
     pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
     try:
         async with open_blob_store(config.storage) as store:
@@ -141,15 +144,17 @@ async def _cleanup(config: Config, database_url: str, dry_run: bool) -> CleanupR
                 config.retention,
                 dry_run=dry_run,
                 on_batch=_progress_on_terminal(),
+                as_of=as_of,
             )
     finally:
         await db.close_pool(pool)
 
 
-def cleanup(config: Config, dry_run: bool = False) -> None:
-    """Run one cleanup now; the summary goes to stdout as JSON, exit status 1 if it failed."""
+def cleanup(config: Config, dry_run: bool = False, as_of: datetime | None = None) -> None:
+    """Run one cleanup now (or as if it were `as_of`); the summary goes to stdout as JSON, exit
+    status 1 if it failed."""
     database_url = _require_database(config, "cleanup", dev_fallback=True)
-    report = _run(_cleanup(config, database_url, dry_run), config)
+    report = _run(_cleanup(config, database_url, dry_run, as_of), config)
     _summarize(report, progressed=report.images_deleted > 0)
     if report.outcome == "failed":
         raise SystemExit(1)
@@ -218,6 +223,17 @@ def migrate_store_command(config: Config, to: StoreType, dry_run: bool = False) 
         raise SystemExit(1)
 
 
+def _instant(raw: str) -> datetime:
+    """An ISO 8601 instant with its offset (Z for UTC)."""
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an ISO 8601 instant") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} needs its UTC offset (e.g. Z or +02:00)")
+    return moment
+
+
 COMMANDS: dict[str, Callable[[Config], None]] = {"serve": serve, "migrate": migrate, "dev": dev}
 
 
@@ -242,7 +258,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     cleanup_parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="only count what would be deleted (images, bytes, orphan files)",
+        help="only count what the run would delete (images, files, bytes, cache entries)",
+    )
+    cleanup_parser.add_argument(
+        "--as-of",
+        type=_instant,
+        metavar="INSTANT",
+        help="take this ISO 8601 instant (e.g. 2030-01-01T00:00Z) as now: delete what will "
+        "have expired by then",
     )
     renditions_parser = sub.add_parser(
         "renditions", help="make the web renditions of images stored before they existed"
@@ -272,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         raise SystemExit(f"image-sidecar: configuration error: {exc}") from None
     if args.command == "cleanup":
-        cleanup(config, dry_run=args.dry_run)
+        cleanup(config, dry_run=args.dry_run, as_of=args.as_of)
     elif args.command == "renditions":
         renditions(config)
     elif args.command == "migrate-store":

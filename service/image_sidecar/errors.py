@@ -23,6 +23,10 @@ class SidecarError(Exception):
         """What the error body carries besides code and message (the field at fault...)."""
         return {} if self.field is None else {"field": self.field}
 
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries (Retry-After, Content-Range...)."""
+        return {}
+
 
 class InvalidField(SidecarError):
     status = 400
@@ -86,6 +90,20 @@ class PreconditionFailed(SidecarError):
     code = "precondition_failed"
 
 
+class RangeNotSatisfiable(SidecarError):
+    """A Range that starts past the end of the image (or cannot be parsed)."""
+
+    status = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}
+
+
 class PayloadTooLarge(SidecarError):
     status = 413
     code = "too_large"
@@ -123,6 +141,9 @@ class DatabaseUnavailable(SidecarError):
     code = "database_unavailable"
     retry_after_seconds = 5
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
 
 class ServiceBusy(SidecarError):
     """The sidecar is overloaded and says so, so that callers back off instead of blaming
@@ -135,6 +156,9 @@ class ServiceBusy(SidecarError):
     def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class StorageError(SidecarError):

@@ -41,8 +41,21 @@ IMAGE_SIZE_BUCKETS = tuple(16_384 * 2**i for i in range(11))
 CLEANUP_DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
 
 
+def bounded_label(value: str | None, known: frozenset[str], absent: str) -> str:
+    """A label value from client text: one of `known` (as configured), `absent` when there is
+    none, `other` for anything else: a client can never add series without bound."""
+    if value is None:
+        return absent
+    folded = value.strip().casefold()
+    return folded if folded in known else "other"
+
+
 class SidecarMetrics:
-    def __init__(self) -> None:
+    def __init__(
+        self, ai_services: frozenset[str] = frozenset(), art_styles: frozenset[str] = frozenset()
+    ) -> None:
+        self.ai_services = ai_services
+        self.art_styles = art_styles
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -148,12 +161,16 @@ class SidecarMetrics:
             self.cleanup_runs.labels(outcome)
 
     def image_stored(self, record: ImageRecord) -> None:
-        self.images_stored.labels(record.ai_service or "unknown", record.art_style or "none").inc()
+        self.images_stored.labels(
+            bounded_label(record.ai_service, self.ai_services, "unknown"),
+            bounded_label(record.art_style, self.art_styles, "none"),
+        ).inc()
         self.image_size.observe(record.size_bytes)
 
     def cache_hit(self, cost_saved_usd: Decimal, ai_service: str | None) -> None:
         self.cache_hits.inc()
-        self.cost_saved.labels(ai_service or "unknown").inc(float(cost_saved_usd))
+        service = bounded_label(ai_service, self.ai_services, "unknown")
+        self.cost_saved.labels(service).inc(float(cost_saved_usd))
 
     def cleanup_finished(self, report: CleanupReport) -> None:
         if report.outcome == "dry_run":

@@ -32,6 +32,7 @@ class ImageMetadata:
     # Generation parameters that shape the picture (part of the prompt hash when given).
     model: str | None = None
     size: str | None = None
+    player_name: str | None = None  # as the game shows the player
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class ImageRecord:
     placeholder: str | None = None
     renditions: tuple[StoredRendition, ...] = ()
     is_winner: bool = False  # the judge's pick of its round
+    player_name: str | None = None
 
 
 @dataclass(frozen=True)

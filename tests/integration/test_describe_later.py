@@ -81,7 +81,7 @@ async def test_a_description_contradicting_the_uploaded_style_is_409_naming_it(c
         ({}, "completed_sentence"),
         ({"completed_sentence": "   "}, "completed_sentence"),
         ({"completed_sentence": SENTENCE, "game_code": "ABCD"}, "game_code"),
-        ({"completed_sentence": SENTENCE, "art_style": "<script>"}, "art_style"),
+        ({"completed_sentence": SENTENCE, "art_style": "water\x00color"}, "art_style"),
     ],
 )
 async def test_a_bad_description_is_400_naming_the_field(client, upload, body, field):

@@ -83,7 +83,7 @@ async def shared_game(aiohttp_server, make_app) -> dict[str, Any]:
                 assert response.status == 201, await response.text()
                 record = await response.json()
                 records.append(record)
-                uploads[f"round-{round_number}-player-{player_id[:8]}.png"] = data
+                uploads[f"round-{round_number}-player-{player_id}.png"] = data
             won = records[round_number % 4]
             picked = await session.put(
                 f"/api/games/BRWSR/rounds/{round_number}/winner",

@@ -29,7 +29,7 @@ async def test_node_client_against_a_running_sidecar(aiohttp_server, make_app):
     process = await asyncio.create_subprocess_exec(
         node,
         "--test",
-        "test/",
+        *sorted(str(path.relative_to(CLIENT)) for path in (CLIENT / "test").glob("*.test.js")),
         cwd=CLIENT,
         env={
             "SIDECAR_URL": f"http://127.0.0.1:{server.port}",
@@ -128,12 +128,27 @@ def test_the_node_package_ships_only_the_library_its_readme_and_license(tmp_path
     }  # fmt: skip
 
 
+def test_the_client_is_tested_on_the_node_it_requires():
+    """package.json's engines ask for Node 22 (an LTS); CI puts Node 22 first on PATH."""
+    node = require_tool("node")
+    engines = json.loads((CLIENT / "package.json").read_text())["engines"]["node"]
+    required = int(engines.removeprefix(">="))
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    major = int(version.stdout.strip().lstrip("v").split(".")[0])
+    if major < required and not os.environ.get("CI"):
+        pytest.skip(f"node {major} here; the client requires {engines} (CI installs Node 22)")
+    assert major >= required, f"node {version.stdout.strip()} cannot run a client for {engines}"
+
+
 def test_the_type_declarations_accept_a_typescript_game_server():
     """tsc --noEmit (strict) on test/types/consumer.ts, which imports the package by its name.
     CI installs TypeScript with `npm ci` in clients/node (.ci/run)."""
     tsc = CLIENT / "node_modules" / ".bin" / "tsc"
     if not tsc.exists():
-        message = "TypeScript is not installed: run `npm ci` in clients/node"
+        message = (
+            "TypeScript is not installed, so the client's type declarations were not checked: "
+            "`cd clients/node && npm ci` installs it (CI does)"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

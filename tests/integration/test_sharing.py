@@ -92,16 +92,27 @@ async def test_the_judges_pick_is_marked_in_listings_and_can_be_changed(client, 
     assert [image["image_id"] for image in listed if image["is_winner"]] == [first["image_id"]]
 
 
+async def test_a_winner_without_a_picture_in_the_round_is_404_naming_the_player(
+    client, upload, database: Database
+):
+    await play(upload, rounds=1)
+    body = {"player_id": "00000000-0000-4000-8000-000000000000"}
+    response = await client.put("/api/games/PARTY/rounds/1/winner", json=body)
+    assert response.status == 404
+    error = (await response.json())["error"]
+    assert (error["code"], error["field"]) == ("not_found", "player_id")
+    assert database.count("round_winners") == 0
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"player_id": "00000000-0000-4000-8000-000000000000"}, "player_id"),
         ({"player_id": "not-a-uuid"}, "player_id"),
         ({}, "player_id"),
         ({"player_id": "00000000-0000-4000-8000-000000000000", "judge": "me"}, "judge"),
     ],
 )
-async def test_a_winner_without_a_picture_in_the_round_is_400_naming_the_field(
+async def test_a_bad_winner_is_400_naming_the_field(
     client, upload, database: Database, body, field
 ):
     await play(upload, rounds=1)
@@ -128,11 +139,21 @@ async def test_the_share_url_uses_the_configured_public_base(make_client):
     assert answer["url"] == f"https://pictures.example.com/s/{answer['share_id']}"
 
 
+@pytest.mark.parametrize("body", [{"game_code": "EMPTY"}, {"round_number": 7}])
+async def test_a_share_of_a_game_or_round_without_pictures_is_404_and_writes_nothing(
+    client, upload, database: Database, body
+):
+    await play(upload, rounds=1)
+    response = await client.post("/api/shares", json={"game_code": "PARTY", **body})
+    assert response.status == 404
+    error = (await response.json())["error"]
+    assert (error["code"], error["field"]) == ("not_found", "game_code")
+    assert database.count("shares") == 0
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"game_code": "EMPTY"}, "game_code"),
-        ({"round_number": 7}, "game_code"),
         ({"expires_in_days": 366}, "expires_in_days"),
         ({"expires_in_days": 0}, "expires_in_days"),
         ({"game_code": "../x"}, "game_code"),
@@ -255,7 +276,7 @@ async def test_a_download_is_the_original_as_an_attachment_named_by_round_and_pl
     response = await client.get(f"/s/{answer['share_id']}/images/{record['image_id']}")
     assert response.status == 200
     assert response.headers["Content-Disposition"].startswith(
-        f'attachment; filename="round-1-player-{record["player_id"][:8]}.png"'
+        f'attachment; filename="round-1-player-{record["player_id"]}.png"'
     )
     original = await (await client.get(record["image_url"])).read()
     assert await response.read() == original
@@ -270,9 +291,10 @@ async def test_the_zip_holds_every_original_byte_for_byte(client, upload):
     assert "picture-this-PARTY.zip" in response.headers["Content-Disposition"]
     archive = zipfile.ZipFile(io.BytesIO(await response.read()))
     assert archive.testzip() is None
+    assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
     expected = {}
     for record in played.values():
-        name = f"round-{record['round_number']}-player-{record['player_id'][:8]}.png"
+        name = f"round-{record['round_number']}-player-{record['player_id']}.png"
         expected[name] = await (await client.get(record["image_url"])).read()
     assert {name: archive.read(name) for name in archive.namelist()} == expected
 

@@ -54,10 +54,18 @@ async def test_range_request_returns_206_with_the_slice(client, stored):
     assert response.headers["Content-Range"] == f"bytes 10-29/{len(image)}"
 
 
-async def test_unsatisfiable_range_is_416(client, stored):
+async def test_unsatisfiable_range_is_416_in_the_json_shape_and_never_cached(client, stored):
     url, image = stored
-    response = await client.get(url, headers={"Range": f"bytes={len(image) + 10}-"})
-    assert response.status == 416
+    for asked in (f"bytes={len(image) + 10}-", f"bytes={len(image)}-{len(image) + 5}"):
+        response = await client.get(url, headers={"Range": asked})
+        assert response.status == 416
+        assert response.headers["Content-Range"] == f"bytes */{len(image)}"
+        assert response.content_type == "application/json"
+        assert "immutable" not in response.headers.get("Cache-Control", "")
+        assert (await response.json())["error"]["code"] == "range_not_satisfiable"
+    satisfiable = await client.get(url, headers={"Range": "bytes=-5"})  # the last 5 bytes
+    assert satisfiable.status == 206
+    assert await satisfiable.read() == image[-5:]
 
 
 async def test_missing_image_is_404_json(client):

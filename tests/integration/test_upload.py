@@ -118,7 +118,7 @@ def _assert_nothing_written(database, storage_dir):
         ({"completed_sentence": "   "}, "completed_sentence"),
         ({"completed_sentence": "x" * 1001}, "completed_sentence"),
         ({"prompt": ""}, "prompt"),
-        ({"art_style": "<script>"}, "art_style"),
+        ({"art_style": "s" * 51}, "art_style"),
         ({"generation_cost_usd": "cheap"}, "generation_cost_usd"),
         ({"generation_cost_usd": "-1"}, "generation_cost_usd"),
         ({"retention_days": "0"}, "retention_days"),

@@ -234,5 +234,5 @@ test('the judge\'s pick and a share link: the gallery shows the round, revoked i
   await sidecar.revokeShare(share.share_id);
   assert.equal((await fetch(share.url)).status, 404);
   await assert.rejects(sidecar.createShare('NODEEMPTY'),
-    (error) => error.status === 400 && error.field === 'game_code');
+    (error) => error.status === 404 && error.code === 'not_found' && error.field === 'game_code');
 });

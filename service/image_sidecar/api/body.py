@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from image_sidecar.appkeys import config_key
 from image_sidecar.errors import BadRequest, RequestTimeout
@@ -17,13 +19,17 @@ from image_sidecar.errors import BadRequest, RequestTimeout
 @asynccontextmanager
 async def body_deadline(request: web.Request) -> AsyncIterator[None]:
     """Bound the time a client may take to send its body: a client trickling bytes would
-    otherwise hold a connection and a buffer for ever. 408 when it runs out."""
+    otherwise hold a connection and a buffer for ever. 408 when it runs out; 400 when the body
+    cannot be decoded as its Content-Encoding says (garbage gzip or deflate)."""
     seconds = request.app[config_key].server.body_timeout_seconds
     try:
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError:
         raise RequestTimeout(f"the request body was not received within {seconds:g} s") from None
+    except (RequestPayloadError, ContentEncodingError):
+        encoding = request.headers.get("Content-Encoding", "its Content-Encoding")
+        raise BadRequest(f"the body could not be decoded as {encoding}") from None
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

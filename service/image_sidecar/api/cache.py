@@ -39,8 +39,8 @@ async def lookup(request: web.Request) -> web.Response:
         raise InvalidField("prompt", "is required")
     prompt = Prompt(
         text=fields.text(body["prompt"], "prompt", fields.MAX_PROMPT_CHARS),
-        art_style=fields.label(body.get("art_style"), "art_style"),
-        model=fields.label(body.get("model"), "model"),
+        art_style=fields.style(body.get("art_style"), "art_style"),
+        model=fields.style(body.get("model"), "model"),
         size=fields.label(body.get("size"), "size"),
     )
     wait_ms = fields.bounded_int(body.get("wait_ms", "0"), "wait_ms", 0, cache_lookup.MAX_WAIT_MS)
@@ -106,7 +106,12 @@ async def register_hit(request: web.Request) -> web.Response:
     """A hit registered as the player's picture (POST /api/cache/{hash}/hits)."""
     config = request.app[config_key]
     key = fields.prompt_hash(request.match_info["prompt_hash"])
-    meta = fields.image_metadata(fields.string_fields(await json_object(request)))
+    # The sentence may be left out: the entry knows its own (given, it must match); a prompt
+    # given alone is the sentence too, as for a lookup with `register`.
+    values = fields.string_fields(await json_object(request))
+    if "prompt" in values:
+        values.setdefault("completed_sentence", values["prompt"])
+    meta = fields.image_metadata(values, described=False)
     registration = await reuse.register_hit(
         request.app[db_pool_key],
         request.app[blob_store_key],

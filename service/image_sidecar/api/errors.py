@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from image_sidecar.errors import DatabaseUnavailable, ServiceBusy, SidecarError
+from image_sidecar.errors import SidecarError
 from image_sidecar.log import route_name
 
 log = structlog.get_logger(__name__)
@@ -19,11 +19,8 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def error_response(exc: SidecarError) -> web.Response:
-    headers = {}
-    if isinstance(exc, DatabaseUnavailable | ServiceBusy):
-        headers["Retry-After"] = str(exc.retry_after_seconds)
     response = web.json_response(
-        error_body(exc.code, exc.message, **exc.details()), status=exc.status, headers=headers
+        error_body(exc.code, exc.message, **exc.details()), status=exc.status, headers=exc.headers()
     )
     if exc.close_connection:
         response.force_close()

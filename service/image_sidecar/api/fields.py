@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -44,6 +45,7 @@ IMAGE_METADATA_FIELDS = frozenset(
         "retention_days",
         "model",
         "size",
+        "player_name",
     }
 )
 
@@ -98,6 +100,27 @@ def _encodable(value: str, field: str) -> str:
     except UnicodeEncodeError:
         raise InvalidField(field, "must be valid Unicode text (no lone surrogates)") from None
     return value
+
+
+# art_style, ai_service and model: the story's VARCHAR(50), in any script.
+MAX_STYLE_CHARS = 50
+MAX_PLAYER_NAME_CHARS = 40
+
+
+def style(raw: str | None, field: str, max_chars: int = MAX_STYLE_CHARS) -> str | None:
+    """Text a player or game server chose (an art style, a service or model name, a player's
+    name): 1 to `max_chars` characters in any script, no control characters, trimmed; empty or
+    blank means none (the picture has no style), never a refusal after the AI call was paid."""
+    if raw is None:
+        return None
+    value = raw.strip()
+    if not value:
+        return None
+    if len(value) > max_chars:
+        raise InvalidField(field, f"must be at most {max_chars} characters")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise InvalidField(field, "must not contain control characters")
+    return _encodable(value, field)
 
 
 def label(raw: str | None, field: str) -> str | None:
@@ -218,14 +241,15 @@ def image_metadata(fields: Mapping[str, str], *, described: bool = True) -> Imag
         submission_id=uuid_value(_required(fields, "submission_id"), "submission_id"),
         completed_sentence=sentence,
         prompt=prompt,
-        art_style=label(fields.get("art_style"), "art_style"),
-        ai_service=label(fields.get("ai_service"), "ai_service"),
+        art_style=style(fields.get("art_style"), "art_style"),
+        ai_service=style(fields.get("ai_service"), "ai_service"),
         generation_cost_usd=cost_usd(fields.get("generation_cost_usd")),
         retention_days=None
         if retention is None
         else bounded_int(retention, "retention_days", 1, MAX_RETENTION_DAYS),
-        model=label(fields.get("model"), "model"),
+        model=style(fields.get("model"), "model"),
         size=label(fields.get("size"), "size"),
+        player_name=style(fields.get("player_name"), "player_name", MAX_PLAYER_NAME_CHARS),
     )
 
 
@@ -242,9 +266,9 @@ def description(fields: Mapping[str, str]) -> Description:
     return Description(
         completed_sentence=sentence,
         prompt=prompt,
-        art_style=label(fields.get("art_style"), "art_style"),
-        ai_service=label(fields.get("ai_service"), "ai_service"),
-        model=label(fields.get("model"), "model"),
+        art_style=style(fields.get("art_style"), "art_style"),
+        ai_service=style(fields.get("ai_service"), "ai_service"),
+        model=style(fields.get("model"), "model"),
         size=label(fields.get("size"), "size"),
     )
 

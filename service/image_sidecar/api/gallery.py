@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ from uuid import UUID
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from stream_zip import ZIP_32, async_stream_zip
+from stream_zip import NO_COMPRESSION_32, async_stream_zip
 
 from image_sidecar.appkeys import blob_store_key, config_key, db_pool_key
 from image_sidecar.config import Config
@@ -36,8 +35,6 @@ _ICON = (TEMPLATES / "icon.svg").read_bytes()
 _CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
 # Thumbnails in the grid: two columns on a phone, four on a desktop.
 _SIZES = "(min-width: 60em) 17rem, (min-width: 40em) 30vw, 46vw"
-# Originals are compressed already (PNG, JPEG, WebP): stored as they are, no CPU spent.
-_STORE = lambda: zlib.compressobj(0, zlib.DEFLATED, -zlib.MAX_WBITS)  # noqa: E731
 
 
 def setup_templates(app: web.Application) -> None:
@@ -92,6 +89,7 @@ def _not_found(request: web.Request) -> web.Response:
 class _Picture:
     image_id: str
     sentence: str
+    player_name: str | None
     is_winner: bool
     src: str
     srcset: str
@@ -116,6 +114,7 @@ def _picture(image: ImageRecord, images_base: str, page: str) -> _Picture:
     return _Picture(
         image_id=str(image.image_id),
         sentence=image.completed_sentence or "",
+        player_name=image.player_name,
         is_winner=image.is_winner,
         src=url(thumb.image_path) if thumb else url(image.image_path),
         srcset=", ".join(f"{url(r.image_path)} {r.width}w" for r in (thumb, large) if r),
@@ -199,14 +198,16 @@ async def icon(request: web.Request) -> web.Response:
 
 
 def _attachment(filename: str) -> str:
-    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
+    """RFC 6266: an ASCII name for old clients, the whole name (any script) in filename*."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 
 async def download_image(request: web.Request) -> web.Response:
     """One original, byte for byte, as a download named by round and player."""
     try:
         image_id = UUID(request.match_info["image_id"])
-        image, data = await downloads.original_bytes(
+        image, name, data = await downloads.original_bytes(
             request.app[db_pool_key],
             request.app[blob_store_key],
             request.match_info["share_id"],
@@ -215,7 +216,7 @@ async def download_image(request: web.Request) -> web.Response:
     except (ValueError, ShareNotFound):
         return _not_found(request)
     headers = _security_headers(request.app[config_key])
-    headers["Content-Disposition"] = _attachment(downloads.download_name(image))
+    headers["Content-Disposition"] = _attachment(name)
     return web.Response(body=data, content_type=image.content_type, headers=headers)
 
 
@@ -228,9 +229,13 @@ async def download_zip(request: web.Request) -> web.StreamResponse:
         return _not_found(request)
     store = request.app[blob_store_key]
 
+    names = downloads.download_names(shown.images)
+
     async def members() -> AsyncIterator[Any]:
         async for image, data in downloads.originals(store, shown.images):
-            yield downloads.download_name(image), image.created_at, 0o644, ZIP_32, _once(data)
+            # Stored as they are: the pictures are compressed already (PNG, JPEG, WebP).
+            member = (names[image.image_id], image.created_at, 0o644, NO_COMPRESSION_32)
+            yield *member, _once(data)
 
     headers = _security_headers(request.app[config_key])
     name = f"picture-this-{shown.share.game_code}"
@@ -240,7 +245,7 @@ async def download_zip(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers=headers)
     response.content_type = "application/zip"
     await response.prepare(request)
-    async for chunk in async_stream_zip(members(), get_compressobj=_STORE):
+    async for chunk in async_stream_zip(members()):
         await response.write(chunk)
     await response.write_eof()
     return response

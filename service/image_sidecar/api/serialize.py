@@ -20,6 +20,7 @@ def image_json(record: ImageRecord, public_base_url: str) -> dict[str, Any]:
         "round_id": str(record.round_id),
         "round_number": record.round_number,
         "player_id": str(record.player_id),
+        "player_name": record.player_name,
         "submission_id": str(record.submission_id),
         "completed_sentence": record.completed_sentence,
         "prompt": record.prompt,

@@ -11,7 +11,7 @@ from aiohttp.helpers import ETag
 from multidict import CIMultiDict
 
 from image_sidecar.appkeys import blob_store_key, metrics_key, rendition_maker_key
-from image_sidecar.errors import PreconditionFailed
+from image_sidecar.errors import PreconditionFailed, RangeNotSatisfiable
 from image_sidecar.images.formats import BY_EXTENSION
 from image_sidecar.images.keys import rendition_of
 from image_sidecar.storage.base import BlobNotFound, RemoteBlob
@@ -80,6 +80,20 @@ def _without_tag_conditions(request: web.Request, sha256: str) -> web.Request | 
     return request.clone(headers=headers)
 
 
+def _unsatisfiable(request: web.Request, size: int) -> bool:
+    """Whether FileResponse would answer 416 to this Range (its own rules, RFC 9110): then the
+    answer is the contract's JSON error instead of its empty body with the image's headers."""
+    if request.if_range is not None or hdrs.RANGE not in request.headers:
+        return False  # a date If-Range: FileResponse decides whether the Range applies
+    try:
+        start = request.http_range.start
+    except ValueError:
+        return True
+    if start is not None and start < 0 and request.http_range.stop is None:
+        start = max(0, start + size)  # a suffix range: the last bytes
+    return start is not None and start >= size
+
+
 async def serve_image(request: web.Request) -> web.StreamResponse:
     key = request.match_info["key"]
     image_type = BY_EXTENSION.get(key.rpartition(".")[2])
@@ -108,6 +122,10 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
     if isinstance(decided, web.Response):
         decided.headers.update({**headers, hdrs.ETAG: f'"{blob.sha256}"'})
         return decided
+    if _unsatisfiable(decided, blob.size_bytes):
+        raise RangeNotSatisfiable(
+            f"the Range asks for bytes past the image's {blob.size_bytes}", size=blob.size_bytes
+        )
     response = DigestFileResponse(blob.path, blob.sha256, headers)
     await response.prepare(decided)
     return response

@@ -150,6 +150,18 @@ def subset(*options: str) -> Kind:
     )
 
 
+def label_set(expects: str) -> Kind:
+    """A comma-separated list of label values, compared without case (empty: none)."""
+
+    def parse(raw: str) -> frozenset[str]:
+        values = {part.strip().casefold() for part in raw.split(",") if part.strip()}
+        if any(len(value) > 50 for value in values):
+            raise ValueError
+        return frozenset(values)
+
+    return Kind("frozenset[str]", expects, parse)
+
+
 def _refusing(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """A domain type's parser, whose ValueError says what is wrong: shown as the reason."""
 

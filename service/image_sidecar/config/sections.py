@@ -87,6 +87,8 @@ class CacheSettings:
 
 @dataclass(frozen=True)
 class MetricsSettings:
+    ai_services: frozenset[str] = default("IMAGE_METRIC_AI_SERVICES")
+    art_styles: frozenset[str] = default("IMAGE_METRIC_ART_STYLES")
     refresh_seconds: float = default("IMAGE_METRICS_REFRESH_SECONDS")
 
 

@@ -335,6 +335,21 @@ SETTINGS: tuple[Setting, ...] = (
         "The longest lifetime a share link may ask for.",
     ),
     Setting(
+        "IMAGE_METRIC_AI_SERVICES",
+        "metrics.ai_services",
+        kinds.label_set("a comma-separated list of AI service names"),
+        "dall-e-2,dall-e-3,gpt-image-1,imagen,midjourney,stable-diffusion,flux",
+        "The `ai_service` values the metrics name (any case); others count as `other`, so that "
+        "no client can add time series without bound.",
+    ),
+    Setting(
+        "IMAGE_METRIC_ART_STYLES",
+        "metrics.art_styles",
+        kinds.label_set("a comma-separated list of art styles"),
+        "watercolor,oil painting,pixel art,anime,cartoon,sketch,photorealistic,comic,3d render",
+        "The `art_style` values the metrics name (any case); others count as `other`.",
+    ),
+    Setting(
         "IMAGE_METRICS_REFRESH_SECONDS",
         "metrics.refresh_seconds",
         kinds.seconds(),

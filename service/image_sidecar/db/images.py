@@ -20,7 +20,7 @@ COLUMNS = (
     "image_id, submission_id, game_id, game_code, round_id, round_number, player_id, "
     "completed_sentence, prompt, art_style, ai_service, image_path, content_type, size_bytes, "
     "sha256, prompt_hash, generation_cost_usd, reused_from, generated_at, created_at, expires_at, "
-    "model, size, width, height, placeholder"
+    "model, size, width, height, placeholder, player_name"
 )
 
 
@@ -113,9 +113,9 @@ async def insert_image(
             submission_id, game_id, game_code, round_id, round_number, player_id,
             completed_sentence, prompt, art_style, ai_service, image_path, image_url,
             content_type, size_bytes, sha256, prompt_hash, generation_cost_usd, reused_from,
-            model, size, width, height, placeholder, generated_at, expires_at)
+            model, size, width, height, placeholder, player_name, generated_at, expires_at)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                %s, %s, %s, coalesce(%s, now()), now() + make_interval(days => %s))
+                %s, %s, %s, %s, coalesce(%s, now()), now() + make_interval(days => %s))
         ON CONFLICT DO NOTHING
         RETURNING {COLUMNS}
         """,
@@ -143,6 +143,7 @@ async def insert_image(
             blob.width,
             blob.height,
             blob.placeholder,
+            meta.player_name,
             reused_from.generated_at if reused_from else None,
             retention_days,
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import aiopg
@@ -67,6 +68,7 @@ async def lock_expired_batch(
     *,
     sha256: str | None = None,
     skip: list[UUID] | None = None,
+    as_of: datetime | None = None,
 ) -> list[DoomedImage]:
     """Lock up to `limit` expired images (optionally only those with these bytes), except those
     in `skip`; rows another run holds are skipped, not waited for. The general cleanup (no
@@ -83,24 +85,34 @@ async def lock_expired_batch(
                ARRAY(SELECT coalesce(r.size_bytes, 0) FROM image_renditions r
                      WHERE r.image_id = g.image_id ORDER BY r.image_path) AS rendition_sizes
         FROM generated_images g
-        WHERE expires_at <= now()
-          AND (%s::uuid[] IS NULL OR game_id = ANY(%s::uuid[]))
-          AND (%s::uuid IS NULL OR player_id = %s)
-          AND (%s::text IS NULL OR sha256 = %s)
-          AND NOT image_id = ANY(%s::uuid[])
-          AND (%s OR NOT {KEPT_BY_A_SHARE})
+        WHERE expires_at <= coalesce(%(as_of)s::timestamptz, now())
+          AND (%(game_ids)s::uuid[] IS NULL OR game_id = ANY(%(game_ids)s::uuid[]))
+          AND (%(player_id)s::uuid IS NULL OR player_id = %(player_id)s)
+          AND (%(sha256)s::text IS NULL OR sha256 = %(sha256)s)
+          AND NOT image_id = ANY(%(skip)s::uuid[])
+          AND (%(targeted)s OR NOT {KEPT_BY_A_SHARE})
         ORDER BY expires_at
-        LIMIT %s
+        LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
         """,
-        (game_ids, game_ids, player_id, player_id, sha256, sha256, skip or [], targeted, limit),
+        {
+            "as_of": as_of,
+            "game_ids": game_ids,
+            "player_id": player_id,
+            "sha256": sha256,
+            "skip": skip or [],
+            "targeted": targeted,
+            "limit": limit,
+        },
     )
     return [DoomedImage(**row) for row in await cur.fetchall()]
 
 
-async def move_or_drop_cache_entries(cur: aiopg.Cursor, image_ids: list[UUID]) -> CacheFixups:
-    """Entries of doomed images move to a live image with the same bytes (a reuse), or go.
-    Most batches hold no cached image: one index probe answers that."""
+async def move_or_drop_cache_entries(
+    cur: aiopg.Cursor, image_ids: list[UUID], as_of: datetime | None = None
+) -> CacheFixups:
+    """Entries of doomed images move to an image with the same bytes (a reuse) still live at
+    `as_of` (or now), or go. Most batches hold no cached image: one index probe answers that."""
     await cur.execute(
         "SELECT EXISTS (SELECT 1 FROM image_cache WHERE image_id = ANY(%s::uuid[])) AS cached",
         (image_ids,),
@@ -116,13 +128,14 @@ async def move_or_drop_cache_entries(cur: aiopg.Cursor, image_ids: list[UUID]) -
             JOIN generated_images g1 ON g1.image_id = c.image_id
             JOIN generated_images g2 ON g2.sha256 = g1.sha256
             WHERE c.image_id = ANY(%(doomed)s::uuid[])
-              AND g2.expires_at > now() AND g2.prompt IS NOT NULL
+              AND g2.expires_at > coalesce(%(as_of)s::timestamptz, now())
+              AND g2.prompt IS NOT NULL
               AND NOT g2.image_id = ANY(%(doomed)s::uuid[])
             ORDER BY c.prompt_hash, g2.expires_at DESC
         ) AS successor
         WHERE ic.prompt_hash = successor.prompt_hash
         """,
-        {"doomed": image_ids},
+        {"doomed": image_ids, "as_of": as_of},
     )
     moved = cur.rowcount
     await cur.execute("DELETE FROM image_cache WHERE image_id = ANY(%s::uuid[])", (image_ids,))
@@ -132,24 +145,6 @@ async def move_or_drop_cache_entries(cur: aiopg.Cursor, image_ids: list[UUID]) -
 async def delete_images(cur: aiopg.Cursor, image_ids: list[UUID]) -> int:
     await cur.execute("DELETE FROM generated_images WHERE image_id = ANY(%s::uuid[])", (image_ids,))
     return cur.rowcount
-
-
-async def expired_totals(cur: aiopg.Cursor) -> tuple[int, int, int]:
-    """(images, files, bytes) that a cleanup run would delete now, renditions included."""
-    await cur.execute(
-        f"""
-        SELECT count(*) AS images,
-               count(*) + coalesce(sum(r.files), 0)::bigint AS files,
-               (coalesce(sum(g.size_bytes), 0) + coalesce(sum(r.bytes), 0))::bigint AS bytes
-        FROM generated_images g
-        LEFT JOIN LATERAL (
-            SELECT count(size_bytes) AS files, sum(size_bytes) AS bytes  -- those made so far
-            FROM image_renditions WHERE image_id = g.image_id) AS r ON true
-        WHERE g.expires_at <= now() AND NOT {KEPT_BY_A_SHARE}
-        """
-    )
-    row = await cur.fetchone()
-    return row["images"], row["files"], row["bytes"]
 
 
 async def known_keys(cur: aiopg.Cursor, keys: list[str]) -> set[str]:

@@ -13,10 +13,12 @@ _SHARE_COLUMNS = "s.share_id, s.game_id, g.game_code, s.round_number, s.created_
 # A share that can be seen: neither revoked nor expired.
 _LIVE_SHARE = "s.revoked_at IS NULL AND s.expires_at > now()"
 
-# For the cleanup: an image a live share covers is kept past its own expiry.
-KEPT_BY_A_SHARE = f"""EXISTS (
+# For the cleanup: an image a share still live at %(as_of)s (or now) covers is kept past its
+# own expiry.
+KEPT_BY_A_SHARE = """EXISTS (
     SELECT 1 FROM shares s
-    WHERE s.game_id = g.game_id AND {_LIVE_SHARE}
+    WHERE s.game_id = g.game_id
+      AND s.revoked_at IS NULL AND s.expires_at > coalesce(%(as_of)s::timestamptz, now())
       AND (s.round_number IS NULL OR s.round_number = g.round_number))"""
 
 

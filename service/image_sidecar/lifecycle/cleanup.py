@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Literal
 
 import structlog
@@ -21,7 +22,7 @@ from image_sidecar.batch import Progress
 from image_sidecar.config import RetentionSettings
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.errors import DatabaseUnavailable, SidecarError
-from image_sidecar.lifecycle.deletion import DeletionTally, delete_expired
+from image_sidecar.lifecycle.deletion import DeletionTally, delete_expired, preview_expired
 from image_sidecar.storage.base import BlobStore
 from image_sidecar.tasks import cancel_and_wait
 
@@ -40,6 +41,7 @@ class CleanupReport(DeletionTally):
     outcome: Literal["success", "skipped", "failed", "dry_run"] = "success"
     orphans_swept: int = 0
     seconds: float = 0.0
+    as_of: str | None = None  # the instant taken as now, when not now
     # Why a run failed or was skipped; absent from the summary otherwise.
     reason: str | None = None
 
@@ -108,18 +110,20 @@ async def run_cleanup(
     *,
     dry_run: bool = False,
     on_batch: Progress | None = None,
+    as_of: datetime | None = None,
 ) -> CleanupReport:
     """One cleanup run, unless another replica holds the cleanup's lease. Logs one line and
-    records the run in the database; the caller records it in its metrics."""
+    records the run in the database; the caller records it in its metrics. With `as_of`, that
+    instant is now: what will have expired by then is deleted (or, dry, counted)."""
     started = time.monotonic()
-    report = CleanupReport()
+    report = CleanupReport(as_of=None if as_of is None else as_of.isoformat())
     try:
         async with _cleanup_lease(pool) as held:
             if not held:
                 report.outcome = "skipped"
                 report.reason = "another cleanup run holds the lease"
             else:
-                await _run_locked(pool, store, settings, report, dry_run, on_batch)
+                await _run_locked(pool, store, settings, report, dry_run, on_batch, as_of)
     except Exception as exc:
         report.outcome = "failed"
         report.reason = str(exc) or type(exc).__name__
@@ -148,21 +152,21 @@ async def _run_locked(
     report: CleanupReport,
     dry_run: bool,
     on_batch: Progress | None,
+    as_of: datetime | None,
 ) -> None:
     if dry_run:
-        async with db.cursor(pool) as cur:
-            totals = await retention_rows.expired_totals(cur)
-        report.images_deleted, report.files_deleted, report.bytes_freed = totals
-        report.orphans_swept = await sweep_orphans(
-            pool, store, now=time.time(), grace_seconds=settings.orphan_grace_seconds, dry_run=True
+        tally = await preview_expired(pool, store, batch_size=settings.batch_size, as_of=as_of)
+    else:
+        tally = await delete_expired(
+            pool, store, batch_size=settings.batch_size, on_batch=on_batch, as_of=as_of
         )
-        report.outcome = "dry_run"
-        return
-    tally = await delete_expired(pool, store, batch_size=settings.batch_size, on_batch=on_batch)
     for name, value in asdict(tally).items():
         setattr(report, name, value)  # the run's report is its tally and more
-    async with db.cursor(pool) as cur:
-        await retention_rows.forget_empty_games(cur)
+    if dry_run:
+        report.outcome = "dry_run"
+    else:
+        async with db.cursor(pool) as cur:
+            await retention_rows.forget_empty_games(cur)
     report.orphans_swept = await sweep_orphans(
-        pool, store, now=time.time(), grace_seconds=settings.orphan_grace_seconds
+        pool, store, now=time.time(), grace_seconds=settings.orphan_grace_seconds, dry_run=dry_run
     )

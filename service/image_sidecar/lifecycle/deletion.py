@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
@@ -57,15 +58,17 @@ async def delete_expired(
     player_id: UUID | None = None,
     sha256: str | None = None,
     on_batch: Progress | None = None,
+    as_of: datetime | None = None,
 ) -> DeletionTally:
     """Delete expired images (optionally of some games, one player's, or those with some bytes)
-    in batches until none is left but those whose files could not be deleted."""
+    in batches until none is left but those whose files could not be deleted. With `as_of`,
+    what will have expired by then."""
     tally = DeletionTally()
     undeletable: list[UUID] = []  # skipped for the rest of this run; the next run retries them
     while True:
         async with db.transaction(pool) as cur:
             doomed = await retention_rows.lock_expired_batch(
-                cur, batch_size, game_ids, player_id, sha256=sha256, skip=undeletable
+                cur, batch_size, game_ids, player_id, sha256=sha256, skip=undeletable, as_of=as_of
             )
             if not doomed:
                 break
@@ -76,7 +79,7 @@ async def delete_expired(
                 if any(blob.key in files.failed for blob in _blobs_of(image))
             }
             gone = [image.image_id for image in doomed if image.image_id not in stuck]
-            fixups = await retention_rows.move_or_drop_cache_entries(cur, gone)
+            fixups = await retention_rows.move_or_drop_cache_entries(cur, gone, as_of)
             tally.images_deleted += await retention_rows.delete_images(cur, gone)
         undeletable += stuck
         tally.count_failures(sorted(files.failed))
@@ -93,6 +96,37 @@ async def delete_expired(
             keys=tally.failed_keys,
             retried="by the next cleanup run",
         )
+    return tally
+
+
+class _DryRunDone(Exception):
+    """Ends a dry run's transaction: everything it did is rolled back."""
+
+
+async def preview_expired(
+    pool: db.Pool, store: BlobStore, *, batch_size: int, as_of: datetime | None = None
+) -> DeletionTally:
+    """Exactly what `delete_expired` would do now (or at `as_of`), changing nothing: its batches
+    run in one transaction that is rolled back (the rows and cache entries counted as the real
+    run counts them), and the store says what deleting the files would free (a file shared by
+    hard links frees its bytes only with its last name). Rows the real run would find locked by
+    another run are passed over alike."""
+    tally = DeletionTally()
+    blobs: list[BlobRef] = []
+    try:
+        async with db.transaction(pool) as cur:
+            while doomed := await retention_rows.lock_expired_batch(cur, batch_size, as_of=as_of):
+                gone = [image.image_id for image in doomed]
+                blobs += [blob for image in doomed for blob in _blobs_of(image)]
+                fixups = await retention_rows.move_or_drop_cache_entries(cur, gone, as_of)
+                tally.images_deleted += await retention_rows.delete_images(cur, gone)
+                tally.cache_entries_moved += fixups.moved
+                tally.cache_entries_removed += fixups.removed
+            raise _DryRunDone
+    except _DryRunDone:
+        pass
+    files = await store.deletion_preview(blobs)
+    tally.files_deleted, tally.bytes_freed = files.deleted, files.bytes_freed
     return tally
 
 

@@ -60,6 +60,7 @@ class CacheReuse:
         )
         as_cached = replace(
             meta,
+            completed_sentence=meta.completed_sentence or source.completed_sentence,
             prompt=source.prompt,
             art_style=source.art_style,
             ai_service=source.ai_service,
@@ -90,12 +91,13 @@ class CacheReuse:
 
 
 def _check_matches_entry(meta: ImageMetadata, cached: ImageRecord, key: str) -> None:
-    """The caller's text, hashed with the cached picture's style and parameters, is the key;
-    and the style and parameters it names (if any) are the cached picture's."""
-    if meta.prompt is None:
-        raise InvalidField("completed_sentence", "is required for a cache hit")
+    """The caller's text (when it gives one: the entry knows its own), hashed with the cached
+    picture's style and parameters, is the key; and the style and parameters it names (if any)
+    are the cached picture's."""
     text_field = "completed_sentence" if meta.prompt == meta.completed_sentence else "prompt"
-    if prompt_hash(meta.prompt, cached.art_style, cached.model, cached.size) != key:
+    if meta.prompt is not None and (
+        prompt_hash(meta.prompt, cached.art_style, cached.model, cached.size) != key
+    ):
         raise InvalidField(
             text_field, f"does not match the prompt cached under {key} ({cached.prompt!r})"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from uuid import UUID
 
@@ -10,25 +11,53 @@ from image_sidecar.models import ImageRecord
 from image_sidecar.sharing.links import ShareNotFound, gallery
 from image_sidecar.storage.base import BlobNotFound, BlobStore
 
+# What a file name must not hold on any system players download to, and the bidirectional
+# controls that could make `evil\u202egnp.exe` read as an innocent picture.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|\u200e\u200f\u202a-\u202e\u2066-\u2069]')
+_SPACES = re.compile(r"\s+")
 
-def download_name(image: ImageRecord) -> str:
-    """`round-2-player-9d2f7c4a.png`: by round and player, unique within a game."""
-    extension = image.image_path.rpartition(".")[2]
-    return f"round-{image.round_number}-player-{str(image.player_id)[:8]}.{extension}"
+
+def _who(image: ImageRecord) -> str:
+    """The player's name made safe for a file name, else `player-{player_id}` (whole: ids
+    that are ordered by time share their first characters)."""
+    if image.player_name:
+        name = _SPACES.sub("-", _UNSAFE.sub("_", image.player_name)).strip(".-_")
+        if name:
+            return name
+    return f"player-{image.player_id}"
+
+
+def download_names(images: list[ImageRecord]) -> dict[UUID, str]:
+    """`round-2-Ana.png` or `round-2-player-{player_id}.png` for each picture, unique among
+    `images` (a name two players share gets `-2`, `-3`...), so that no picture of a zip is
+    lost when it is unpacked."""
+    names: dict[UUID, str] = {}
+    taken: set[str] = set()
+    for image in images:
+        extension = image.image_path.rpartition(".")[2]
+        stem = f"round-{image.round_number}-{_who(image)}"
+        name, copy = f"{stem}.{extension}", 1
+        while name.casefold() in taken:  # also unique where file names ignore case
+            copy += 1
+            name = f"{stem}-{copy}.{extension}"
+        taken.add(name.casefold())
+        names[image.image_id] = name
+    return names
 
 
 async def original_bytes(
     pool: db.Pool, store: BlobStore, share_id: str, image_id: UUID
-) -> tuple[ImageRecord, bytes]:
-    """One picture of a live share, as uploaded (a download)."""
+) -> tuple[ImageRecord, str, bytes]:
+    """One picture of a live share, as uploaded (a download), with its name in the share."""
     shown = await gallery(pool, share_id)
     image = next((image for image in shown.images if image.image_id == image_id), None)
     if image is None:
         raise ShareNotFound
     try:
-        return image, await store.read(image.image_path)
+        data = await store.read(image.image_path)
     except BlobNotFound:
         raise ShareNotFound from None
+    return image, download_names(shown.images)[image_id], data
 
 
 async def originals(

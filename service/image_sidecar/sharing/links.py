@@ -15,7 +15,7 @@ import structlog
 
 from image_sidecar import db
 from image_sidecar.db import shares as share_rows
-from image_sidecar.errors import InvalidField, NotFound
+from image_sidecar.errors import NotFound
 from image_sidecar.models import ImageRecord, Share
 
 log = structlog.get_logger(__name__)
@@ -44,7 +44,7 @@ async def create_share(
         shared_game = await share_rows.game_with_images(cur, game_code, game_id, round_number)
         if shared_game is None:
             what = "game" if round_number is None else f"round {round_number} of the game"
-            raise InvalidField("game_code", f"the {what} {game_code} has no pictures to share")
+            raise NotFound(f"the {what} {game_code} has no pictures to share", field="game_code")
         share_id = secrets.token_urlsafe(SHARE_ID_BYTES)
         share = await share_rows.insert_share(cur, share_id, shared_game, round_number, days)
     log.info("share_created", share=share_id_hint(share_id), game_id=str(shared_game))

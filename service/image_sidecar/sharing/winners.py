@@ -6,7 +6,7 @@ from uuid import UUID
 
 from image_sidecar import db
 from image_sidecar.db import shares as share_rows
-from image_sidecar.errors import InvalidField
+from image_sidecar.errors import NotFound
 from image_sidecar.models import RoundRef, RoundWinner
 
 
@@ -17,7 +17,8 @@ async def pick_winner(
     async with db.transaction(pool) as cur:
         winner = await share_rows.set_winner(cur, game_code, game_id, round_ref, player_id)
     if winner is None:
-        raise InvalidField(
-            "player_id", f"player {player_id} has no picture in round {round_ref} of {game_code}"
+        raise NotFound(
+            f"player {player_id} has no picture in round {round_ref} of {game_code}",
+            field="player_id",
         )
     return winner

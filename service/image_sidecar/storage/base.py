@@ -136,6 +136,9 @@ class BlobStore(Protocol):
         in `failed` and the others still go; StorageError only when the store cannot be
         reached at all."""
 
+    async def deletion_preview(self, blobs: Iterable[BlobRef]) -> DeleteResult:
+        """What `delete_many(blobs)` would report now, deleting nothing (a cleanup's dry run)."""
+
     async def read(self, key: str) -> bytes:
         """A blob's bytes (for the renditions backfill); BlobNotFound if absent."""
 

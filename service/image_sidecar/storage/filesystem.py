@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import hashlib
 import os
@@ -16,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from pathlib import Path
 from typing import TypeVar
 
-from image_sidecar.errors import StorageError, StorageFull
+from image_sidecar.errors import StorageError
 from image_sidecar.storage.base import (
     BlobNotFound,
     BlobRef,
@@ -28,38 +27,9 @@ from image_sidecar.storage.base import (
     check_key,
 )
 from image_sidecar.storage.digests import DigestCache
+from image_sidecar.storage.posix import DELETE_THREADS, bytes_freed, fsync_dir, storage_error
 
 T = TypeVar("T")
-
-
-def _storage_error(exc: OSError, action: str) -> StorageError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull(f"storage is full while trying to {action}")
-    return StorageError(f"could not {action}: {exc.strerror or exc}")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# Threads that unlink a batch's files at once.
-_DELETE_THREADS = 4
-
-
-def _bytes_freed(unlinked: list[os.stat_result]) -> int:
-    """A hard-linked file frees its bytes only when its last name goes. Names of one file may
-    have been unlinked in parallel, each seeing another link count: the file is gone when the
-    batch removed as many of its names as the most links any of them saw."""
-    names: dict[tuple[int, int], list[os.stat_result]] = {}
-    for st in unlinked:
-        names.setdefault((st.st_dev, st.st_ino), []).append(st)
-    return sum(
-        seen[0].st_size for seen in names.values() if len(seen) >= max(s.st_nlink for s in seen)
-    )
 
 
 class FilesystemBlobStore:
@@ -84,7 +54,7 @@ class FilesystemBlobStore:
             except FileNotFoundError:
                 break  # nothing on disk yet to lead anywhere; put() creates real directories
             except OSError as exc:  # e.g. the base directory is a file: a broken store
-                raise _storage_error(exc, f"reach {key}") from exc
+                raise storage_error(exc, f"reach {key}") from exc
             if not stat.S_ISDIR(mode):
                 raise BlobNotFound(f"no such image: {key}")
         return self.base_dir / directory
@@ -128,7 +98,7 @@ class FilesystemBlobStore:
                 lambda: tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part"),
             )
         except OSError as exc:
-            raise _storage_error(exc, f"create {blob.key}") from exc
+            raise storage_error(exc, f"create {blob.key}") from exc
         try:
             with os.fdopen(fd, "wb") as tmp:
                 tmp.write(blob.data)
@@ -138,7 +108,7 @@ class FilesystemBlobStore:
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
-            raise _storage_error(exc, f"write {blob.key}") from exc
+            raise storage_error(exc, f"write {blob.key}") from exc
         return StagedBlob(blob, tmp_name)
 
     def _stage_many_sync(self, blobs: Sequence[NewBlob]) -> list[StagedBlob]:
@@ -162,14 +132,14 @@ class FilesystemBlobStore:
                 os.replace(item.token, path)
             except OSError as exc:
                 self._discard_many_sync(staged)
-                raise _storage_error(exc, f"write {item.blob.key}") from exc
+                raise storage_error(exc, f"write {item.blob.key}") from exc
             self._digests.remember(path.stat(), item.blob.sha256)
             directories.add(path.parent)
         try:
             for directory in directories:
-                _fsync_dir(directory)
+                fsync_dir(directory)
         except OSError as exc:
-            raise _storage_error(exc, "sync the written files' directories") from exc
+            raise storage_error(exc, "sync the written files' directories") from exc
 
     def _discard_many_sync(self, staged: Sequence[StagedBlob]) -> None:
         """Temp files removed, and the directories staging made for them if left empty."""
@@ -213,13 +183,13 @@ class FilesystemBlobStore:
             except OSError as exc:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_name)
-                raise _storage_error(exc, f"link {target_key}") from exc
+                raise storage_error(exc, f"link {target_key}") from exc
             directories.add(target.parent)
         try:
             for directory in directories:
-                _fsync_dir(directory)
+                fsync_dir(directory)
         except OSError as exc:
-            raise _storage_error(exc, "sync the linked files' directories") from exc
+            raise storage_error(exc, "sync the linked files' directories") from exc
 
     async def link(self, source_key: str, target_key: str) -> None:
         await self.link_many([(source_key, target_key)])
@@ -236,7 +206,7 @@ class FilesystemBlobStore:
         except FileNotFoundError as exc:
             raise BlobNotFound(f"no such image: {key}") from exc
         except OSError as exc:
-            raise _storage_error(exc, f"read {key}") from exc
+            raise storage_error(exc, f"read {key}") from exc
 
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._read_sync, key)
@@ -247,7 +217,7 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise _storage_error(exc, f"inspect {key}") from exc
+            raise storage_error(exc, f"inspect {key}") from exc
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._exists_sync, key)
@@ -277,6 +247,16 @@ class FilesystemBlobStore:
             parents.add(path.parent)
         return unlinked, failed, parents
 
+    def _preview_sync(self, keys: list[str]) -> DeleteResult:
+        present = []
+        for _, path in self._paths_for(keys):
+            with contextlib.suppress(OSError, TypeError):  # gone, or (None) no file of ours
+                present.append(os.lstat(path))  # type: ignore[arg-type]
+        return DeleteResult(deleted=len(present), bytes_freed=bytes_freed(present))
+
+    async def deletion_preview(self, blobs: Iterable[BlobRef]) -> DeleteResult:
+        return await asyncio.to_thread(self._preview_sync, [blob.key for blob in blobs])
+
     def _prune_all_sync(self, parents: set[Path]) -> None:
         for parent in sorted(parents, reverse=True):
             self._prune_empty_dirs(parent)
@@ -295,7 +275,7 @@ class FilesystemBlobStore:
         """Unlinks run in a few threads at once (deleting is mostly waiting on the filesystem's
         metadata), then empty directories are pruned once for the whole batch."""
         keys = [blob.key for blob in blobs]
-        chunks = [keys[i::_DELETE_THREADS] for i in range(_DELETE_THREADS) if keys[i:]]
+        chunks = [keys[i::DELETE_THREADS] for i in range(DELETE_THREADS) if keys[i:]]
         results = await asyncio.gather(
             *(asyncio.to_thread(self._unlink_all_sync, chunk, only_if_older_than)
               for chunk in chunks)
@@ -306,7 +286,7 @@ class FilesystemBlobStore:
         if parents:
             await asyncio.to_thread(self._prune_all_sync, parents)
         return DeleteResult(
-            deleted=len(unlinked), bytes_freed=_bytes_freed(unlinked), failed=frozenset(failed)
+            deleted=len(unlinked), bytes_freed=bytes_freed(unlinked), failed=frozenset(failed)
         )
 
     def _servable_sync(self, key: str) -> LocalBlob:
@@ -325,7 +305,7 @@ class FilesystemBlobStore:
             except FileNotFoundError as exc:
                 raise BlobNotFound(f"no such image: {key}") from exc
             except OSError as exc:
-                raise _storage_error(exc, f"read {key}") from exc
+                raise storage_error(exc, f"read {key}") from exc
             self._digests.remember(st, digest)
         return LocalBlob(path=path, size_bytes=st.st_size, sha256=digest)
 
@@ -385,7 +365,7 @@ class FilesystemBlobStore:
         try:
             total, _, free = await asyncio.to_thread(shutil.disk_usage, self.base_dir)
         except OSError as exc:
-            raise _storage_error(exc, "read the free space") from exc
+            raise storage_error(exc, "read the free space") from exc
         return StoreUsage(free_bytes=free, total_bytes=total)
 
     def _health_check_sync(self) -> None:
@@ -397,4 +377,4 @@ class FilesystemBlobStore:
         try:
             await asyncio.to_thread(self._health_check_sync)
         except OSError as exc:
-            raise _storage_error(exc, "reach the storage directory") from exc
+            raise storage_error(exc, "reach the storage directory") from exc

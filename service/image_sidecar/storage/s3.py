@@ -177,6 +177,11 @@ class S3BlobStore:
             failed=frozenset(failed),
         )
 
+    async def deletion_preview(self, blobs: Iterable[BlobRef]) -> DeleteResult:
+        # As delete_many counts: every key as deleted, the sizes given as freed.
+        doomed = [BlobRef(check_key(blob.key), blob.size_bytes) for blob in blobs]
+        return DeleteResult(deleted=len(doomed), bytes_freed=sum(b.size_bytes for b in doomed))
+
     async def servable(self, key: str) -> RemoteBlob:
         if await self._head(key) is None:
             raise BlobNotFound(f"no such image: {key}")
