@@ -1,15 +1,18 @@
-"""Decoding uploads and making their web renditions with Pillow, off the event loop.
+"""Decoding uploads and making their web renditions with Pillow, in a pool of processes.
 
 Sniffing the first bytes is not enough: a truncated file, or a valid header with garbage after
 it, sniffs as an image and would be served to every player as a broken picture. Every upload is
-decoded in full (its first frame, for an animated WebP) in a bounded thread pool, after its
-pixel count, read from the header alone, is checked against IMAGE_MAX_PIXELS, so a
-decompression bomb is refused before it is decoded. The original bytes are never re-encoded.
+decoded in full (its first frame, for an animated WebP) in a bounded pool of processes (apart
+from the event loop and its GIL), after its pixel count, read from the header alone, is checked
+against IMAGE_MAX_PIXELS, so a decompression bomb is refused before it is decoded. The original
+bytes are never re-encoded.
 
-From the same decode come the renditions phones load instead of the original (a 1024x1024 PNG is
-1.5-3 MB): `thumb` (longest side 256) and `large` (1024, or the original's size if smaller), as
-WebP and, where this Pillow can encode it, AVIF; EXIF orientation applied, colour in sRGB,
-transparency kept. And a BlurHash placeholder the game paints before any bytes arrive.
+The renditions phones load instead of the original (a 1024x1024 PNG is 1.5-3 MB) are `thumb`
+(longest side 256) and `large` (1024, or the original's size if smaller), as WebP and, where this
+Pillow can encode it, AVIF; EXIF orientation applied, colour in sRGB, transparency kept. Those
+made at upload (IMAGE_RENDITIONS_AT_UPLOAD) come from the upload's own decode, with a BlurHash
+placeholder the game paints before any bytes arrive; the others are rendered from the stored
+original when first asked for (`images.renditions`).
 
 Pillow, not pyvips: Pillow's wheels carry WebP and AVIF encoders on every platform we ship, with
 no system library to install, and at these sizes (an AI picture is at most a few megapixels)
