@@ -9,7 +9,7 @@ import re
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,24 +142,36 @@ def multipart(fields: dict[str, str], image: bytes) -> aiohttp.FormData:
     return form
 
 
+async def in_parallel(
+    count: int, concurrency: int, operation: Callable[[], Awaitable[None]]
+) -> Measure:
+    """Run `operation` `count` times, `concurrency` at a time; ops/s and p99 latency."""
+    latencies: list[float] = []
+    remaining = [count]
+
+    async def worker() -> None:
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            started = time.perf_counter()
+            await operation()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return rate(latencies, time.perf_counter() - started)
+
+
 async def post_all(
     base: str, requests: list[Callable[[aiohttp.ClientSession], object]], concurrency: int
 ) -> Measure:
     """Run the requests `concurrency` at a time; ops/s and p99 latency."""
-    latencies: list[float] = []
     queue = list(requests)
+    async with aiohttp.ClientSession(base) as session:
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while queue:
-            make = queue.pop()
-            started = time.perf_counter()
-            async with make(session) as response:  # type: ignore[attr-defined]
+        async def send() -> None:
+            async with queue.pop()(session) as response:  # type: ignore[attr-defined]
                 await response.read()
                 if response.status >= 300:
                     raise SystemExit(f"{response.status}: {await response.text()}")
-            latencies.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
-    async with aiohttp.ClientSession(base) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-    return rate(latencies, time.perf_counter() - started)
+        return await in_parallel(len(queue), concurrency, send)

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import psycopg2
 
-from bench.measure import Measure, multipart, post_all, rate
+from bench.measure import Measure, in_parallel, multipart, post_all
 from testkit.helpers import image_fields, wait_for
 from testkit.images import noise_png
 from testkit.nginx import nginx_main_config
@@ -98,25 +98,16 @@ async def counter_updates(url: str, key: str, count: int) -> Measure:
     """The baseline of a hit: one atomic UPDATE of the popular row, 50 clients at once."""
     import aiopg
 
-    latencies: list[float] = []
     async with aiopg.create_pool(url, minsize=10, maxsize=10, enable_hstore=False) as pool:
-        remaining = [count]
 
-        async def worker() -> None:
-            while remaining[0] > 0:
-                remaining[0] -= 1
-                started = time.perf_counter()
-                async with pool.acquire() as conn, conn.cursor() as cur:
-                    await cur.execute(
-                        "UPDATE image_cache SET hit_count = hit_count + 1 WHERE prompt_hash = %s",
-                        (key,),
-                    )
-                latencies.append(time.perf_counter() - started)
+        async def update() -> None:
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(
+                    "UPDATE image_cache SET hit_count = hit_count + 1 WHERE prompt_hash = %s",
+                    (key,),
+                )
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(50)))
-        seconds = time.perf_counter() - started
-    return rate(latencies, seconds)
+        return await in_parallel(count, 50, update)
 
 
 async def uploads(base: str, picture: bytes, count: int, concurrency: int) -> Measure:
@@ -130,16 +121,21 @@ async def uploads(base: str, picture: bytes, count: int, concurrency: int) -> Me
 async def baseline_uploads(
     url: str, storage: Path, picture: bytes, count: int, concurrency: int
 ) -> Measure:
-    """What an upload cannot do without: decode and render with the same library and settings
-    in the same pool size, write the file (temp, fsync, rename), one INSERT."""
+    """What an upload cannot do without: decode it and make the renditions made at upload
+    (the shipped default: the large WebP) with the same library, settings and pool size, write
+    the files (temp, fsync, rename), one INSERT."""
     import aiopg
 
-    from image_sidecar.images.decoding import ImageProcessor
+    from image_sidecar.images.decoding import ImageProcessor, made_at_upload
 
-    processor = ImageProcessor(max_pixels=40_000_000, workers=2, formats=("webp", "avif"))
+    processor = ImageProcessor(
+        max_pixels=40_000_000,
+        workers=2,
+        formats=("webp", "avif"),
+        made_at_upload=made_at_upload(("large.webp",)),
+    )
     target = storage / "baseline"
     target.mkdir(exist_ok=True)
-    latencies: list[float] = []
 
     def write(name: str, data: bytes) -> None:
         temp = target / f".tmp-{name}"
@@ -151,34 +147,24 @@ async def baseline_uploads(
 
     try:
         async with aiopg.create_pool(url, minsize=1, maxsize=10, enable_hstore=False) as pool:
-            remaining = [count]
 
-            async def worker() -> None:
-                while remaining[0] > 0:
-                    remaining[0] -= 1
-                    started = time.perf_counter()
-                    image = await processor.inspect(picture)
-                    name = uuid.uuid4().hex
-                    await asyncio.to_thread(write, name + ".png", picture)
-                    for made in image.renditions:
-                        await asyncio.to_thread(
-                            write, f"{name}.{made.name}.{made.format}", made.data
-                        )
-                    async with pool.acquire() as conn, conn.cursor() as cur:
-                        await cur.execute(
-                            "INSERT INTO cache_hits (prompt_hash, image_id, cost_saved_usd) "
-                            "VALUES (%s, gen_random_uuid(), 0)",
-                            (image.sha256,),
-                        )
-                    latencies.append(time.perf_counter() - started)
+            async def upload() -> None:
+                image = await processor.inspect(picture)
+                name = uuid.uuid4().hex
+                await asyncio.to_thread(write, name + ".png", picture)
+                for made in image.renditions:
+                    await asyncio.to_thread(write, f"{name}.{made.name}.{made.format}", made.data)
+                async with pool.acquire() as conn, conn.cursor() as cur:
+                    await cur.execute(
+                        "INSERT INTO cache_hits (prompt_hash, image_id, cost_saved_usd) "
+                        "VALUES (%s, gen_random_uuid(), 0)",
+                        (image.sha256,),
+                    )
 
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            seconds = time.perf_counter() - started
+            return await in_parallel(count, concurrency, upload)
     finally:
         processor.close()
         shutil.rmtree(target, ignore_errors=True)
-    return rate(latencies, seconds)
 
 
 def timed_cleanup(url: str, work: Path, count: int, *, ours: bool) -> Measure:
