@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -149,12 +150,14 @@ class Supervisor:
         self.failure: str | None = None
 
     def spawn(self, number: int) -> None:
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: serve until told to stop, never return into the supervisor
             code = 1
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                _stop_with(supervisor)
                 _use_multiprocess_metrics(self.metrics_dir)
                 structlog.contextvars.bind_contextvars(worker=number)
                 app = self.build_app(self.shared)
@@ -231,6 +234,19 @@ def serve_workers(config: Config, build_app: Callable[[Config], web.Application]
     """Bind host:port, fork `config.server.workers` workers serving `build_app`'s app on it,
     keep that many running, and stop them all on SIGTERM or SIGINT within the bound."""
     Supervisor(config, build_app).run()
+
+
+def _stop_with(supervisor: int) -> None:
+    """A worker gets SIGTERM when its supervisor dies (even by SIGKILL), so that no orphan keeps
+    serving on the port or holding database connections (Linux's PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _use_multiprocess_metrics(directory: str) -> None:

@@ -103,3 +103,16 @@ async def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(
         assert process.returncode == 0
         assert time.monotonic() - started < 5
         assert not [pid for pid in workers if _running(pid)]
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(
+    sidecar_environ: dict[str, str], tmp_path: Path
+) -> None:
+    """An orphaned worker would keep the port and its database connections."""
+    environ = {**sidecar_environ, "IMAGE_SIDECAR_WORKERS": "2"}
+    with sidecar_process("serve", environ, tmp_path) as (process, _):
+        _wait_until(lambda: len(_workers(process)) == 2)
+        workers = _workers(process)
+        process.kill()
+        await asyncio.to_thread(process.wait, 10)
+        await asyncio.to_thread(_wait_until, lambda: not [p for p in workers if _running(p)])
