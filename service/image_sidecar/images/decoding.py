@@ -339,10 +339,6 @@ class ImageProcessor:
             inspect, data, self.max_pixels, self.rendition_formats, self.made_at_upload
         )
 
-    async def inspect_only(self, data: bytes) -> InspectedImage:
-        """Decode and hash, nothing made (a check of stored bytes)."""
-        return await self._run(inspect, data, self.max_pixels)
-
     async def render(self, data: bytes, name: str, image_format: str) -> Rendition:
         return await self._run(render, data, self.max_pixels, name, image_format)
 

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from image_sidecar.images.decoding import RENDITION_SIDES, PlannedRendition, Rendition
-from image_sidecar.models import ImageMetadata, StoredBytes, StoredRendition
+from image_sidecar.models import ImageMetadata, StoredRendition
+from image_sidecar.storage.base import NewBlob
 
 
 def image_key(meta: ImageMetadata, extension: str) -> str:
@@ -69,16 +70,10 @@ def stored_renditions(
 
 def rendition_blobs(
     stored: tuple[StoredRendition, ...], made: tuple[Rendition, ...]
-) -> list[tuple[StoredBytes, bytes]]:
+) -> list[NewBlob]:
     """The renditions `made`, as the bytes to write where `stored_renditions` put them."""
-    where = {(r.name, r.format): r for r in stored}
-    blobs = []
-    for rendition in made:
-        place = where[rendition.name, rendition.format]
-        size = len(rendition.data)
-        facts = StoredBytes(place.image_path, place.content_type, size, rendition.sha256)
-        blobs.append((facts, rendition.data))
-    return blobs
+    where = {(r.name, r.format): r.image_path for r in stored}
+    return [NewBlob(where[r.name, r.format], r.data, r.content_type, r.sha256) for r in made]
 
 
 def made_links(

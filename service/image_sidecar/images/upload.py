@@ -10,7 +10,7 @@ from image_sidecar.db import blocklist as blocklist_rows
 from image_sidecar.db import cache as cache_rows
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.errors import BlockedContent
-from image_sidecar.images.decoding import ImageProcessor, InspectedImage, planned_renditions
+from image_sidecar.images.decoding import ImageProcessor, planned_renditions
 from image_sidecar.images.keys import image_key, rendition_blobs, stored_renditions
 from image_sidecar.images.writer import PlannedRecord, StagedBlobs
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes, StoredRendition
@@ -35,14 +35,13 @@ class NewImage:
         self.processor = processor
         self.costs = costs
         self.claim_token = claim_token
-        self._image: InspectedImage | None = None
         self._blob: StoredBytes | None = None
         self._renditions: tuple[StoredRendition, ...] = ()
 
     async def prepare(self, meta: ImageMetadata) -> list[NewBlob]:
         """Decode (and make the renditions made at upload); the original and those renditions
         are the bytes to stage."""
-        image = self._image = await self.processor.inspect(self.data)
+        image = await self.processor.inspect(self.data)
         blob = self._blob = StoredBytes(
             image_path=image_key(meta, image.image_type.extension),
             content_type=image.image_type.content_type,
@@ -54,13 +53,8 @@ class NewImage:
         )
         planned = planned_renditions(image.width, image.height, self.processor.rendition_formats)
         self._renditions = stored_renditions(blob.image_path, planned, image.renditions)
-        return [
-            NewBlob(facts.image_path, data, facts.content_type, facts.sha256)
-            for facts, data in [
-                (blob, self.data),
-                *rendition_blobs(self._renditions, image.renditions),
-            ]
-        ]
+        original = NewBlob(blob.image_path, self.data, blob.content_type, blob.sha256)
+        return [original, *rendition_blobs(self._renditions, image.renditions)]
 
     async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
         blob, renditions = self._blob, self._renditions

@@ -46,13 +46,11 @@ class StagedBlobs:
         self.written.extend(BlobRef(item.blob.key, len(item.blob.data)) for item in staged)
         await self._store.publish_many(staged)
 
-    async def put_many(self, blobs: list[tuple[StoredBytes, bytes]]) -> None:
-        """(facts, bytes) each, in one trip to the store: counted as written before any is
-        written, so that a failure part-way leaves nothing the rollback does not delete."""
-        self.written.extend(BlobRef(blob.image_path, blob.size_bytes) for blob, _ in blobs)
-        await self._store.put_many(
-            [NewBlob(b.image_path, data, b.content_type, b.sha256) for b, data in blobs]
-        )
+    async def put_many(self, blobs: list[NewBlob]) -> None:
+        """In one trip to the store: counted as written before any is written, so that a
+        failure part-way leaves nothing the rollback does not delete."""
+        self.written.extend(BlobRef(blob.key, len(blob.data)) for blob in blobs)
+        await self._store.put_many(blobs)
 
     async def link_many(self, links: list[tuple[str, str, int]]) -> None:
         """(source key, target key, size) each: counted as written before any is made, so that a
