@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from image_sidecar.images.decoding import ImageProcessor
     from image_sidecar.images.renditions import RenditionMaker
     from image_sidecar.metrics import SidecarMetrics
+    from image_sidecar.safety.lookalikes import LookalikeBlocklist
+    from image_sidecar.safety.moderation import ModerationHook
     from image_sidecar.storage.base import BlobStore
 
 config_key = web.AppKey("config", Config)
@@ -23,3 +25,5 @@ notification_hub_key: web.AppKey[NotificationHub] = web.AppKey("notification_hub
 metrics_key: web.AppKey[SidecarMetrics] = web.AppKey("metrics")
 image_processor_key: web.AppKey[ImageProcessor] = web.AppKey("image_processor")
 rendition_maker_key: web.AppKey[RenditionMaker] = web.AppKey("rendition_maker")
+moderation_hook_key: web.AppKey[ModerationHook | None] = web.AppKey("moderation_hook")
+lookalike_blocklist_key: web.AppKey[LookalikeBlocklist] = web.AppKey("lookalike_blocklist")

@@ -128,10 +128,40 @@ class TooManyPixels(SidecarError):
 
 
 class BlockedContent(SidecarError):
-    """The bytes were taken down (moderation): they are never stored again."""
+    """The bytes were taken down (moderation), or look like bytes that were (`match`)."""
 
     status = 422
     code = "blocked_content"
+
+    def __init__(self, message: str, *, match: str = "exact") -> None:
+        super().__init__(message)
+        self.match = match  # exact or lookalike
+
+
+class RejectedByModeration(SidecarError):
+    """The moderation hook refused the picture; `reason` is the hook's, passed on."""
+
+    status = 422
+    code = "rejected_by_moderation"
+
+    def __init__(self, reason: str | None) -> None:
+        refused = "the moderation hook refused this picture"
+        super().__init__(f"{refused}: {reason}" if reason else refused)
+        self.reason = reason
+
+    def details(self) -> dict[str, Any]:
+        return {} if self.reason is None else {"reason": self.reason}
+
+
+class ModerationUnavailable(SidecarError):
+    """The moderation hook failed and IMAGE_MODERATION_FAILURE is `closed`: retry later."""
+
+    status = 503
+    code = "moderation_unavailable"
+    retry_after_seconds = 5
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class DatabaseUnavailable(SidecarError):

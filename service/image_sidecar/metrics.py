@@ -39,6 +39,7 @@ log = structlog.get_logger(__name__)
 # Generated images run from ~20 KB thumbnails to a few MB; buckets double from 16 KiB to 16 MiB.
 IMAGE_SIZE_BUCKETS = tuple(16_384 * 2**i for i in range(11))
 CLEANUP_DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
+MODERATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 def bounded_label(value: str | None, known: frozenset[str], absent: str) -> str:
@@ -149,6 +150,25 @@ class SidecarMetrics:
             ["name", "format"],
             registry=r,
         )
+        self.moderation_decisions = Counter(
+            "sidecar_moderation_decisions_total",
+            "Uploads the moderation hook decided, by outcome (accepted, rejected; failed_open: "
+            "the hook failed and the upload was accepted; failed_closed: refused for now).",
+            ["outcome"],
+            registry=r,
+        )
+        self.moderation_duration = Histogram(
+            "sidecar_moderation_duration_seconds",
+            "How long the moderation hook took to answer (or to fail).",
+            buckets=MODERATION_BUCKETS,
+            registry=r,
+        )
+        self.uploads_blocked = Counter(
+            "sidecar_uploads_blocked_total",
+            "Uploads refused because they were taken down (match: exact bytes, or lookalike).",
+            ["match"],
+            registry=r,
+        )
         self.http_duration = Histogram(
             "sidecar_http_request_duration_seconds",
             "HTTP request duration by route, method and status.",
@@ -159,6 +179,10 @@ class SidecarMetrics:
             self.cache_lookups.labels(result)
         for outcome in ("success", "skipped", "failed"):
             self.cleanup_runs.labels(outcome)
+        for outcome in ("accepted", "rejected", "failed_open", "failed_closed"):
+            self.moderation_decisions.labels(outcome)
+        for match in ("exact", "lookalike"):
+            self.uploads_blocked.labels(match)
 
     def image_stored(self, record: ImageRecord) -> None:
         self.images_stored.labels(
@@ -181,6 +205,10 @@ class SidecarMetrics:
             self.cleanup_duration.observe(report.seconds)
         if report.outcome == "success":
             self.cleanup_last_success.set(time.time())  # the next refresh reads the same
+
+    def moderation_decided(self, outcome: str, seconds: float) -> None:
+        self.moderation_decisions.labels(outcome).inc()
+        self.moderation_duration.observe(seconds)
 
     def images_deleted(self, tally: DeletionTally) -> None:
         self.cleanup_deleted.inc(tally.images_deleted)

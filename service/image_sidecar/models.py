@@ -76,6 +76,7 @@ class StoredBytes:
     width: int | None = None
     height: int | None = None
     placeholder: str | None = None
+    perceptual_hash: bytes | None = None  # images.likeness; None when not decoded here
 
 
 @dataclass(frozen=True)

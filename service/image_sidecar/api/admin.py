@@ -8,7 +8,13 @@ from uuid import UUID
 from aiohttp import web
 
 from image_sidecar.api import fields
-from image_sidecar.appkeys import blob_store_key, config_key, db_pool_key, metrics_key
+from image_sidecar.appkeys import (
+    blob_store_key,
+    config_key,
+    db_pool_key,
+    image_processor_key,
+    metrics_key,
+)
 from image_sidecar.lifecycle import cleanup, purge
 from image_sidecar.safety import takedown
 
@@ -52,13 +58,16 @@ async def _purge(request: web.Request, player_id: UUID | None) -> web.Response:
 
 async def take_down(request: web.Request) -> web.Response:
     sha256 = fields.sha256_hex(request.match_info["sha256"])
-    reason = fields.reason(request)
+    query = fields.takedown_query(request)
     config = request.app[config_key]
     taken = await takedown.take_down(
         request.app[db_pool_key],
         request.app[blob_store_key],
+        request.app[image_processor_key],
         sha256,
-        reason=reason,
+        reason=query.reason,
+        similar=query.similar,
+        max_distance=config.moderation.block_similarity,
         batch_size=config.retention.batch_size,
         public_base_url=config.storage.public_base_url,
         purge_webhook_url=config.moderation.purge_webhook_url,
@@ -69,6 +78,7 @@ async def take_down(request: web.Request) -> web.Response:
             **taken.tally.as_dict(),
             "sha256": taken.sha256,
             "image_ids": taken.image_ids,
+            "lookalike_image_ids": taken.lookalike_image_ids,
             "urls": taken.urls,
             "blocked": True,
             "cdn_notified": taken.cdn_notified,

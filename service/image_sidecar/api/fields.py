@@ -160,8 +160,33 @@ def sha256_hex(raw: str, field: str = "sha256") -> str:
 def reason(request: web.Request) -> str | None:
     """`?reason=` of a moderation call (logged), and no other query parameter."""
     reject_unknown(request.query, frozenset({"reason"}))
+    return _reason(request)
+
+
+def _reason(request: web.Request) -> str | None:
     raw = request.query.get("reason")
     return None if raw is None else text(raw, "reason", MAX_REASON_CHARS)
+
+
+@dataclass(frozen=True)
+class TakedownQuery:
+    reason: str | None  # logged and kept with the block
+    similar: bool  # also remove the stored look-alikes
+
+
+def takedown_query(request: web.Request) -> TakedownQuery:
+    """`?reason=` (logged) and `?similar=true|false`, and no other query parameter."""
+    reject_unknown(request.query, frozenset({"reason", "similar"}))
+    return TakedownQuery(
+        reason=_reason(request),
+        similar=boolean(request.query.get("similar", "false"), "similar"),
+    )
+
+
+def boolean(raw: str, field: str) -> bool:
+    if raw.lower() not in ("true", "false"):
+        raise InvalidField(field, "must be true or false")
+    return raw.lower() == "true"
 
 
 def optional_uuid(raw: str | None, field: str) -> UUID | None:
@@ -183,12 +208,10 @@ def purge_target(request: web.Request) -> PurgeTarget:
     """`?game_id=` or `?all=true`: a destructive call never guesses between games."""
     reject_unknown(request.query, frozenset({"game_id", "all"}))
     game_id = game_selector(request)
-    raw_all = request.query.get("all", "false").lower()
-    if raw_all not in ("true", "false"):
-        raise InvalidField("all", "must be true or false")
-    if game_id is not None and raw_all == "true":
+    all_games = boolean(request.query.get("all", "false"), "all")
+    if game_id is not None and all_games:
         raise InvalidField("all", "cannot be combined with game_id")
-    return PurgeTarget(game_id=game_id, all_games=raw_all == "true")
+    return PurgeTarget(game_id=game_id, all_games=all_games)
 
 
 def string_fields(body: Mapping[str, Any]) -> dict[str, str]:

@@ -13,11 +13,13 @@ from image_sidecar.appkeys import (
     config_key,
     db_pool_key,
     image_processor_key,
+    lookalike_blocklist_key,
     metrics_key,
+    moderation_hook_key,
 )
-from image_sidecar.errors import InvalidField
-from image_sidecar.images import describe, listing, writer
-from image_sidecar.images.upload import NewImage
+from image_sidecar.errors import BlockedContent, InvalidField
+from image_sidecar.images import describe, listing
+from image_sidecar.images.upload import NewImage, store_upload
 from image_sidecar.models import ImageRecord
 
 UPLOAD_TEXT_FIELDS = fields.IMAGE_METADATA_FIELDS | {"claim_token"}
@@ -35,18 +37,30 @@ async def upload_image(request: web.Request) -> web.Response:
     meta = fields.image_metadata(form, described=False)
     if claim_token is not None and meta.prompt is None:
         raise InvalidField("claim_token", "completes a prompt's claim: give completed_sentence")
-    registration = await writer.register(
-        request.app[db_pool_key],
-        request.app[blob_store_key],
-        meta,
-        NewImage(
-            data, request.app[image_processor_key], config.cache.generation_costs, claim_token
-        ),
-        default_retention_days=config.retention.days,
-        public_base_url=config.storage.public_base_url,
+    upload = NewImage(
+        data,
+        request.app[image_processor_key],
+        config.cache.generation_costs,
+        request.app[lookalike_blocklist_key],
+        claim_token=claim_token,
+        moderation=request.app[moderation_hook_key],
+        text_fields=form,
     )
+    metrics = request.app[metrics_key]
+    try:
+        registration = await store_upload(
+            request.app[db_pool_key],
+            request.app[blob_store_key],
+            meta,
+            upload,
+            default_retention_days=config.retention.days,
+            public_base_url=config.storage.public_base_url,
+        )
+    except BlockedContent as refused:
+        metrics.uploads_blocked.labels(refused.match).inc()
+        raise
     if registration.created:
-        request.app[metrics_key].image_stored(registration.record)
+        metrics.image_stored(registration.record)
     return image_created_response(registration, config.storage.public_base_url)
 
 

@@ -95,6 +95,10 @@ class MetricsSettings:
 @dataclass(frozen=True)
 class ModerationSettings:
     purge_webhook_url: str | None = default("IMAGE_PURGE_WEBHOOK_URL")
+    url: str | None = default("IMAGE_MODERATION_URL")
+    timeout_seconds: float = default("IMAGE_MODERATION_TIMEOUT_SECONDS")
+    failure: Literal["closed", "open"] = default("IMAGE_MODERATION_FAILURE")
+    block_similarity: int = default("IMAGE_BLOCK_SIMILARITY")
 
 
 @dataclass(frozen=True)

@@ -311,6 +311,43 @@ SETTINGS: tuple[Setting, ...] = (
         "for 7 days. Empty: no notification.",
     ),
     Setting(
+        "IMAGE_MODERATION_URL",
+        "moderation.url",
+        kinds.optional_http_url(),
+        "",
+        "A moderation hook: every upload's bytes (part `image`) and text fields are POSTed to it "
+        "as `multipart/form-data` before anything is written. 2xx accepts; 4xx refuses (422 "
+        "`rejected_by_moderation`, its JSON `reason` passed on). Empty: no hook. The contract "
+        "and an example hook: docs/moderation.md.",
+    ),
+    Setting(
+        "IMAGE_MODERATION_TIMEOUT_SECONDS",
+        "moderation.timeout_seconds",
+        kinds.seconds(),
+        "5",
+        "How long the moderation hook may take to answer before it counts as failed.",
+    ),
+    Setting(
+        "IMAGE_MODERATION_FAILURE",
+        "moderation.failure",
+        kinds.choice("closed", "open"),
+        "closed",
+        "What an upload gets when the hook fails (5xx, no connection, timeout): `closed` answers "
+        "503 `moderation_unavailable` with Retry-After and writes nothing; `open` accepts the "
+        "picture, logs and counts it.",
+    ),
+    Setting(
+        "IMAGE_BLOCK_SIMILARITY",
+        "moderation.block_similarity",
+        kinds.whole("bits", low=0, high=128),
+        "56",
+        "How close (bits of 256 that differ between perceptual hashes) an upload may be to a "
+        "picture taken down, or to a crop of it, and still be refused as its look-alike (422 "
+        "`blocked_content`). Measured: edited copies (resized, JPEG, brightness, crops up to "
+        "5%, noise) 0-44, unrelated pictures 72 or more; 0 refuses identical hashes only. "
+        "docs/moderation.md says how to choose it.",
+    ),
+    Setting(
         "IMAGE_SHARE_BASE_URL",
         "sharing.base_url",
         kinds.optional_http_url(),

@@ -113,9 +113,14 @@ async def insert_image(
             submission_id, game_id, game_code, round_id, round_number, player_id,
             completed_sentence, prompt, art_style, ai_service, image_path, image_url,
             content_type, size_bytes, sha256, prompt_hash, generation_cost_usd, reused_from,
-            model, size, width, height, placeholder, player_name, generated_at, expires_at)
+            model, size, width, height, placeholder, player_name, generated_at, expires_at,
+            perceptual_hash)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                %s, %s, %s, %s, coalesce(%s, now()), now() + make_interval(days => %s))
+                %s, %s, %s, %s, coalesce(%s, now()), now() + make_interval(days => %s),
+                -- a reuse's bytes look as their first record's do
+                coalesce(('x' || %s)::bit(256), (
+                    SELECT perceptual_hash FROM generated_images
+                    WHERE sha256 = %s AND perceptual_hash IS NOT NULL LIMIT 1)))
         ON CONFLICT DO NOTHING
         RETURNING {COLUMNS}
         """,
@@ -146,6 +151,8 @@ async def insert_image(
             meta.player_name,
             reused_from.generated_at if reused_from else None,
             retention_days,
+            blob.perceptual_hash.hex() if blob.perceptual_hash else None,
+            blob.sha256,
         ),
     )
     row = await cur.fetchone()

@@ -66,14 +66,14 @@ async def lock_expired_batch(
     game_ids: list[UUID] | None = None,
     player_id: UUID | None = None,
     *,
-    sha256: str | None = None,
+    sha256s: list[str] | None = None,
     skip: list[UUID] | None = None,
     as_of: datetime | None = None,
 ) -> list[DoomedImage]:
-    """Lock up to `limit` expired images (optionally only those with these bytes), except those
+    """Lock up to `limit` expired images (optionally only those with some bytes), except those
     in `skip`; rows another run holds are skipped, not waited for. The general cleanup (no
     games, no bytes named) keeps the images a live share covers; a purge or takedown does not."""
-    targeted = game_ids is not None or sha256 is not None
+    targeted = game_ids is not None or sha256s is not None
     # For the rest of the batch's transaction: on a large table the planner's estimates make
     # JIT compile these short statements on every batch (187 ms of compiling for 6 ms of work).
     await cur.execute("SET LOCAL jit = off")
@@ -88,7 +88,7 @@ async def lock_expired_batch(
         WHERE expires_at <= coalesce(%(as_of)s::timestamptz, now())
           AND (%(game_ids)s::uuid[] IS NULL OR game_id = ANY(%(game_ids)s::uuid[]))
           AND (%(player_id)s::uuid IS NULL OR player_id = %(player_id)s)
-          AND (%(sha256)s::text IS NULL OR sha256 = %(sha256)s)
+          AND (%(sha256s)s::char(64)[] IS NULL OR sha256 = ANY(%(sha256s)s::char(64)[]))
           AND NOT image_id = ANY(%(skip)s::uuid[])
           AND (%(targeted)s OR NOT {KEPT_BY_A_SHARE})
         ORDER BY expires_at
@@ -99,7 +99,7 @@ async def lock_expired_batch(
             "as_of": as_of,
             "game_ids": game_ids,
             "player_id": player_id,
-            "sha256": sha256,
+            "sha256s": sha256s,
             "skip": skip or [],
             "targeted": targeted,
             "limit": limit,

@@ -43,6 +43,7 @@ from PIL import Image, ImageCms, ImageOps, features
 from image_sidecar.appkeys import config_key, image_processor_key
 from image_sidecar.errors import CorruptImage, ServiceBusy, TooManyPixels
 from image_sidecar.images.formats import JPEG, PNG, WEBP, ImageType, sniff
+from image_sidecar.images.likeness import perceptual_hash, variant_hashes
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -119,13 +120,15 @@ class Rendition:
 
 @dataclass(frozen=True)
 class InspectedImage:
-    """What decoding an upload established: its type, its displayed size, its digest, and
-    (when asked for) the renditions made from the same decode and its placeholder."""
+    """What decoding an upload established: its type, its displayed size, its digest, its
+    perceptual hash, and (when asked for) the renditions made from the same decode and its
+    placeholder."""
 
     image_type: ImageType
     width: int
     height: int
     sha256: str
+    perceptual_hash: bytes
     renditions: tuple[Rendition, ...] = ()
     placeholder: str | None = None
 
@@ -136,18 +139,20 @@ def inspect(
     rendition_formats: tuple[str, ...] = (),
     made_now: tuple[tuple[str, str], ...] | None = None,
 ) -> InspectedImage:
-    """Sniff, bound, decode and hash `data`; with `rendition_formats`, make its placeholder and
-    the renditions `made_now` names (all of them when None) from the same decode (blocking: run
-    it in the pool). Raises NotAnImage, TooManyPixels or CorruptImage; nothing else escapes
-    whatever the bytes are."""
+    """Sniff, bound, decode and hash `data` (its SHA-256 and its perceptual hash); with
+    `rendition_formats`, make its placeholder and the renditions `made_now` names (all of them
+    when None) from the same decode (blocking: run it in the pool). Raises NotAnImage,
+    TooManyPixels or CorruptImage; nothing else escapes whatever the bytes are."""
     image_type = sniff(data)
     with _decoded(data, image_type, max_pixels) as image:
         width, height = image.size
         orientation = image.getexif().get(_ORIENTATION_TAG)
+        # Decoded fine: what fails from here on is a bug of ours (500).
+        web_image = _for_the_web(image)
+        looks = perceptual_hash(web_image)
         renditions: tuple[Rendition, ...] = ()
         placeholder = None
-        if rendition_formats:  # decoded fine: what fails from here on is a bug of ours (500)
-            web_image = _for_the_web(image)
+        if rendition_formats:
             wanted = [
                 planned
                 for planned in planned_renditions(*web_image.size, rendition_formats)
@@ -158,7 +163,14 @@ def inspect(
     if orientation in _QUARTER_TURNS:
         width, height = height, width
     digest = hashlib.sha256(data).hexdigest()
-    return InspectedImage(image_type, width, height, digest, renditions, placeholder)
+    return InspectedImage(image_type, width, height, digest, looks, renditions, placeholder)
+
+
+def lookalike_hashes(data: bytes, max_pixels: int) -> list[bytes]:
+    """What a takedown of these bytes blocks: `likeness.variant_hashes` (blocking: run it in
+    the pool)."""
+    with _decoded(data, sniff(data), max_pixels) as image:
+        return variant_hashes(_for_the_web(image))
 
 
 def render(data: bytes, max_pixels: int, name: str, image_format: str) -> Rendition:
@@ -341,6 +353,9 @@ class ImageProcessor:
 
     async def render(self, data: bytes, name: str, image_format: str) -> Rendition:
         return await self._run(render, data, self.max_pixels, name, image_format)
+
+    async def lookalike_hashes(self, data: bytes) -> list[bytes]:
+        return await self._run(lookalike_hashes, data, self.max_pixels)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -56,7 +56,7 @@ async def delete_expired(
     batch_size: int,
     game_ids: list[UUID] | None = None,
     player_id: UUID | None = None,
-    sha256: str | None = None,
+    sha256s: list[str] | None = None,
     on_batch: Progress | None = None,
     as_of: datetime | None = None,
 ) -> DeletionTally:
@@ -68,7 +68,7 @@ async def delete_expired(
     while True:
         async with db.transaction(pool) as cur:
             doomed = await retention_rows.lock_expired_batch(
-                cur, batch_size, game_ids, player_id, sha256=sha256, skip=undeletable, as_of=as_of
+                cur, batch_size, game_ids, player_id, sha256s=sha256s, skip=undeletable, as_of=as_of
             )
             if not doomed:
                 break
