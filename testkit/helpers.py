@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from testkit.database import Database
 from testkit.images import png_bytes
@@ -98,6 +99,15 @@ def uploader(client: Any) -> UploadFn:
         return await client.post("/api/images", data=form, headers=headers)
 
     return post
+
+
+def metric_sample(exposition: str, name: str, **labels: str) -> float:
+    """The value of one sample, parsed with prometheus_client's own parser."""
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return found.value
+    raise AssertionError(f"{name}{labels} not in the exposition")
 
 
 def require_tool(name: str) -> str:

@@ -182,7 +182,7 @@ def renditions(config: Config) -> None:
     goes to stdout as JSON; exit status 1 if some image could not be done."""
     database_url = _require_database(config, "renditions", dev_fallback=True)
     report = _run(_backfill(config, database_url), config)
-    _summarize(report, progressed=report.images > 0)
+    _summarize(report, progressed=report.images > 0 or report.hashed > 0)
     if report.failed:
         raise SystemExit(1)
 

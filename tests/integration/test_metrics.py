@@ -7,20 +7,11 @@ import subprocess
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from testkit.cache import drive_traffic
 from testkit.helpers import image_fields, require_tool
+from testkit.helpers import metric_sample as sample
 from testkit.images import png_bytes
-
-
-def sample(exposition: str, name: str, **labels: str) -> float:
-    """The value of one sample, parsed with prometheus_client's own parser."""
-    for family in text_string_to_metric_families(exposition):
-        for found in family.samples:
-            if found.name == name and found.labels == labels:
-                return found.value
-    raise AssertionError(f"{name}{labels} not in the exposition")
 
 
 @pytest.fixture

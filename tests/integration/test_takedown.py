@@ -101,7 +101,8 @@ async def test_a_takedown_interrupted_after_its_first_step_is_finished_by_the_cl
     client, upload, database, storage_dir, pool, store
 ):
     await _spread_over_three_games(client, upload)
-    await takedown.block_and_expire(pool, BAD_SHA256, reason=None, lookalikes=[])  # then the process dies
+    # the first step, then the process dies
+    await takedown.block_and_expire(pool, BAD_SHA256, reason=None, lookalikes=[])
 
     for game_code in ("ORIG", "COPY1", "COPY2"):
         listed = await (await client.get(f"/api/games/{game_code}/images")).json()

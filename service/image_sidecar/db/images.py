@@ -354,3 +354,36 @@ async def set_decoded_facts(
         "UPDATE generated_images SET width = %s, height = %s, placeholder = %s WHERE image_id = %s",
         (width, height, placeholder, image_id),
     )
+
+
+@dataclass(frozen=True)
+class Unhashed:
+    """Bytes held by live images that have no perceptual hash yet, and where to read them."""
+
+    sha256: str
+    image_path: str
+
+
+async def without_perceptual_hash(cur: aiopg.Cursor, after: str, limit: int) -> list[Unhashed]:
+    """Live images' bytes with no perceptual hash, in sha256 order after `after` (resumable)."""
+    await cur.execute(
+        """
+        SELECT sha256, min(image_path) AS image_path FROM generated_images
+        WHERE perceptual_hash IS NULL AND expires_at > now() AND sha256 > %s
+        GROUP BY sha256 ORDER BY sha256 LIMIT %s
+        """,
+        (after, limit),
+    )
+    return [Unhashed(**row) for row in await cur.fetchall()]
+
+
+async def set_perceptual_hash(cur: aiopg.Cursor, sha256: str, perceptual_hash: bytes) -> int:
+    """Every record of these bytes gets the hash; how many did."""
+    await cur.execute(
+        """
+        UPDATE generated_images SET perceptual_hash = ('x' || %s)::bit(256)
+        WHERE sha256 = %s AND perceptual_hash IS NULL
+        """,
+        (perceptual_hash.hex(), sha256),
+    )
+    return cur.rowcount

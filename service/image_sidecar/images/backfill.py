@@ -1,5 +1,5 @@
-"""Renditions for the images stored before renditions existed (`image-sidecar renditions
---backfill`).
+"""Renditions and perceptual hashes for the images stored before they existed
+(`image-sidecar renditions --backfill`).
 
 It walks the live images that have none, in image_id order, one transaction per image: the
 image's row is locked, its renditions written (rendered from the original, or, for bytes another
@@ -7,6 +7,10 @@ image already has renditions of, linked like a cache reuse), their rows inserted
 decoded width, height and placeholder recorded. Interrupt it at any point and run it again: it
 goes on with what is still missing. An image that cannot be read or decoded is reported and
 skipped, never retried within the run.
+
+Then it walks the bytes of live images that have no perceptual hash (images.likeness), in
+sha256 order, decodes one copy of each and records the hash on every record of them, so that a
+takedown finds them as look-alikes.
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ class BackfillReport(BatchReport):
     images: int = 0
     rendered: int = 0
     linked: int = 0
+    hashed: int = 0  # records given their perceptual hash
     failed: int = 0
     seconds: float = 0.0
 
     def progress_line(self, elapsed_seconds: float) -> str:
-        return f"renditions: {self.images} images ({self.failed} failed)"
+        return f"renditions: {self.images} images, {self.hashed} hashed ({self.failed} failed)"
 
 
 async def backfill_renditions(
@@ -78,9 +83,38 @@ async def backfill_renditions(
             report.rendered += not linked
             if on_progress is not None:
                 on_progress(report)
+    await _backfill_perceptual_hashes(pool, store, processor, report, on_progress)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("renditions_backfilled", **report.as_dict())
     return report
+
+
+async def _backfill_perceptual_hashes(
+    pool: db.Pool,
+    store: BlobStore,
+    processor: ImageProcessor,
+    report: BackfillReport,
+    on_progress: Progress | None,
+) -> None:
+    after = ""
+    while True:
+        async with db.cursor(pool) as cur:
+            batch = await image_rows.without_perceptual_hash(cur, after, _BATCH)
+        if not batch:
+            return
+        for unhashed in batch:
+            after = unhashed.sha256
+            try:
+                data = await store.read(unhashed.image_path)
+                (looks,) = await processor.lookalike_hashes(data, crops=False)
+            except SidecarError as exc:
+                report.count_failure(unhashed.image_path)
+                log.warning("backfill_failed", image_path=unhashed.image_path, error=exc.message)
+                continue
+            async with db.transaction(pool) as cur:
+                report.hashed += await image_rows.set_perceptual_hash(cur, unhashed.sha256, looks)
+            if on_progress is not None:
+                on_progress(report)
 
 
 async def _backfill_one(

@@ -166,11 +166,12 @@ def inspect(
     return InspectedImage(image_type, width, height, digest, looks, renditions, placeholder)
 
 
-def lookalike_hashes(data: bytes, max_pixels: int) -> list[bytes]:
-    """What a takedown of these bytes blocks: `likeness.variant_hashes` (blocking: run it in
-    the pool)."""
+def lookalike_hashes(data: bytes, max_pixels: int, crops: bool = True) -> list[bytes]:
+    """What a takedown of these bytes blocks, `likeness.variant_hashes`; without `crops`, only
+    the picture's own hash (blocking: run it in the pool)."""
     with _decoded(data, sniff(data), max_pixels) as image:
-        return variant_hashes(_for_the_web(image))
+        web_image = _for_the_web(image)
+        return variant_hashes(web_image) if crops else [perceptual_hash(web_image)]
 
 
 def render(data: bytes, max_pixels: int, name: str, image_format: str) -> Rendition:
@@ -354,8 +355,8 @@ class ImageProcessor:
     async def render(self, data: bytes, name: str, image_format: str) -> Rendition:
         return await self._run(render, data, self.max_pixels, name, image_format)
 
-    async def lookalike_hashes(self, data: bytes) -> list[bytes]:
-        return await self._run(lookalike_hashes, data, self.max_pixels)
+    async def lookalike_hashes(self, data: bytes, crops: bool = True) -> list[bytes]:
+        return await self._run(lookalike_hashes, data, self.max_pixels, crops)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
