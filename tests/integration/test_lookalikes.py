@@ -7,8 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 
+from PIL import Image
+
 from testkit.cache import lookup
 from testkit.helpers import image_fields, run_sidecar, storage_files, uploader
+from testkit.images import png_bytes
 from testkit.lookalikes import as_jpeg, as_png, edited_copies, photo_like
 
 PICTURE = photo_like(seed=7, side=512)
@@ -116,3 +119,20 @@ async def test_the_backfill_gives_older_images_their_perceptual_hash(
     await upload(image=ORIGINAL, game_code="ORIG")
     answer = await _take_down(client)
     assert len(answer["lookalike_image_ids"]) == 2  # found as look-alikes, thanks to the hash
+
+
+async def test_pictures_too_small_or_flat_to_have_a_look_are_blocked_by_their_bytes_only(
+    client, database
+):
+    upload = uploader(client)
+    red, blue = (as_png(Image.new("RGB", (512, 512), colour)) for colour in ("red", "blue"))
+    for taken_down, other in ((png_bytes(seed=1), png_bytes(seed=2)), (red, blue)):
+        assert (await upload(image=taken_down)).status == 201
+        sha256 = hashlib.sha256(taken_down).hexdigest()
+        assert (await client.delete(f"/api/images/by-sha256/{sha256}")).status == 200
+        assert (await upload(image=taken_down)).status == 422
+        assert (await upload(image=other)).status == 201
+    assert (
+        database.rows("SELECT perceptual_hash FROM generated_images")
+        == [{"perceptual_hash": None}] * 2
+    )

@@ -114,9 +114,7 @@ async def test_a_failing_hook_fails_closed_by_default_writing_nothing(
     assert _decisions(await _metrics(client), "failed_closed") == 1
 
 
-async def test_a_hook_that_hangs_past_its_timeout_fails_closed_in_time(
-    make_client, hook, database
-):
+async def test_a_hook_that_hangs_past_its_timeout_fails_closed_in_time(make_client, hook, database):
     client = await make_client(
         IMAGE_MODERATION_URL=hook.url, IMAGE_MODERATION_TIMEOUT_SECONDS="0.5"
     )

@@ -106,13 +106,17 @@ async def _backfill_perceptual_hashes(
             after = unhashed.sha256
             try:
                 data = await store.read(unhashed.image_path)
-                (looks,) = await processor.lookalike_hashes(data, crops=False)
+                hashes = await processor.lookalike_hashes(data, crops=False)
             except SidecarError as exc:
                 report.count_failure(unhashed.image_path)
                 log.warning("backfill_failed", image_path=unhashed.image_path, error=exc.message)
                 continue
+            if not hashes:
+                continue  # too small or flat to have a look: matched by its bytes only
             async with db.transaction(pool) as cur:
-                report.hashed += await image_rows.set_perceptual_hash(cur, unhashed.sha256, looks)
+                report.hashed += await image_rows.set_perceptual_hash(
+                    cur, unhashed.sha256, hashes[0]
+                )
             if on_progress is not None:
                 on_progress(report)
 

@@ -128,7 +128,7 @@ class InspectedImage:
     width: int
     height: int
     sha256: str
-    perceptual_hash: bytes
+    perceptual_hash: bytes | None  # None for a picture too small or flat (images.likeness)
     renditions: tuple[Rendition, ...] = ()
     placeholder: str | None = None
 
@@ -171,7 +171,10 @@ def lookalike_hashes(data: bytes, max_pixels: int, crops: bool = True) -> list[b
     the picture's own hash (blocking: run it in the pool)."""
     with _decoded(data, sniff(data), max_pixels) as image:
         web_image = _for_the_web(image)
-        return variant_hashes(web_image) if crops else [perceptual_hash(web_image)]
+        if crops:
+            return variant_hashes(web_image)
+        looks = perceptual_hash(web_image)
+        return [] if looks is None else [looks]
 
 
 def render(data: bytes, max_pixels: int, name: str, image_format: str) -> Rendition:

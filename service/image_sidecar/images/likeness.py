@@ -11,14 +11,18 @@ pHash shrugs off resizing, re-encoding, brightness and noise (a few bits of 256)
 cutting 5% off one edge moves every frequency (up to 104 bits). So a takedown blocks its
 picture's hash and the hashes of nine crops of it (5% of each side's length cut, anchored
 left, centre and right by top, middle and bottom, `variant_hashes`): a re-upload cropped by up
-to 5% then lies within 46 bits of one of them, while unrelated pictures stay 74 bits or more
+to 5% then lies within 44 bits of one of them, while unrelated pictures stay 84 bits or more
 from all ten (docs/moderation.md has the distributions and the chosen threshold).
+
+A picture with too little to look at gets no hash and is matched by its exact bytes only: every
+picture of one flat colour has the same pHash, and so do most tiny ones (a takedown of a 1x1
+PNG would block them all).
 """
 
 from __future__ import annotations
 
 import imagehash
-from PIL import Image
+from PIL import Image, ImageStat
 
 HASH_BITS = 256
 _HASH_SIZE = 16  # imagehash's hash_size: a hash of HASH_BITS bits
@@ -27,16 +31,25 @@ _HASH_SIZE = 16  # imagehash's hash_size: a hash of HASH_BITS bits
 _WORKING_SIDE = 256
 _CROP = 0.05  # of each side's length, cut by the crops a takedown also blocks
 _ANCHORS = (0.0, 0.5, 1.0)  # where the cut goes: all before, half each side, all after
+# Below either, a picture has no hash: smaller than this on its short side, or with a grey
+# level varying less than this (standard deviation, of 255).
+_MIN_SIDE = 64
+_MIN_CONTRAST = 4.0
 
 
-def perceptual_hash(image: Image.Image) -> bytes:
-    """The picture's 256-bit pHash (32 bytes), from its upright, sRGB pixels."""
-    return _phash(_working_copy(image))
+def perceptual_hash(image: Image.Image) -> bytes | None:
+    """The picture's 256-bit pHash (32 bytes), from its upright, sRGB pixels; None for a
+    picture too small or too flat to be told from others by its look."""
+    working = _working_copy(image)
+    return _phash(working) if _has_a_look(working) else None
 
 
 def variant_hashes(image: Image.Image) -> list[bytes]:
-    """The picture's hash and those of nine crops of it: what a takedown blocks."""
+    """The picture's hash and those of nine crops of it: what a takedown blocks (none for a
+    picture without a hash)."""
     working = _working_copy(image)
+    if not _has_a_look(working):
+        return []
     width, height = working.size
     cut_x, cut_y = round(width * _CROP), round(height * _CROP)
     hashes = [_phash(working)]
@@ -51,6 +64,10 @@ def variant_hashes(image: Image.Image) -> list[bytes]:
 def distance(a: bytes, b: bytes) -> int:
     """How many of the 256 bits differ."""
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def _has_a_look(grey: Image.Image) -> bool:
+    return min(grey.size) >= _MIN_SIDE and ImageStat.Stat(grey).stddev[0] >= _MIN_CONTRAST
 
 
 def _working_copy(image: Image.Image) -> Image.Image:
