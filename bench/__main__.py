@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from bench import nights, workloads
+from bench import likeness, nights, workloads
 from bench.game_night import Stage
 from bench.measure import FULL, POST_BODY, QUICK, RANDOM_PATHS, Measure, Scenario, Size, alternate
 from bench.measure import wrk as wrk_load
@@ -82,6 +82,10 @@ class Run:
     @cached_property
     def pictures(self) -> list[bytes]:
         return ai_pictures(12 if self.size.rounds == 1 else 24)
+
+    @cached_property
+    def blocklist(self) -> likeness.LookalikeBlocklist:
+        return likeness.full_blocklist()
 
     @cached_property
     def random_rounds(self) -> Path:
@@ -174,6 +178,20 @@ SCENARIOS: tuple[Plan, ...] = (
     _uploads(16),
     _uploads(1),
     Plan(
+        "an upload's picture work with its perceptual hash vs without",
+        "img/s",
+        0.95,
+        lambda r: likeness.with_hash(r.pictures),
+        lambda r: likeness.without_hash(r.pictures),
+    ),
+    Plan(
+        "the same with the look-alike check, {likeness.BLOCKED_HASHES:,} blocked, vs without",
+        "img/s",
+        0.95,
+        lambda r: likeness.with_check(r.pictures, r.blocklist),
+        lambda r: likeness.with_hash(r.pictures),
+    ),
+    Plan(
         "cleanup of {size.cleanup_images:,} expired images on disk",
         "s",
         1.2,
@@ -230,7 +248,7 @@ def main() -> None:
         run = Run(size, work, storage, url, base, bare, stack, records, sidecar_pid)
         scenarios = []
         for plan in SCENARIOS:
-            name = plan.name.format(size=size)
+            name = plan.name.format(size=size, likeness=likeness)
             print(f"{name}...", file=sys.stderr)
             scenario = Scenario(name, plan.unit, plan.higher_is_better, plan.goal)
             scenarios.append(

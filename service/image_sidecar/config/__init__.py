@@ -1,6 +1,7 @@
 """Every setting of the sidecar, read once from the environment (and `.env`), validated.
 
-- `table.py`: the one table of settings (name, place, kind, default, help): edit this;
+- `table.py`: the one table of settings (name, place, kind, default, help): edit this, or its
+  second half `policy.py` (retention, the cache, moderation, sharing, metrics);
 - `kinds.py`: what a value may be, how it is parsed, what a refusal says it expected;
 - `sections.py`: the frozen dataclasses, generated from the table (`generate.py`), as are
   docs/configuration.md and .env.example;

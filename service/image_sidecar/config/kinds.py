@@ -188,3 +188,26 @@ def costs() -> Kind:
         "a list like dall-e-3=0.040,default=0.020 (non-negative US dollars)",
         _refusing(GenerationCosts.parse),
     )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: where it goes (`section.field`), its kind, default and help."""
+
+    name: str
+    where: str
+    kind: Kind
+    default: str
+    help: str
+
+    @property
+    def section(self) -> str:
+        return self.where.partition(".")[0]
+
+    @property
+    def field(self) -> str:
+        return self.where.partition(".")[2]
+
+    @property
+    def expects(self) -> str:
+        return self.kind.expects

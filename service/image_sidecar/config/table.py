@@ -2,44 +2,20 @@
 
 Everything else is generated from it by `python -m image_sidecar.config.generate` (the
 dataclasses of config/sections.py, docs/configuration.md and .env.example), and a test fails
-when a generated file is stale. To add a setting: add a row here, run the command, use the
-new field.
+when a generated file is stale. To add a setting: add a row here (where and how the sidecar
+runs) or in `policy.py` (what it keeps, reuses, refuses, shares and counts), run the command,
+use the new field.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from image_sidecar.config import kinds
-from image_sidecar.config.kinds import PILLOW_PIXEL_LIMIT, Kind
+from image_sidecar.config.kinds import PILLOW_PIXEL_LIMIT, Setting
+from image_sidecar.config.policy import POLICY
 
-_DAYS = "days"
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One environment variable: where it goes (`section.field`), its kind, default and help."""
-
-    name: str
-    where: str
-    kind: Kind
-    default: str
-    help: str
-
-    @property
-    def section(self) -> str:
-        return self.where.partition(".")[0]
-
-    @property
-    def field(self) -> str:
-        return self.where.partition(".")[2]
-
-    @property
-    def expects(self) -> str:
-        return self.kind.expects
-
-
+# Where and how the sidecar runs; what it keeps, reuses, refuses, shares and counts is POLICY.
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DATABASE_URL",
@@ -247,152 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
         "./var",
         "Where `image-sidecar dev` keeps its embedded PostgreSQL cluster.",
     ),
-    Setting(
-        "IMAGE_RETENTION_DAYS",
-        "retention.days",
-        kinds.whole(_DAYS),
-        "30",
-        "Days an image lives before the cleanup deletes it (per-upload `retention_days` "
-        "overrides).",
-    ),
-    Setting(
-        "IMAGE_CLEANUP_ENABLED",
-        "retention.cleanup_enabled",
-        kinds.flag(),
-        "true",
-        "Run the scheduled cleanup inside the service (true/false). Manual runs work either way.",
-    ),
-    Setting(
-        "IMAGE_CLEANUP_CRON",
-        "retention.cleanup_cron",
-        kinds.cron(),
-        "0 2 * * *",
-        "When the cleanup runs, in UTC: any standard five-field cron expression (minute hour "
-        "day-of-month month day-of-week), or `@hourly`, `@daily`, `@weekly`, `@monthly`, "
-        "`@yearly`.",
-    ),
-    Setting(
-        "IMAGE_CLEANUP_BATCH_SIZE",
-        "retention.batch_size",
-        kinds.whole("images"),
-        "500",
-        "Images deleted per database transaction during a cleanup or purge.",
-    ),
-    Setting(
-        "IMAGE_ORPHAN_GRACE_SECONDS",
-        "retention.orphan_grace_seconds",
-        kinds.whole("seconds"),
-        "3600",
-        "Files without a database row are swept once they are this old (spares uploads in flight).",
-    ),
-    Setting(
-        "IMAGE_CACHE_CLAIM_SECONDS",
-        "cache.claim_seconds",
-        kinds.whole("seconds"),
-        "120",
-        "How long a cache miss's claim on a prompt lasts; if its holder never uploads, the next "
-        "caller gets the claim after this.",
-    ),
-    Setting(
-        "IMAGE_GENERATION_COST_USD",
-        "cache.generation_costs",
-        kinds.costs(),
-        "dall-e-3=0.040,default=0.020",
-        "Cost of one AI call per `ai_service`, used for cost-saved figures when an upload "
-        "carries no `generation_cost_usd`; `default` covers the other services.",
-    ),
-    Setting(
-        "IMAGE_PURGE_WEBHOOK_URL",
-        "moderation.purge_webhook_url",
-        kinds.optional_http_url(),
-        "",
-        'Where a takedown POSTs the URLs it removed (JSON `{"event": "takedown", "sha256", '
-        '"urls"}`, 3 tries, 5 s each), for a CDN to purge them: images are served `immutable` '
-        "for 7 days. Empty: no notification.",
-    ),
-    Setting(
-        "IMAGE_MODERATION_URL",
-        "moderation.url",
-        kinds.optional_http_url(),
-        "",
-        "A moderation hook: every upload's bytes (part `image`) and text fields are POSTed to it "
-        "as `multipart/form-data` before anything is written. 2xx accepts; 4xx refuses (422 "
-        "`rejected_by_moderation`, its JSON `reason` passed on). Empty: no hook. The contract "
-        "and an example hook: docs/moderation.md.",
-    ),
-    Setting(
-        "IMAGE_MODERATION_TIMEOUT_SECONDS",
-        "moderation.timeout_seconds",
-        kinds.seconds(),
-        "5",
-        "How long the moderation hook may take to answer before it counts as failed.",
-    ),
-    Setting(
-        "IMAGE_MODERATION_FAILURE",
-        "moderation.failure",
-        kinds.choice("closed", "open"),
-        "closed",
-        "What an upload gets when the hook fails (5xx, no connection, timeout): `closed` answers "
-        "503 `moderation_unavailable` with Retry-After and writes nothing; `open` accepts the "
-        "picture, logs and counts it.",
-    ),
-    Setting(
-        "IMAGE_BLOCK_SIMILARITY",
-        "moderation.block_similarity",
-        kinds.whole("bits", low=0, high=128),
-        "56",
-        "How close (bits of 256 that differ between perceptual hashes) an upload may be to a "
-        "picture taken down, or to a crop of it, and still be refused as its look-alike (422 "
-        "`blocked_content`). Measured: edited copies (resized, JPEG, brightness, crops up to "
-        "5%, noise) 0-44, unrelated pictures 72 or more; 0 refuses identical hashes only. "
-        "docs/moderation.md says how to choose it.",
-    ),
-    Setting(
-        "IMAGE_SHARE_BASE_URL",
-        "sharing.base_url",
-        kinds.optional_http_url(),
-        "",
-        "The public origin of the share pages (`/s/...`), e.g. `https://pictures.example.com`: "
-        "the links `POST /api/shares` answers and the absolute URLs of link previews. Empty: "
-        "the origin the request came in on (set it in every deployment: the API is private).",
-    ),
-    Setting(
-        "IMAGE_SHARE_DAYS",
-        "sharing.default_days",
-        kinds.whole(_DAYS),
-        "30",
-        "The lifetime of a share link unless the call says otherwise. While a share lives its "
-        "images are kept past their own expiry.",
-    ),
-    Setting(
-        "IMAGE_SHARE_MAX_DAYS",
-        "sharing.max_days",
-        kinds.whole(_DAYS),
-        "365",
-        "The longest lifetime a share link may ask for.",
-    ),
-    Setting(
-        "IMAGE_METRIC_AI_SERVICES",
-        "metrics.ai_services",
-        kinds.label_set("a comma-separated list of AI service names"),
-        "dall-e-2,dall-e-3,gpt-image-1,imagen,midjourney,stable-diffusion,flux",
-        "The `ai_service` values the metrics name (any case); others count as `other`, so that "
-        "no client can add time series without bound.",
-    ),
-    Setting(
-        "IMAGE_METRIC_ART_STYLES",
-        "metrics.art_styles",
-        kinds.label_set("a comma-separated list of art styles"),
-        "watercolor,oil painting,pixel art,anime,cartoon,sketch,photorealistic,comic,3d render",
-        "The `art_style` values the metrics name (any case); others count as `other`.",
-    ),
-    Setting(
-        "IMAGE_METRICS_REFRESH_SECONDS",
-        "metrics.refresh_seconds",
-        kinds.seconds(),
-        "15",
-        "How often the storage and live-image gauges are read from the database.",
-    ),
+    *POLICY,
 )
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}

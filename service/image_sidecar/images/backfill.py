@@ -62,6 +62,7 @@ async def backfill_renditions(
 ) -> BackfillReport:
     started = time.monotonic()
     report = BackfillReport()
+    unreadable: set[str] = set()  # reported once, not again by the hashes' walk
     after = None
     while True:
         async with db.cursor(pool) as cur:
@@ -74,6 +75,7 @@ async def backfill_renditions(
                 linked = await _backfill_one(pool, store, processor, image)
             except SidecarError as exc:
                 report.count_failure(image.image_path)
+                unreadable.add(image.image_path)
                 log.warning("backfill_failed", image_path=image.image_path, error=exc.message)
                 continue
             if linked is None:
@@ -83,7 +85,7 @@ async def backfill_renditions(
             report.rendered += not linked
             if on_progress is not None:
                 on_progress(report)
-    await _backfill_perceptual_hashes(pool, store, processor, report, on_progress)
+    await _backfill_perceptual_hashes(pool, store, processor, report, unreadable, on_progress)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("renditions_backfilled", **report.as_dict())
     return report
@@ -94,6 +96,7 @@ async def _backfill_perceptual_hashes(
     store: BlobStore,
     processor: ImageProcessor,
     report: BackfillReport,
+    unreadable: set[str],
     on_progress: Progress | None,
 ) -> None:
     after = ""
@@ -104,6 +107,8 @@ async def _backfill_perceptual_hashes(
             return
         for unhashed in batch:
             after = unhashed.sha256
+            if unhashed.image_path in unreadable:
+                continue
             try:
                 data = await store.read(unhashed.image_path)
                 hashes = await processor.lookalike_hashes(data, crops=False)

@@ -21,6 +21,7 @@ import structlog
 
 from image_sidecar import db
 from image_sidecar.db import blocklist as blocklist_rows
+from image_sidecar.db.blocklist import BlockedLookalike
 from image_sidecar.errors import BlockedContent
 
 log = structlog.get_logger(__name__)
@@ -90,13 +91,16 @@ class LookalikeBlocklist:
         async with self._reading:  # one reader: concurrent uploads would add the rows twice
             if newest_id <= self.newest_id:
                 return
-            rows = await blocklist_rows.lookalikes_after(cur, self.newest_id)
-            if not rows:
-                return
-            added = np.frombuffer(b"".join(row.perceptual_hash for row in rows), dtype=np.uint64)
-            self._hashes = np.concatenate([self._hashes, added.reshape(-1, 4)])
-            self._sha256s = self._sha256s + [row.sha256 for row in rows]
-            self.newest_id = rows[-1].id
+            self.extend(await blocklist_rows.lookalikes_after(cur, self.newest_id))
+
+    def extend(self, rows: list[BlockedLookalike]) -> None:
+        """Rows newer than any held, in id order."""
+        if not rows:
+            return
+        added = np.frombuffer(b"".join(row.perceptual_hash for row in rows), dtype=np.uint64)
+        self._hashes = np.concatenate([self._hashes, added.reshape(-1, 4)])
+        self._sha256s = self._sha256s + [row.sha256 for row in rows]
+        self.newest_id = rows[-1].id
 
 
 def _nearest(hashes: np.ndarray, perceptual_hash: bytes) -> tuple[int, int]:
