@@ -6,14 +6,17 @@ docs/moderation.md reports these distributions."""
 
 from __future__ import annotations
 
+import random
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
 from image_sidecar.config.table import BY_NAME
+from image_sidecar.db.blocklist import BlockedLookalike
 from image_sidecar.images.decoding import inspect, lookalike_hashes
 from image_sidecar.images.likeness import distance
+from image_sidecar.safety.lookalikes import LookalikeBlocklist
 from testkit.lookalikes import EDITS, as_png, edited_copies, photo_like
 
 THRESHOLD = int(BY_NAME["IMAGE_BLOCK_SIMILARITY"].default)
@@ -75,3 +78,25 @@ def test_no_unrelated_picture_comes_near_any_picture_taken_down(corpus):
         f"min {min(nearest)}, 0.1% {quantiles[0]:.0f}, median {statistics.median(nearest):.0f}"
     )
     assert min(nearest) >= THRESHOLD + MARGIN
+
+
+async def test_a_workers_copy_of_the_blocklist_finds_the_nearest_hash_as_a_scan_would():
+    rnd = random.Random(3)
+    rows = [BlockedLookalike(n + 1, f"{n:064x}", rnd.randbytes(32)) for n in range(500)]
+    blocklist = LookalikeBlocklist(max_distance=THRESHOLD)
+    blocklist.extend(rows[:200])  # extended in two reads, as a worker catches up
+    blocklist.extend(rows[200:])
+    probes = [rnd.randbytes(32) for _ in range(50)]
+    probes.append(rows[123].perceptual_hash)
+    for probe in probes:
+        match = await blocklist.nearest(probe)
+        assert match is not None
+        nearest = min(distance(probe, row.perceptual_hash) for row in rows)
+        assert match.distance == nearest
+        assert distance(probe, rows[int(match.sha256, 16)].perceptual_hash) == nearest
+    assert (await blocklist.nearest(rows[123].perceptual_hash)).distance == 0
+    assert await LookalikeBlocklist(THRESHOLD).nearest(probes[0]) is None
+    alone = LookalikeBlocklist(THRESHOLD)
+    alone.extend(rows[:1])
+    opposite = bytes(255 - b for b in rows[0].perceptual_hash)
+    assert (await alone.nearest(opposite)).distance == 256  # all bits apart, counted in full

@@ -138,18 +138,20 @@ def inspect(
     max_pixels: int,
     rendition_formats: tuple[str, ...] = (),
     made_now: tuple[tuple[str, str], ...] | None = None,
+    looks: bool = True,
 ) -> InspectedImage:
     """Sniff, bound, decode and hash `data` (its SHA-256 and its perceptual hash); with
     `rendition_formats`, make its placeholder and the renditions `made_now` names (all of them
-    when None) from the same decode (blocking: run it in the pool). Raises NotAnImage,
-    TooManyPixels or CorruptImage; nothing else escapes whatever the bytes are."""
+    when None) from the same decode (blocking: run it in the pool); without `looks`, no
+    perceptual hash (the benchmark's baseline). Raises NotAnImage, TooManyPixels or
+    CorruptImage; nothing else escapes whatever the bytes are."""
     image_type = sniff(data)
     with _decoded(data, image_type, max_pixels) as image:
         width, height = image.size
         orientation = image.getexif().get(_ORIENTATION_TAG)
         # Decoded fine: what fails from here on is a bug of ours (500).
         web_image = _for_the_web(image)
-        looks = perceptual_hash(web_image)
+        looked = perceptual_hash(web_image) if looks else None
         renditions: tuple[Rendition, ...] = ()
         placeholder = None
         if rendition_formats:
@@ -163,7 +165,7 @@ def inspect(
     if orientation in _QUARTER_TURNS:
         width, height = height, width
     digest = hashlib.sha256(data).hexdigest()
-    return InspectedImage(image_type, width, height, digest, looks, renditions, placeholder)
+    return InspectedImage(image_type, width, height, digest, looked, renditions, placeholder)
 
 
 def lookalike_hashes(data: bytes, max_pixels: int, crops: bool = True) -> list[bytes]:
