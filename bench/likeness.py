@@ -4,9 +4,11 @@ An upload's picture work (decode, the large WebP, the placeholder, the perceptua
 `decoding.inspect` as the pool runs it) against the same work without the hash; and the same
 work plus the look-alike check of its hash against 100,000 blocked hashes (10,000 takedowns),
 as a worker's `LookalikeBlocklist` makes it, against the work alone. The check's database part
-is one subquery by primary key in a round trip the upload made anyway. Picture work is about
-two thirds of an upload's CPU (docs/capacity.md), so these ratios are stricter than the share of
-an upload's time.
+is one subquery by primary key in a round trip the upload made anyway.
+
+The issue's target is under 5% of an upload's time. Picture work is about 44 ms of the 56-64 ms
+of CPU an upload costs (bench's CPU per operation), so 0.93 of picture work is 0.95 of an upload:
+the goals below say so.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ def _work_seconds(picture: bytes, looks: bool = True) -> tuple[float, bytes | No
 
 
 def with_hash(pictures: list[bytes]) -> Measure:
+    _work_seconds(pictures[0])  # warm: the first decode of a process pays for its imports
     seconds = [_work_seconds(picture)[0] for picture in pictures]
     return rate(seconds, sum(seconds))
 
 
 def without_hash(pictures: list[bytes]) -> Measure:
+    _work_seconds(pictures[0], looks=False)
     seconds = [_work_seconds(picture, looks=False)[0] for picture in pictures]
     return rate(seconds, sum(seconds))
 
