@@ -130,6 +130,8 @@ export interface DeletionTally {
 export interface Takedown extends DeletionTally {
   sha256: string;
   image_ids: string[];
+  /** Stored look-alikes: removed with `similar: true`, else only named. */
+  lookalike_image_ids: string[];
   urls: string[];
   blocked: true;
   cdn_notified: boolean | null;
@@ -274,7 +276,10 @@ export class ImageStorageService {
   ): Promise<LookupResult>;
   getCacheEntry(promptHash: string, options?: CallOptions): Promise<CacheEntry>;
   forgetCacheEntry(promptHash: string, options?: CallOptions): Promise<null>;
-  takeDown(sha256: string, options?: CallOptions & { reason?: string }): Promise<Takedown>;
+  takeDown(
+    sha256: string,
+    options?: CallOptions & { reason?: string; similar?: boolean },
+  ): Promise<Takedown>;
   getStats(options?: CallOptions & { days?: number }): Promise<Stats>;
   runCleanup(options?: CallOptions): Promise<CleanupSummary>;
   registerHit(promptHash: string, fields: ImageFields, options?: CallOptions): Promise<ImageRecord>;

@@ -307,10 +307,16 @@ export class ImageStorageService {
     return this.#request('DELETE', `/api/cache/${enc(promptHash)}`, { signal });
   }
 
-  /** Take a picture down everywhere by its bytes' SHA-256; the bytes are blocked afterwards. */
-  async takeDown(sha256, { reason, signal } = {}) {
-    const query = reason ? `?reason=${encodeURIComponent(reason)}` : '';
-    return this.#request('DELETE', `/api/images/by-sha256/${enc(sha256)}${query}`, { signal });
+  /**
+   * Take a picture down everywhere by its bytes' SHA-256; the bytes and pictures that look like
+   * them are blocked afterwards. `similar: true` also removes the stored look-alikes.
+   */
+  async takeDown(sha256, { reason, similar, signal } = {}) {
+    const query = new URLSearchParams();
+    if (reason) query.set('reason', reason);
+    if (similar) query.set('similar', 'true');
+    const search = query.size ? `?${query}` : '';
+    return this.#request('DELETE', `/api/images/by-sha256/${enc(sha256)}${search}`, { signal });
   }
 
   /** Business figures over the last `days` (1-365). */

@@ -209,8 +209,10 @@ test('every endpoint has a method: register in a lookup, entries, stats, takedow
   const stats = await sidecar.getStats({ days: 1 });
   assert.ok(stats.images_per_day[0].reused >= 1);
 
-  const takedown = await sidecar.takeDown(original.sha256, { reason: 'a node test' });
+  const takedown = await sidecar.takeDown(
+    original.sha256, { reason: 'a node test', similar: true });
   assert.equal(takedown.images_deleted, 2);
+  assert.deepEqual(takedown.lookalike_image_ids, []);
   await assert.rejects(sidecar.getCacheEntry(found.promptHash), (error) => error.status === 404);
   await assert.rejects(sidecar.saveImage(DOOMED_PNG, fields()),
     (error) => error.code === 'blocked_content');
