@@ -1,4 +1,5 @@
-"""`image-sidecar serve | migrate | dev | cleanup | renditions --backfill`."""
+"""`image-sidecar serve | migrate | dev | cleanup | renditions --backfill | scrub |
+migrate-store`."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from image_sidecar.errors import SidecarError
 from image_sidecar.images.backfill import BackfillReport, backfill_renditions
 from image_sidecar.images.decoding import ImageProcessor
 from image_sidecar.lifecycle.cleanup import CleanupReport, run_cleanup
+from image_sidecar.lifecycle.scrub import ScrubReport, run_scrub
 from image_sidecar.lifecycle.store_migration import (
     MigrationReport,
     StoreType,
@@ -187,6 +189,37 @@ def renditions(config: Config) -> None:
         raise SystemExit(1)
 
 
+async def _scrub(config: Config, database_url: str) -> ScrubReport:
+    pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
+    processor = ImageProcessor(
+        max_pixels=config.storage.max_pixels,
+        workers=config.storage.processing_workers,
+        formats=config.storage.rendition_formats,
+    )
+    try:
+        async with open_blob_store(config.storage) as store:
+            return await run_scrub(
+                pool,
+                store,
+                processor,
+                max_bytes_per_second=config.retention.scrub_max_bytes_per_second,
+                on_progress=_progress_on_terminal(),
+            )
+    finally:
+        processor.close()
+        await db.close_pool(pool)
+
+
+def scrub(config: Config) -> None:
+    """Read every stored file back and check it; repair what can be; the summary goes to
+    stdout as JSON, exit status 1 if something could not be repaired (or the run failed)."""
+    database_url = _require_database(config, "scrub", dev_fallback=True)
+    report = _run(_scrub(config, database_url), config)
+    _summarize(report, progressed=report.files_checked > 0)
+    if report.outcome == "failed" or report.unrecoverable:
+        raise SystemExit(1)
+
+
 async def _migrate_store(
     config: Config, database_url: str, to: StoreType, dry_run: bool
 ) -> MigrationReport:
@@ -276,6 +309,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         required=True,
         help="walk the live images without renditions (resumable: run it again after a stop)",
     )
+    sub.add_parser(
+        "scrub",
+        help="read every stored file back and compare it with its record; re-make damaged "
+        "renditions, restore or take out of service damaged originals (resumable)",
+    )
     store_parser = sub.add_parser(
         "migrate-store",
         help="copy every live image and its renditions to the other store, verified "
@@ -298,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cleanup(config, dry_run=args.dry_run, as_of=args.as_of)
     elif args.command == "renditions":
         renditions(config)
+    elif args.command == "scrub":
+        scrub(config)
     elif args.command == "migrate-store":
         migrate_store_command(config, args.to, dry_run=args.dry_run)
     else:

@@ -83,6 +83,14 @@ class AmbiguousGame(Conflict):
         return {"game_ids": [str(game_id) for game_id in self.game_ids]}
 
 
+class ImageDamaged(SidecarError):
+    """The scrub found the original's bytes damaged or missing, with no intact copy: the image
+    is out of service."""
+
+    status = 410
+    code = "image_damaged"
+
+
 class PreconditionFailed(SidecarError):
     """A conditional request (If-Match) whose condition does not hold."""
 

@@ -31,6 +31,7 @@ from image_sidecar.appkeys import config_key, db_pool_key, metrics_key
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.lifecycle.cleanup import CleanupReport
 from image_sidecar.lifecycle.deletion import DeletionTally
+from image_sidecar.lifecycle.scrub import ScrubReport
 from image_sidecar.models import ImageRecord
 from image_sidecar.tasks import cancel_and_wait
 
@@ -150,6 +151,36 @@ class SidecarMetrics:
             ["name", "format"],
             registry=r,
         )
+        self.scrub_runs = Counter(
+            "sidecar_scrub_runs_total",
+            "Scrub runs by outcome (success, skipped, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.scrub_files = Counter(
+            "sidecar_scrub_files_checked_total",
+            "Stored files the scrub read back and compared with their records.",
+            registry=r,
+        )
+        self.scrub_bytes = Counter(
+            "sidecar_scrub_checked_bytes_total",
+            "Bytes the scrub read back.",
+            registry=r,
+        )
+        self.scrub_problems = Counter(
+            "sidecar_scrub_problems_total",
+            "What the scrub found, by kind: missing or damaged files, repaired ones, and "
+            "unrecoverable originals taken out of service.",
+            ["kind"],
+            registry=r,
+        )
+        self.scrub_last_success = Gauge(
+            "sidecar_scrub_last_success_timestamp_seconds",
+            "When any replica last finished a scrub run (from the database; the install time "
+            "before the first run).",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.moderation_decisions = Counter(
             "sidecar_moderation_decisions_total",
             "Uploads the moderation hook decided, by outcome (accepted, rejected; failed_open: "
@@ -179,6 +210,10 @@ class SidecarMetrics:
             self.cache_lookups.labels(result)
         for outcome in ("success", "skipped", "failed"):
             self.cleanup_runs.labels(outcome)
+        for outcome in ("success", "skipped", "failed"):
+            self.scrub_runs.labels(outcome)
+        for kind in ("missing", "damaged", "repaired", "unrecoverable"):
+            self.scrub_problems.labels(kind)
         for outcome in ("accepted", "rejected", "failed_open", "failed_closed"):
             self.moderation_decisions.labels(outcome)
         for match in ("exact", "lookalike"):
@@ -206,6 +241,16 @@ class SidecarMetrics:
         if report.outcome == "success":
             self.cleanup_last_success.set(time.time())  # the next refresh reads the same
 
+    def scrub_finished(self, report: ScrubReport) -> None:
+        self.scrub_runs.labels(report.outcome).inc()
+        self.scrub_files.inc(report.files_checked)
+        self.scrub_bytes.inc(report.bytes_checked)
+        for kind in ("missing", "damaged", "repaired"):
+            self.scrub_problems.labels(kind).inc(getattr(report, kind))
+        self.scrub_problems.labels("unrecoverable").inc(len(report.unrecoverable))
+        if report.outcome == "success":
+            self.scrub_last_success.set(time.time())
+
     def moderation_decided(self, outcome: str, seconds: float) -> None:
         self.moderation_decisions.labels(outcome).inc()
         self.moderation_duration.observe(seconds)
@@ -232,6 +277,7 @@ async def refresh_from_database(metrics: SidecarMetrics, pool: db.Pool) -> None:
     metrics.storage_used.set(totals.stored_bytes)
     metrics.live_images.set(totals.live_images)
     metrics.cleanup_last_success.set(totals.last_cleanup_success)
+    metrics.scrub_last_success.set(totals.last_scrub_success)
     metrics.stats_refreshed.set(time.time())
 
 

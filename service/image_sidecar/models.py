@@ -58,6 +58,7 @@ class StoredRendition:
     width: int
     height: int
     size_bytes: int | None  # None until it is made (on first request)
+    sha256: str | None = None  # of the bytes made (None before the scrub existed: see scrub)
 
     @property
     def made(self) -> bool:

@@ -122,6 +122,7 @@ async def test_dashboard_queries_return_data_and_alert_rules_are_valid(scraped_s
         "ImageSidecarHighErrorRate",
         "ImageSidecarStorageHigh",
         "ImageSidecarModerationFailing",
+        "ImageSidecarScrubFoundDamage",
     }
     for expr in rules.values():
         await prometheus.query(expr)  # asserts Prometheus accepted and evaluated it

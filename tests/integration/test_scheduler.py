@@ -12,7 +12,7 @@ import pytest
 from image_sidecar.config import RetentionSettings
 from image_sidecar.lifecycle.cleanup import run_cleanup
 from image_sidecar.lifecycle.cron import CronSchedule
-from image_sidecar.lifecycle.scheduler import CleanupScheduler
+from image_sidecar.lifecycle.scheduler import CronScheduler
 from testkit.helpers import run_sidecar, storage_files
 from testkit.seeding import seed_images
 
@@ -44,7 +44,7 @@ async def test_daily_cron_fires_at_two_utc_whatever_the_process_time_zone(kolkat
     async def job():
         fired_at.append(clock.now)
 
-    driver = CleanupScheduler(CronSchedule("0 2 * * *"), job, clock=clock)
+    driver = CronScheduler(CronSchedule("0 2 * * *"), job, clock=clock)
     for _ in range(24 * 60):  # one whole day, minute by minute
         if task := driver.on_minute():
             await task
@@ -57,7 +57,7 @@ def test_schedule_ticks_once_a_minute_on_the_minute():
     async def job():
         pass
 
-    tick = CleanupScheduler(CronSchedule("0 2 * * *"), job).tick_job
+    tick = CronScheduler(CronSchedule("0 2 * * *"), job).tick_job
     assert (tick.unit, tick.interval) == ("minutes", 1)
     assert tick.at_time is not None
     assert tick.at_time.second == 0
@@ -71,7 +71,7 @@ async def test_a_matching_minute_runs_a_real_cleanup(database, storage_dir, pool
         reports.append(await run_cleanup(pool, store, RetentionSettings()))
 
     clock = Clock(datetime(2026, 11, 25, 3, 15, 30, tzinfo=UTC))
-    driver = CleanupScheduler(CronSchedule("*/15 * * * *"), job, clock=clock)
+    driver = CronScheduler(CronSchedule("*/15 * * * *"), job, clock=clock)
     task = driver.on_minute()
     assert task is not None
     await task
@@ -89,7 +89,7 @@ async def test_a_slow_run_is_not_stacked():
         await release.wait()
 
     clock = Clock(datetime(2026, 11, 25, 0, 0, tzinfo=UTC))
-    driver = CleanupScheduler(CronSchedule("* * * * *"), slow_job, clock=clock)
+    driver = CronScheduler(CronSchedule("* * * * *"), slow_job, clock=clock)
     first = driver.on_minute()
     await asyncio.sleep(0)
     clock.now += timedelta(minutes=1)

@@ -15,7 +15,7 @@ from image_sidecar.appkeys import (
     image_processor_key,
     metrics_key,
 )
-from image_sidecar.lifecycle import cleanup, purge
+from image_sidecar.lifecycle import cleanup, purge, scrub
 from image_sidecar.safety import takedown
 
 
@@ -26,6 +26,20 @@ async def run_cleanup(request: web.Request) -> web.Response:
     )
     app[metrics_key].cleanup_finished(report)
     report.raise_if_failed()
+    return web.json_response(report.as_dict())
+
+
+async def run_scrub(request: web.Request) -> web.Response:
+    """A scrub run now, answered with its summary when it ends (paced as the schedule's; an
+    interrupted run is resumed by the next). 200 whatever it found: the summary says."""
+    app = request.app
+    report = await scrub.run_scrub(
+        app[db_pool_key],
+        app[blob_store_key],
+        app[image_processor_key],
+        max_bytes_per_second=app[config_key].retention.scrub_max_bytes_per_second,
+    )
+    app[metrics_key].scrub_finished(report)
     return web.json_response(report.as_dict())
 
 

@@ -26,6 +26,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_delete(GAME, admin.purge_game)
     app.router.add_delete(GAME + "/players/{player_id}/images", admin.purge_player)
     app.router.add_post("/api/admin/cleanup", admin.run_cleanup)
+    app.router.add_post("/api/admin/scrub", admin.run_scrub)
     app.router.add_patch("/api/images/{image_id}", images.describe_image)
     app.router.add_delete("/api/images/by-sha256/{sha256}", admin.take_down)
     app.router.add_post("/api/cache/lookup", cache.lookup)

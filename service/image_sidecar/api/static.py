@@ -10,10 +10,11 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETag
 from multidict import CIMultiDict
 
-from image_sidecar.appkeys import blob_store_key, metrics_key, rendition_maker_key
+from image_sidecar.appkeys import blob_store_key, db_pool_key, metrics_key, rendition_maker_key
 from image_sidecar.errors import PreconditionFailed, RangeNotSatisfiable
 from image_sidecar.images.formats import BY_EXTENSION
 from image_sidecar.images.keys import rendition_of
+from image_sidecar.lifecycle import scrub
 from image_sidecar.storage.base import BlobNotFound, RemoteBlob
 
 # A stored path keeps its bytes until it expires (30 days by default) or is purged; a week of
@@ -104,6 +105,7 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
         blob = await store.servable(key)
     except BlobNotFound:
         if rendition_of(key) is None:
+            await scrub.refuse_if_out_of_service(request.app[db_pool_key], key)
             raise
         if await request.app[rendition_maker_key].ensure(key):  # made on first request
             request.app[metrics_key].renditions_made.labels(*rendition_of(key) or ()).inc()

@@ -182,6 +182,16 @@ def cron() -> Kind:
     )
 
 
+def optional_cron() -> Kind:
+    """A cron expression, or empty for never."""
+    parse = _refusing(CronSchedule.parse)
+    return Kind(
+        "CronSchedule | None",
+        "a five-field cron expression, or empty for never",
+        lambda raw: parse(raw) if raw.strip() else None,
+    )
+
+
 def costs() -> Kind:
     return Kind(
         "GenerationCosts",

@@ -48,6 +48,24 @@ POLICY: tuple[Setting, ...] = (
         "Files without a database row are swept once they are this old (spares uploads in flight).",
     ),
     Setting(
+        "IMAGE_SCRUB_CRON",
+        "retention.scrub_cron",
+        kinds.optional_cron(),
+        "0 4 * * 0",
+        "When the scrub runs, in UTC (cron, as IMAGE_CLEANUP_CRON): it reads every stored file "
+        "back and compares it with its record, re-makes damaged renditions and restores or takes "
+        "out of service damaged originals. Weekly by default (Sundays 04:00); empty: never "
+        "(`image-sidecar scrub` and `POST /api/admin/scrub` work either way).",
+    ),
+    Setting(
+        "IMAGE_SCRUB_MAX_BYTES_PER_SECOND",
+        "retention.scrub_max_bytes_per_second",
+        kinds.whole("bytes a second", low=0),
+        "50000000",
+        "How fast the scrub may read stored files, so that it never starves serving (50 MB/s: "
+        "a 100 GB store in about 35 minutes). 0: as fast as the store answers.",
+    ),
+    Setting(
         "IMAGE_CACHE_CLAIM_SECONDS",
         "cache.claim_seconds",
         kinds.whole("seconds"),

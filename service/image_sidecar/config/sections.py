@@ -77,6 +77,8 @@ class RetentionSettings:
     cleanup_cron: CronSchedule = default("IMAGE_CLEANUP_CRON")
     batch_size: int = default("IMAGE_CLEANUP_BATCH_SIZE")
     orphan_grace_seconds: int = default("IMAGE_ORPHAN_GRACE_SECONDS")
+    scrub_cron: CronSchedule | None = default("IMAGE_SCRUB_CRON")
+    scrub_max_bytes_per_second: int = default("IMAGE_SCRUB_MAX_BYTES_PER_SECOND")
 
 
 @dataclass(frozen=True)

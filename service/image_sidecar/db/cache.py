@@ -36,6 +36,7 @@ async def _move_to_live_copy(cur: aiopg.Cursor, prompt_hash: str) -> bool:
             JOIN generated_images pointed ON pointed.image_id = c.image_id
             JOIN generated_images live ON live.sha256 = pointed.sha256
             WHERE c.prompt_hash = %(key)s AND live.expires_at > now()
+              AND live.damaged_at IS NULL
               AND live.prompt IS NOT NULL  -- a picture still waiting for its sentence is no copy
             ORDER BY live.expires_at DESC LIMIT 1
         ) AS copy
@@ -53,7 +54,7 @@ async def _entry_with_live_image(cur: aiopg.Cursor, prompt_hash: str) -> CacheEn
         SELECT ic.hit_count, ic.last_hit, ic.created_at AS entry_created_at, {_IMAGE_COLUMNS},
                {renditions_column("gi")}
         FROM image_cache ic JOIN generated_images gi USING (image_id)
-        WHERE ic.prompt_hash = %s AND gi.expires_at > now()
+        WHERE ic.prompt_hash = %s AND gi.expires_at > now() AND gi.damaged_at IS NULL
         """,
         (prompt_hash,),
     )
@@ -131,7 +132,8 @@ async def remember_upload(
                 last_hit = now(), created_at = now()
             WHERE NOT EXISTS (
                 SELECT 1 FROM generated_images gi
-                WHERE gi.image_id = image_cache.image_id AND gi.expires_at > now())
+                WHERE gi.image_id = image_cache.image_id AND gi.expires_at > now()
+                  AND gi.damaged_at IS NULL)
         """,
         (prompt_hash, image_id, prompt),
     )

@@ -31,7 +31,8 @@ def renditions_column(alias: str) -> str:
         SELECT coalesce(json_agg(json_build_object(
             'name', r.name, 'format', r.format, 'image_path', r.image_path,
             'content_type', r.content_type, 'width', r.width, 'height', r.height,
-            'size_bytes', r.size_bytes) ORDER BY r.name DESC, r.format DESC), '[]'::json)
+            'size_bytes', r.size_bytes, 'sha256', r.sha256)
+            ORDER BY r.name DESC, r.format DESC), '[]'::json)
         FROM image_renditions r WHERE r.image_id = {alias}.image_id) AS renditions"""
 
 
@@ -164,15 +165,15 @@ async def insert_renditions(
 ) -> None:
     if not renditions:
         return
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(renditions))
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(renditions))
     params: list[object] = []
     for r in renditions:
         params += [image_id, r.name, r.format, r.image_path, r.content_type, r.width, r.height]
-        params.append(r.size_bytes)
+        params += [r.size_bytes, r.sha256]
     await cur.execute(
         f"""
         INSERT INTO image_renditions (
-            image_id, name, format, image_path, content_type, width, height, size_bytes)
+            image_id, name, format, image_path, content_type, width, height, size_bytes, sha256)
         VALUES {rows}
         """,
         params,

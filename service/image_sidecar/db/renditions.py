@@ -50,13 +50,23 @@ async def claim(cur: aiopg.Cursor, key: str, seconds: float) -> Literal["taken",
     return "held" if await cur.fetchone() is not None else "gone"
 
 
-async def made(cur: aiopg.Cursor, key: str, size_bytes: int | None) -> None:
-    """The rendition is stored (`size_bytes`, or as it was when None): the claim ends."""
+async def made(cur: aiopg.Cursor, key: str, size_bytes: int | None, sha256: str | None) -> None:
+    """The rendition is stored (`size_bytes` and `sha256`, or as they were when None): the
+    claim ends."""
     await cur.execute(
         """
         UPDATE image_renditions
-        SET size_bytes = coalesce(%s, size_bytes), render_claimed_until = NULL
+        SET size_bytes = coalesce(%s, size_bytes), sha256 = coalesce(%s, sha256),
+            render_claimed_until = NULL
         WHERE image_path = %s
         """,
-        (size_bytes, key),
+        (size_bytes, sha256, key),
+    )
+
+
+async def unmade(cur: aiopg.Cursor, key: str) -> None:
+    """The rendition's file is gone or bad: the next request (or the scrub) makes it again."""
+    await cur.execute(
+        "UPDATE image_renditions SET size_bytes = NULL, sha256 = NULL WHERE image_path = %s",
+        (key,),
     )

@@ -129,7 +129,7 @@ async def move_or_drop_cache_entries(
             JOIN generated_images g2 ON g2.sha256 = g1.sha256
             WHERE c.image_id = ANY(%(doomed)s::uuid[])
               AND g2.expires_at > coalesce(%(as_of)s::timestamptz, now())
-              AND g2.prompt IS NOT NULL
+              AND g2.prompt IS NOT NULL AND g2.damaged_at IS NULL
               AND NOT g2.image_id = ANY(%(doomed)s::uuid[])
             ORDER BY c.prompt_hash, g2.expires_at DESC
         ) AS successor
@@ -148,12 +148,16 @@ async def delete_images(cur: aiopg.Cursor, image_ids: list[UUID]) -> int:
 
 
 async def known_keys(cur: aiopg.Cursor, keys: list[str]) -> set[str]:
-    """Those of `keys` that some row (live or expired) still names."""
+    """Those of `keys` that some row (live or expired) still names, a damaged original's
+    quarantined file included."""
     await cur.execute(
         """
         SELECT image_path FROM generated_images WHERE image_path = ANY(%(keys)s::text[])
         UNION ALL
         SELECT image_path FROM image_renditions WHERE image_path = ANY(%(keys)s::text[])
+        UNION ALL
+        SELECT 'quarantine/' || image_path FROM generated_images
+        WHERE damaged_at IS NOT NULL AND 'quarantine/' || image_path = ANY(%(keys)s::text[])
         """,
         {"keys": keys},
     )

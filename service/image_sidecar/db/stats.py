@@ -17,6 +17,7 @@ class StorageTotals:
     # The last successful cleanup; before the first one, when the schema was installed, so a
     # fresh install is not reported as overdue.
     last_cleanup_success: float
+    last_scrub_success: float  # the same for the scrub
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,11 @@ async def storage_totals(cur: aiopg.Cursor) -> StorageTotals:
             extract(epoch FROM coalesce(
                 (SELECT max(finished_at) FROM cleanup_runs WHERE outcome = 'success'),
                 (SELECT min(applied_at) FROM schema_migrations)
-            ))::double precision AS last_cleanup_success
+            ))::double precision AS last_cleanup_success,
+            extract(epoch FROM coalesce(
+                (SELECT last_success_at FROM scrub_state),
+                (SELECT min(applied_at) FROM schema_migrations)
+            ))::double precision AS last_scrub_success
         """
     )
     row = await cur.fetchone()

@@ -53,7 +53,7 @@ def stored_renditions(
 ) -> tuple[StoredRendition, ...]:
     """Where every planned rendition of the image under `key` is stored, with the size of
     those `made` already (the others are made when first asked for)."""
-    sizes = {(r.name, r.format): len(r.data) for r in made}
+    made_now = {(r.name, r.format): r for r in made}
     return tuple(
         StoredRendition(
             name=plan.name,
@@ -62,9 +62,11 @@ def stored_renditions(
             content_type=plan.content_type,
             width=plan.width,
             height=plan.height,
-            size_bytes=sizes.get((plan.name, plan.format)),
+            size_bytes=len(rendition.data) if rendition else None,
+            sha256=rendition.sha256 if rendition else None,
         )
         for plan in planned
+        for rendition in [made_now.get((plan.name, plan.format))]
     )
 
 

@@ -68,17 +68,17 @@ class RenditionMaker:
             wanted = await rendition_rows.wanted(cur, key)
         if wanted is None or not await self._claim(key):
             raise BlobNotFound(f"no such image: {key}")
-        size = None
+        size = sha256 = None
         try:
             if not await self._store.exists(key):
                 original = await self._store.read(wanted.original_path)
                 made = await self._processor.render(original, wanted.name, wanted.format)
                 await self._store.put(key, made.data, made.content_type, made.sha256)
-                size = len(made.data)
+                size, sha256 = len(made.data), made.sha256
                 log.info("rendition_made", key=key, size_bytes=size)
         finally:
             async with db.cursor(self._pool) as cur:
-                await rendition_rows.made(cur, key, size)
+                await rendition_rows.made(cur, key, size, sha256)
         return size is not None
 
     async def _claim(self, key: str) -> bool:

@@ -1,13 +1,19 @@
-"""How pictures end: retention and the cleanup, its schedule, purges, moving between stores.
+"""How pictures end, or last: retention and the cleanup, its schedule, purges, moving between
+stores, the scrub.
 
 - `deletion.py`: expired images deleted in bounded batches (what cleanup, purges and
   takedowns share);
 - `cleanup.py`: the cleanup run (one replica at a time, by a lease) and the orphan sweep;
+- `lease.py`: the lease that lets one replica at a time run a batch job;
+- `scrub.py`: every stored file read back and checked; renditions re-made, originals restored
+  from a copy or taken out of service;
 - `purge.py`: a game's or a player's pictures deleted now;
 - `cron.py`: cron expressions, evaluated in UTC (cronsim);
-- `scheduler.py`: the loop that fires the cleanup on IMAGE_CLEANUP_CRON;
+- `scheduler.py`: the loop that fires the cleanup on IMAGE_CLEANUP_CRON and the scrub on
+  IMAGE_SCRUB_CRON;
 - `store_migration.py`: every live file copied to the other store, verified, resumable.
 
-May import: `db`, `storage`, `config`, `models`, `errors`, `batch`, `tasks`. `cron.py` imports
+May import: `db`, `storage`, `config`, `models`, `errors`, `batch`, `tasks`, and (the scrub)
+`images.decoding`, `images.formats`, `images.renditions`. `cron.py` imports
 nothing of the package (`config` holds a CronSchedule). Callers record the metrics.
 """

@@ -6,11 +6,7 @@ One replica runs it at a time, by a lease row that works through PgBouncer. File
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Literal
@@ -21,10 +17,10 @@ from image_sidecar import db
 from image_sidecar.batch import Progress
 from image_sidecar.config import RetentionSettings
 from image_sidecar.db import retention as retention_rows
-from image_sidecar.errors import DatabaseUnavailable, SidecarError
+from image_sidecar.errors import SidecarError
 from image_sidecar.lifecycle.deletion import DeletionTally, delete_expired, preview_expired
+from image_sidecar.lifecycle.lease import held_lease
 from image_sidecar.storage.base import BlobStore
-from image_sidecar.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -70,39 +66,6 @@ async def sweep_orphans(
     return swept
 
 
-# The cleanup's lease lasts this long and is renewed at a third of it while the run goes on: a
-# run whose process died blocks the next one for at most this long.
-LEASE_SECONDS = 60.0
-
-
-@asynccontextmanager
-async def _cleanup_lease(pool: db.Pool) -> AsyncIterator[bool]:
-    """Whether this run got the lease; held (renewed in the background) until the block ends.
-    A lease row, not a session advisory lock, so that it works through PgBouncer."""
-    holder = uuid.uuid4()
-    async with db.cursor(pool) as cur:
-        if not await retention_rows.take_cleanup_lease(cur, holder, LEASE_SECONDS):
-            yield False
-            return
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
-            try:
-                async with db.cursor(pool) as cur:
-                    await retention_rows.take_cleanup_lease(cur, holder, LEASE_SECONDS)
-            except DatabaseUnavailable:
-                log.warning("cleanup_lease_not_renewed")
-
-    renewing = asyncio.create_task(renew(), name="renew-cleanup-lease")
-    try:
-        yield True
-    finally:
-        await cancel_and_wait(renewing)
-        async with db.cursor(pool) as cur:
-            await retention_rows.end_cleanup_lease(cur, holder)
-
-
 async def run_cleanup(
     pool: db.Pool,
     store: BlobStore,
@@ -118,7 +81,10 @@ async def run_cleanup(
     started = time.monotonic()
     report = CleanupReport(as_of=None if as_of is None else as_of.isoformat())
     try:
-        async with _cleanup_lease(pool) as held:
+        lease = held_lease(
+            pool, "cleanup", retention_rows.take_cleanup_lease, retention_rows.end_cleanup_lease
+        )
+        async with lease as held:
             if not held:
                 report.outcome = "skipped"
                 report.reason = "another cleanup run holds the lease"

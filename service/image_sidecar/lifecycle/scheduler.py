@@ -1,4 +1,5 @@
-"""Drives the cleanup on IMAGE_CLEANUP_CRON inside the event loop.
+"""Drives the cleanup on IMAGE_CLEANUP_CRON and the scrub on IMAGE_SCRUB_CRON inside the event
+loop.
 
 A `schedule.Scheduler` ticks once a minute, on the minute; the cron expression (evaluated by
 cronsim, always in UTC whatever the process's time zone) decides whether that minute fires.
@@ -14,9 +15,16 @@ import schedule
 import structlog
 from aiohttp import web
 
-from image_sidecar.appkeys import blob_store_key, config_key, db_pool_key, metrics_key
+from image_sidecar.appkeys import (
+    blob_store_key,
+    config_key,
+    db_pool_key,
+    image_processor_key,
+    metrics_key,
+)
 from image_sidecar.lifecycle.cleanup import run_cleanup
 from image_sidecar.lifecycle.cron import CronSchedule
+from image_sidecar.lifecycle.scrub import run_scrub
 from image_sidecar.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
@@ -29,7 +37,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class CleanupScheduler:
+class CronScheduler:
     """Fires `job` in every minute the cron expression matches, never two at once (a slow run
     is not stacked). `clock` is injectable so tests can say what time it is."""
 
@@ -38,10 +46,12 @@ class CleanupScheduler:
         cron: CronSchedule,
         job: Callable[[], Awaitable[object]],
         *,
+        name: str = "cleanup",
         clock: Callable[[], datetime] = utc_now,
         tick_seconds: float = _TICK_SECONDS,
     ) -> None:
         self.cron = cron
+        self.name = name
         self._job = job
         self._clock = clock
         self._tick_seconds = tick_seconds
@@ -55,7 +65,7 @@ class CleanupScheduler:
         if not self.cron.matches(self._clock()):
             return None
         if self._running is not None and not self._running.done():
-            log.warning("cleanup_still_running", action="skipping this tick")
+            log.warning("job_still_running", job=self.name, action="skipping this tick")
             return None
         self.fired += 1
         self._running = asyncio.ensure_future(self._job())
@@ -76,21 +86,34 @@ class CleanupScheduler:
 
 async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[config_key].retention
-    if not settings.cleanup_enabled:
-        yield
-        return
 
     async def cleanup() -> object:
         report = await run_cleanup(app[db_pool_key], app[blob_store_key], settings)
         app[metrics_key].cleanup_finished(report)
         return report
 
-    driver = CleanupScheduler(settings.cleanup_cron, cleanup)
-    log.info(
-        "cleanup_scheduled",
-        cron=settings.cleanup_cron.expression,
-        next_run_utc=driver.next_fire().isoformat(),
-    )
-    task = asyncio.create_task(driver.run(), name="cleanup-scheduler")
+    async def scrub() -> object:
+        report = await run_scrub(
+            app[db_pool_key],
+            app[blob_store_key],
+            app[image_processor_key],
+            max_bytes_per_second=settings.scrub_max_bytes_per_second,
+        )
+        app[metrics_key].scrub_finished(report)
+        return report
+
+    jobs = []
+    if settings.cleanup_enabled:
+        jobs.append(CronScheduler(settings.cleanup_cron, cleanup, name="cleanup"))
+    if settings.scrub_cron is not None:
+        jobs.append(CronScheduler(settings.scrub_cron, scrub, name="scrub"))
+    for job in jobs:
+        log.info(
+            f"{job.name}_scheduled",
+            cron=job.cron.expression,
+            next_run_utc=job.next_fire().isoformat(),
+        )
+    tasks = [asyncio.create_task(job.run(), name=f"{job.name}-scheduler") for job in jobs]
     yield
-    await cancel_and_wait(task)
+    for task in tasks:
+        await cancel_and_wait(task)

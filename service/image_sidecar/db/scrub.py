@@ -1,0 +1,129 @@
+"""SQL of the scrub: its lease and where it stopped, the images to check, what it repairs and
+what it takes out of service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import aiopg
+
+from image_sidecar.db.images import renditions_column
+from image_sidecar.models import StoredRendition
+
+QUARANTINE = "quarantine/"  # a damaged original's file moves under this prefix, same key after
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A live image as the scrub checks it: its original and its renditions."""
+
+    image_id: UUID
+    image_path: str
+    size_bytes: int
+    sha256: str
+    renditions: tuple[StoredRendition, ...]
+
+
+async def take_lease(cur: aiopg.Cursor, holder: UUID, seconds: float) -> bool:
+    await cur.execute(
+        """
+        UPDATE scrub_state SET holder = %(holder)s,
+            lease_expires_at = now() + make_interval(secs => %(seconds)s)
+        WHERE holder IS NULL OR lease_expires_at <= now() OR holder = %(holder)s
+        RETURNING 1
+        """,
+        {"holder": holder, "seconds": seconds},
+    )
+    return await cur.fetchone() is not None
+
+
+async def give_back_lease(cur: aiopg.Cursor, holder: UUID) -> None:
+    await cur.execute(
+        "UPDATE scrub_state SET holder = NULL, lease_expires_at = NULL WHERE holder = %s",
+        (holder,),
+    )
+
+
+async def resume_after(cur: aiopg.Cursor) -> UUID | None:
+    """Where an interrupted run stopped (None: from the start)."""
+    await cur.execute("SELECT resume_after FROM scrub_state")
+    row = await cur.fetchone()
+    return None if row is None else row["resume_after"]
+
+
+async def checked_up_to(cur: aiopg.Cursor, image_id: UUID | None) -> None:
+    """The run has checked every image up to `image_id`; None when it finished (a success)."""
+    await cur.execute(
+        """
+        UPDATE scrub_state SET resume_after = %(image_id)s,
+            last_success_at = CASE WHEN %(image_id)s::uuid IS NULL THEN now()
+                                   ELSE last_success_at END
+        """,
+        {"image_id": image_id},
+    )
+
+
+async def last_success(cur: aiopg.Cursor) -> float | None:
+    await cur.execute("SELECT extract(epoch FROM last_success_at) AS at FROM scrub_state")
+    row = await cur.fetchone()
+    return None if row is None or row["at"] is None else float(row["at"])
+
+
+async def batch(cur: aiopg.Cursor, after: UUID | None, limit: int) -> list[Checked]:
+    """Live images in service, in image_id order after `after`."""
+    await cur.execute(
+        f"""
+        SELECT image_id, image_path, size_bytes, sha256, {renditions_column("g")}
+        FROM generated_images g
+        WHERE expires_at > now() AND damaged_at IS NULL
+          AND (%(after)s::uuid IS NULL OR image_id > %(after)s)
+        ORDER BY image_id LIMIT %(limit)s
+        """,
+        {"after": after, "limit": limit},
+    )
+    return [
+        Checked(
+            row["image_id"],
+            row["image_path"],
+            row["size_bytes"],
+            row["sha256"],
+            tuple(StoredRendition(**item) for item in row["renditions"]),
+        )
+        for row in await cur.fetchall()
+    ]
+
+
+async def copies(cur: aiopg.Cursor, sha256: str, but: str) -> list[str]:
+    """Keys of other images in service with these bytes (a reuse's own copy on S3)."""
+    await cur.execute(
+        """
+        SELECT DISTINCT image_path FROM generated_images
+        WHERE sha256 = %s AND image_path <> %s AND damaged_at IS NULL
+        """,
+        (sha256, but),
+    )
+    return [row["image_path"] for row in await cur.fetchall()]
+
+
+async def record_rendition(cur: aiopg.Cursor, key: str, sha256: str) -> None:
+    """A rendition made before renditions recorded their digest, checked by its size."""
+    await cur.execute(
+        "UPDATE image_renditions SET sha256 = %s WHERE image_path = %s AND sha256 IS NULL",
+        (sha256, key),
+    )
+
+
+async def take_out_of_service(cur: aiopg.Cursor, image_id: UUID) -> None:
+    await cur.execute(
+        "UPDATE generated_images SET damaged_at = now() WHERE image_id = %s", (image_id,)
+    )
+
+
+async def is_damaged(cur: aiopg.Cursor, key: str) -> bool:
+    """Whether `key` is the original of an image taken out of service."""
+    await cur.execute(
+        "SELECT 1 FROM generated_images WHERE image_path = %s AND damaged_at IS NOT NULL",
+        (key,),
+    )
+    return await cur.fetchone() is not None

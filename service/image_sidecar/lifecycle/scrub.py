@@ -1,0 +1,241 @@
+"""The scrub: every live original and rendition read back and compared with its record, so that
+damaged bytes are found before a player meets them (`image-sidecar scrub`, `POST
+/api/admin/scrub`, IMAGE_SCRUB_CRON).
+
+For each image in service, in image_id order: its original is read and its size and SHA-256
+compared with the record. When it is intact, each made rendition is checked the same way (one
+made before renditions recorded their digest is checked by its size, then its digest
+recorded); a missing or damaged rendition is made again from the original. A missing or
+damaged original is restored from an intact copy with the same SHA-256 where one exists
+(another image's own copy: a reuse on S3). Otherwise the image is taken out of service: its
+file moves to `quarantine/<key>`, its URL answers 410 `image_damaged`, its cache entry moves
+to a copy or goes, and the summary names it (image_id and key).
+
+Reads are paced to IMAGE_SCRUB_MAX_BYTES_PER_SECOND so that a scrub never starves serving;
+hashing runs in a thread. One replica scrubs at a time (a lease); where a run stopped is
+recorded after each batch, and the next run goes on from there. A run that finds nothing it
+cannot repair is a success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import structlog
+
+from image_sidecar import db
+from image_sidecar.batch import BatchReport, Progress
+from image_sidecar.db import renditions as rendition_rows
+from image_sidecar.db import retention as retention_rows
+from image_sidecar.db import scrub as scrub_rows
+from image_sidecar.db.scrub import QUARANTINE, Checked
+from image_sidecar.errors import ImageDamaged, SidecarError
+from image_sidecar.images.decoding import ImageProcessor
+from image_sidecar.images.formats import BY_EXTENSION
+from image_sidecar.images.renditions import RenditionMaker
+from image_sidecar.lifecycle.lease import held_lease
+from image_sidecar.models import StoredRendition
+from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore
+
+log = structlog.get_logger(__name__)
+
+_BATCH = 100
+Problem = Literal["missing", "damaged"]
+
+
+@dataclass
+class ScrubReport(BatchReport):
+    outcome: Literal["success", "skipped", "failed"] = "success"
+    files_checked: int = 0
+    bytes_checked: int = 0
+    missing: int = 0
+    damaged: int = 0
+    repaired: int = 0
+    # Taken out of service: [{"image_id", "key"}].
+    unrecoverable: list[dict[str, str]] = field(default_factory=list)
+    resumed_after: str | None = None  # where an interrupted run had stopped
+    seconds: float = 0.0
+    reason: str | None = None  # why a run failed or was skipped
+
+    def progress_line(self, elapsed_seconds: float) -> str:
+        mib = self.bytes_checked / 2**20
+        return (
+            f"scrub: {self.files_checked} files, {mib:.0f} MiB "
+            f"({mib / max(elapsed_seconds, 0.001):.1f} MiB/s), {self.missing} missing, "
+            f"{self.damaged} damaged, {self.repaired} repaired, "
+            f"{len(self.unrecoverable)} unrecoverable"
+        )
+
+
+class _Pace:
+    """Sleeps as needed to keep reads under `bytes_per_second` (0: no limit)."""
+
+    def __init__(self, bytes_per_second: int) -> None:
+        self.bytes_per_second = bytes_per_second
+        self._started = time.monotonic()
+        self._read = 0
+
+    async def read(self, size: int) -> None:
+        self._read += size
+        if self.bytes_per_second:
+            ahead = self._read / self.bytes_per_second - (time.monotonic() - self._started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+
+
+async def run_scrub(
+    pool: db.Pool,
+    store: BlobStore,
+    processor: ImageProcessor,
+    *,
+    max_bytes_per_second: int,
+    on_progress: Progress | None = None,
+) -> ScrubReport:
+    """One scrub run, unless another replica holds the scrub's lease. Logs one line; the
+    caller records it in its metrics."""
+    started = time.monotonic()
+    report = ScrubReport()
+    try:
+        lease = held_lease(pool, "scrub", scrub_rows.take_lease, scrub_rows.give_back_lease)
+        async with lease as held:
+            if not held:
+                report.outcome, report.reason = "skipped", "another scrub holds the lease"
+            else:
+                scrubber = _Scrubber(pool, store, processor, report, max_bytes_per_second)
+                await scrubber.run(on_progress)
+    except Exception as exc:
+        report.outcome = "failed"
+        report.reason = str(exc) or type(exc).__name__
+        log.exception("scrub_error")
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info("scrub_run", **report.as_dict())
+    return report
+
+
+class _Scrubber:
+    def __init__(
+        self,
+        pool: db.Pool,
+        store: BlobStore,
+        processor: ImageProcessor,
+        report: ScrubReport,
+        max_bytes_per_second: int,
+    ) -> None:
+        self.pool = pool
+        self.store = store
+        self.report = report
+        self.pace = _Pace(max_bytes_per_second)
+        self.maker = RenditionMaker(pool, store, processor, wait_seconds=60)
+
+    async def run(self, on_progress: Progress | None) -> None:
+        async with db.cursor(self.pool) as cur:
+            after = await scrub_rows.resume_after(cur)
+        self.report.resumed_after = None if after is None else str(after)
+        while True:
+            async with db.cursor(self.pool) as cur:
+                batch = await scrub_rows.batch(cur, after, _BATCH)
+            for image in batch:
+                await self.check(image)
+            after = batch[-1].image_id if batch else None
+            async with db.cursor(self.pool) as cur:
+                await scrub_rows.checked_up_to(cur, after)  # None: the run is complete
+            if on_progress is not None:
+                on_progress(self.report)
+            if after is None:
+                return
+
+    async def check(self, image: Checked) -> None:
+        original = await self.verified(image.image_path, image.size_bytes, image.sha256)
+        if not isinstance(original, bytes):
+            self.count(original, image.image_path)
+            if not await self.restored(image):
+                await self.take_out_of_service(image)
+                return
+            self.report.repaired += 1
+        for rendition in image.renditions:
+            if rendition.made:
+                await self.check_rendition(rendition)
+
+    async def verified(self, key: str, size: int, sha256: str | None) -> bytes | Problem:
+        """The bytes under `key` when they match the record (any bytes of the right size when
+        no digest is recorded); else what is wrong."""
+        try:
+            data = await self.store.read(key)
+        except BlobNotFound:
+            return "missing"
+        await self.pace.read(len(data))
+        self.report.files_checked += 1
+        self.report.bytes_checked += len(data)
+        if len(data) != size:
+            return "damaged"
+        if sha256 is not None and await asyncio.to_thread(_sha256, data) != sha256:
+            return "damaged"
+        return data
+
+    async def check_rendition(self, rendition: StoredRendition) -> None:
+        assert rendition.size_bytes is not None
+        found = await self.verified(rendition.image_path, rendition.size_bytes, rendition.sha256)
+        if isinstance(found, bytes):
+            if rendition.sha256 is None:
+                async with db.cursor(self.pool) as cur:
+                    await scrub_rows.record_rendition(
+                        cur, rendition.image_path, await asyncio.to_thread(_sha256, found)
+                    )
+            return
+        self.count(found, rendition.image_path)
+        try:
+            await self.store.delete_many([BlobRef(rendition.image_path, 0)])
+            async with db.cursor(self.pool) as cur:
+                await rendition_rows.unmade(cur, rendition.image_path)
+            await self.maker.ensure(rendition.image_path)
+        except SidecarError as exc:  # left unmade: the next request or scrub makes it
+            log.warning("scrub_rendition_not_made", key=rendition.image_path, error=exc.message)
+            return
+        self.report.repaired += 1
+
+    async def restored(self, image: Checked) -> bool:
+        """Whether an intact copy of the bytes was found and written back under the key."""
+        async with db.cursor(self.pool) as cur:
+            copies = await scrub_rows.copies(cur, image.sha256, but=image.image_path)
+        for key in copies:
+            copy = await self.verified(key, image.size_bytes, image.sha256)
+            if isinstance(copy, bytes):
+                content_type = _content_type(image.image_path)
+                await self.store.put(image.image_path, copy, content_type, image.sha256)
+                log.warning("scrub_restored", key=image.image_path, source=key)
+                return True
+        return False
+
+    async def take_out_of_service(self, image: Checked) -> None:
+        if await self.store.exists(image.image_path):
+            await self.store.link(image.image_path, QUARANTINE + image.image_path)
+            await self.store.delete_many([BlobRef(image.image_path, 0)])
+        async with db.transaction(self.pool) as cur:
+            await scrub_rows.take_out_of_service(cur, image.image_id)
+            await retention_rows.move_or_drop_cache_entries(cur, [image.image_id])
+        self.report.unrecoverable.append({"image_id": str(image.image_id), "key": image.image_path})
+        log.error("scrub_unrecoverable", image_id=str(image.image_id), key=image.image_path)
+
+    def count(self, problem: Problem, key: str) -> None:
+        setattr(self.report, problem, getattr(self.report, problem) + 1)
+        log.warning("scrub_problem", problem=problem, key=key)
+
+
+async def refuse_if_out_of_service(pool: db.Pool, key: str) -> None:
+    """ImageDamaged when `key`, found missing, is the original of an image the scrub took out of
+    service (asked only when a file is not found, never on the way to one that is)."""
+    async with db.cursor(pool) as cur:
+        if await scrub_rows.is_damaged(cur, key):
+            raise ImageDamaged(f"the image {key} was found damaged and no intact copy was left")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _content_type(key: str) -> str:
+    return BY_EXTENSION[key.rpartition(".")[2]].content_type
