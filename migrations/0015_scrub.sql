@@ -16,4 +16,3 @@ CREATE TABLE scrub_state (
     resume_after     uuid,         -- the last image an unfinished run checked
     last_success_at  timestamptz
 );
-INSERT INTO scrub_state DEFAULT VALUES;

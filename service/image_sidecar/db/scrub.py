@@ -28,9 +28,12 @@ class Checked:
 async def take_lease(cur: aiopg.Cursor, holder: UUID, seconds: float) -> bool:
     await cur.execute(
         """
-        UPDATE scrub_state SET holder = %(holder)s,
-            lease_expires_at = now() + make_interval(secs => %(seconds)s)
-        WHERE holder IS NULL OR lease_expires_at <= now() OR holder = %(holder)s
+        INSERT INTO scrub_state (holder, lease_expires_at)
+        VALUES (%(holder)s, now() + make_interval(secs => %(seconds)s))
+        ON CONFLICT (only_row) DO UPDATE
+            SET holder = EXCLUDED.holder, lease_expires_at = EXCLUDED.lease_expires_at
+            WHERE scrub_state.holder IS NULL OR scrub_state.lease_expires_at <= now()
+               OR scrub_state.holder = EXCLUDED.holder
         RETURNING 1
         """,
         {"holder": holder, "seconds": seconds},
@@ -53,7 +56,8 @@ async def resume_after(cur: aiopg.Cursor) -> UUID | None:
 
 
 async def checked_up_to(cur: aiopg.Cursor, image_id: UUID | None) -> None:
-    """The run has checked every image up to `image_id`; None when it finished (a success)."""
+    """The run (holding the lease, so the row exists) has checked every image up to
+    `image_id`; None when it finished (a success)."""
     await cur.execute(
         """
         UPDATE scrub_state SET resume_after = %(image_id)s,
