@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,3 +86,24 @@ def postmaster_pid(url: str) -> int:
         conn.close()
     stat = Path(f"/proc/{backend}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def pg_tool(name: str, url: str) -> str:
+    """The path of PostgreSQL's `name` (pg_dump, pg_restore) that can talk to the server at
+    `url`: of the server's major version or newer (pgserver's own, or Debian's)."""
+    with psycopg2.connect(url) as connection, connection.cursor() as cur:
+        cur.execute("SHOW server_version_num")
+        major = int(cur.fetchone()[0]) // 10000
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    try:
+        import pgserver
+
+        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin" / name)
+    except ImportError:
+        pass
+    for candidate in candidates:
+        version = subprocess.run([str(candidate), "--version"], capture_output=True, text=True)
+        found = re.search(r"(\d+)\.\d+", version.stdout)
+        if found and int(found.group(1)) >= major:
+            return str(candidate)
+    raise FileNotFoundError(f"no {name} for PostgreSQL {major}")

@@ -157,7 +157,23 @@ async def test_a_players_export_holds_their_pictures_and_nobody_elses(
 
 
 def test_an_empty_selection_is_refused_and_leaves_no_file(sidecar_environ, tmp_path, database):
-    exported = _cli(sidecar_environ, tmp_path, "export", "--game", "NOPE", "--out", "n.zip")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    exported = _cli(sidecar_environ, exports, "export", "--game", "NOPE", "--out", "n.zip")
     assert exported.returncode != 0
     assert "NOPE" in exported.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert list(exports.iterdir()) == []
+
+
+async def test_a_stored_picture_that_no_longer_matches_its_record_is_never_exported(
+    client, storage_dir, sidecar_environ, tmp_path
+):
+    party = await _a_game_night(client)
+    damaged = storage_dir / party[2]["image_path"]
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\0")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    exported = _cli(sidecar_environ, exports, "export", "--game", "PARTY", "--out", "g.zip")
+    assert exported.returncode != 0
+    assert "scrub" in exported.stderr
+    assert list(exports.iterdir()) == []
