@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
@@ -29,11 +30,14 @@ def seed_images(
     expired: bool = True,
     files: bool = True,
     chunk: int = 5_000,
+    picture: Callable[[int], bytes] | None = None,
 ) -> int:
     """Write `count` image files and their rows (expired by default; `files=False` for rows
-    only); returns the bytes written."""
+    only); returns the bytes written. All share one small PNG's bytes, unless `picture(n)`
+    gives each its own."""
     image = png_bytes(seed=11)
     digest = hashlib.sha256(image).hexdigest()
+    written = 0
     game_id, round_id = str(uuid.uuid4()), str(uuid.uuid4())
     lifetime = "- interval '1 day'" if expired else "+ interval '30 days'"
     template = f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() {lifetime})"
@@ -49,6 +53,10 @@ def seed_images(
                     round_number = n // 1000
                     player = str(uuid.UUID(int=n + 1))
                     key = f"game-{game_code}-{game_id}/round-{round_number}/player-{player}.png"
+                    if picture is not None:
+                        image = picture(n)
+                        digest = hashlib.sha256(image).hexdigest()
+                    written += len(image)
                     if files:
                         path = storage_dir / key
                         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,4 +83,4 @@ def seed_images(
                 execute_values(cur, _INSERT, rows, template=template, page_size=1000)
     finally:
         conn.close()
-    return count * len(image)
+    return written
