@@ -8,12 +8,14 @@ import hashlib
 import json
 from pathlib import Path
 
+import aiohttp
 import boto3
 import pytest
 
 from testkit.cache import lookup
 from testkit.helpers import image_fields, run_sidecar, uploader
 from testkit.images import noise_png
+from testkit.nginx import running_nginx
 
 
 class Files:
@@ -188,3 +190,23 @@ async def test_a_scrub_goes_on_where_an_interrupted_one_stopped_and_one_runs_at_
     skipped = await (await client.post("/api/admin/scrub")).json()
     assert skipped["outcome"] == "skipped"
     assert skipped["files_checked"] == 0
+
+
+async def test_nginx_answers_410_for_an_original_out_of_service_and_404_for_none(
+    client, storage_dir, sidecar_environ, tmp_path
+):
+    record = await (await uploader(client)(image=noise_png(100))).json()
+    Files(storage_dir, None).flip_a_byte(record["image_path"])
+    status, _ = _scrub(sidecar_environ, tmp_path)
+    assert status == 1
+    unknown = record["image_url"].replace(record["player_id"], "0" * 8 + record["player_id"][8:])
+    async with (
+        running_nginx(tmp_path, storage_dir, sidecar_port=client.port) as base,
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.get(base + record["image_url"]) as gone:
+            assert gone.status == 410
+            assert (await gone.json())["error"]["code"] == "image_damaged"
+            assert "immutable" not in gone.headers.get("Cache-Control", "")
+        async with session.get(base + unknown) as missing:
+            assert missing.status == 404
