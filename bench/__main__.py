@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from bench import likeness, nights, workloads
+from bench import data_safety, likeness, nights, workloads
 from bench.game_night import Stage
 from bench.measure import FULL, POST_BODY, QUICK, RANDOM_PATHS, Measure, Scenario, Size, alternate
 from bench.measure import wrk as wrk_load
@@ -86,6 +86,13 @@ class Run:
     @cached_property
     def blocklist(self) -> likeness.LookalikeBlocklist:
         return likeness.full_blocklist()
+
+    @cached_property
+    def safety_stock(self) -> data_safety.Stock:
+        """A game of its own, in a database and folder of its own (bench/data_safety.py)."""
+        url = self.stack.enter_context(bench_database(self.work / "safety"))
+        pictures, side = (100, 200_000) if self.size.rounds == 1 else (1_000, 1_300_000)
+        return data_safety.stock(url, self.work / "safety", pictures, side)
 
     @cached_property
     def random_rounds(self) -> Path:
@@ -190,6 +197,27 @@ SCENARIOS: tuple[Plan, ...] = (
         0.93,
         lambda r: likeness.with_check(r.pictures, r.blocklist),
         lambda r: likeness.with_hash(r.pictures),
+    ),
+    Plan(
+        "scrub of a game's files vs sha256sum of them",
+        "MiB/s",
+        0.8,
+        lambda r: data_safety.scrub(r.safety_stock),
+        lambda r: data_safety.sha256sum(r.safety_stock),
+    ),
+    Plan(
+        "export of a game vs zip -0 of its files",
+        "MiB/s",
+        0.5,
+        lambda r: data_safety.export(r.safety_stock),
+        lambda r: data_safety.zip_files(r.safety_stock),
+    ),
+    Plan(
+        "import of that game (verified, then written) vs unzip",
+        "MiB/s",
+        0.5,
+        lambda r: data_safety.import_(r.safety_stock),
+        lambda r: data_safety.unzip(r.safety_stock),
     ),
     Plan(
         "cleanup of {size.cleanup_images:,} expired images on disk",

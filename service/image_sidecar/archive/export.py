@@ -9,27 +9,26 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import queue
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from uuid import UUID
 
 import structlog
-from stream_zip import NO_COMPRESSION_64, async_stream_zip
+from stream_zip import NO_COMPRESSION_64, stream_zip
 
 from image_sidecar import db
-from image_sidecar.archive.manifest import FORMAT, MANIFEST, VERSION, check
+from image_sidecar.archive.manifest import FORMAT, MANIFEST, VERSION, Content, check
 from image_sidecar.batch import BatchReport
 from image_sidecar.db import archive as archive_rows
 from image_sidecar.errors import NotFound, StorageError
 from image_sidecar.storage.base import BlobStore
 
 log = structlog.get_logger(__name__)
-
-_WRITE_BYTES = 4 * 2**20  # the zip's chunks are gathered into writes of this size
 
 
 @dataclass(frozen=True)
@@ -66,29 +65,29 @@ async def export(pool: db.Pool, store: BlobStore, selection: Selection, out: Pat
         game_ids=[game["game_id"] for game in manifest["games"]],
     )
 
-    async def members() -> AsyncIterator[tuple[str, datetime, int, Any, AsyncIterator[bytes]]]:
-        now = datetime.now(UTC)
-        yield MANIFEST, now, 0o644, NO_COMPRESSION_64, _once(json.dumps(manifest).encode())
-        for content in contents:
-            key = content.image_paths[0]
-            data = await store.read(key)
-            digest = await asyncio.to_thread(_sha256, data)
-            if len(data) != content.size_bytes or digest != content.sha256:
-                raise StorageError(
-                    f"the stored bytes of {key} do not match their record: run "
-                    "`image-sidecar scrub`, then export again"
-                )
-            yield content.member, now, 0o644, NO_COMPRESSION_64, _once(data)
-
     partial = out.with_name(f".{out.name}.partial")
+    # One thread writes the zip (stream_zip is synchronous: CRCs, headers, writes), fed whole
+    # pictures through a queue of two, so the event loop hands over one picture at a time, not
+    # each chunk, and memory holds at most three pictures.
+    pictures: queue.Queue[tuple[Content, bytes] | None] = queue.Queue(maxsize=2)
+    writing = asyncio.ensure_future(
+        asyncio.to_thread(_write_zip, partial, json.dumps(manifest).encode(), pictures)
+    )
     try:
-        with partial.open("wb") as file:
-            report.bytes_written = await _write(async_stream_zip(members()), file)
-            await asyncio.to_thread(file.flush)
-        partial.replace(out)
+        for content in contents:
+            data = await store.read(content.image_paths[0])
+            await _handed_over(pictures, (content, data), writing)
+        await _handed_over(pictures, None, writing)
+        report.bytes_written = await writing
+        await asyncio.to_thread(partial.replace, out)
     finally:
+        if not writing.done():  # stopped early: let the writer end, then drop its file
+            await asyncio.to_thread(_drain, pictures)
+            await asyncio.to_thread(pictures.put, None)
+            with contextlib.suppress(Exception):
+                await writing
         with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+            await asyncio.to_thread(partial.unlink)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("exported", out=str(out), **report.as_dict())
     return report
@@ -119,22 +118,54 @@ async def _manifest(pool: db.Pool, selection: Selection) -> dict[str, Any]:
     }
 
 
+async def _handed_over(
+    pictures: queue.Queue[tuple[Content, bytes] | None],
+    item: tuple[Content, bytes] | None,
+    writing: asyncio.Future[int],
+) -> None:
+    """Put `item` in the writer's queue, waiting (off the event loop) while it is full; the
+    writer's own error if it stopped."""
+    while not writing.done():
+        try:
+            await asyncio.to_thread(pictures.put, item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+    await writing  # raises what stopped it
+    raise StorageError("the archive's writer stopped early")
+
+
+def _write_zip(
+    path: Path, manifest: bytes, pictures: queue.Queue[tuple[Content, bytes] | None]
+) -> int:
+    """Write the zip (blocking: run it in a thread); the bytes written. Each picture's bytes
+    are checked against their record first: an export never carries damaged bytes."""
+    now = datetime.now(UTC)
+
+    def members() -> Iterator[tuple[str, datetime, int, Any, Iterable[bytes]]]:
+        yield MANIFEST, now, 0o644, NO_COMPRESSION_64, (manifest,)
+        while (item := pictures.get()) is not None:
+            content, data = item
+            if len(data) != content.size_bytes or _sha256(data) != content.sha256:
+                raise StorageError(
+                    f"the stored bytes of {content.image_paths[0]} do not match their record: "
+                    "run `image-sidecar scrub`, then export again"
+                )
+            yield content.member, now, 0o644, NO_COMPRESSION_64, (data,)
+
+    written = 0
+    with path.open("wb") as file:
+        for chunk in stream_zip(members()):
+            file.write(chunk)
+            written += len(chunk)
+    return written
+
+
+def _drain(pictures: queue.Queue[tuple[Content, bytes] | None]) -> None:
+    with contextlib.suppress(queue.Empty):
+        while True:
+            pictures.get_nowait()
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-async def _write(chunks: AsyncIterable[bytes], file: IO[bytes]) -> int:
-    """The zip's chunks, gathered into large writes off the event loop; the bytes written."""
-    written, pending, size = 0, [], 0
-    async for chunk in chunks:
-        pending.append(chunk)
-        size += len(chunk)
-        if size >= _WRITE_BYTES:
-            await asyncio.to_thread(file.write, b"".join(pending))
-            written, pending, size = written + size, [], 0
-    await asyncio.to_thread(file.write, b"".join(pending))
-    return written + size
