@@ -19,17 +19,19 @@ from image_sidecar.log import request_log_middleware
 from image_sidecar.metrics import SidecarMetrics, metrics_context
 from image_sidecar.safety.lookalikes import LookalikeBlocklist
 from image_sidecar.safety.moderation import moderation_context
+from image_sidecar.tracing import tracing_context, tracing_middleware
 
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         # The error middleware sits inside the request log so the log sees the final status,
         # and outside auth so a refused token is rendered as JSON.
-        middlewares=[request_log_middleware, error_middleware, auth_middleware],
+        middlewares=[tracing_middleware, request_log_middleware, error_middleware, auth_middleware],
     )
     app[config_key] = config
     app[metrics_key] = SidecarMetrics(config.metrics.ai_services, config.metrics.art_styles)
     app[lookalike_blocklist_key] = LookalikeBlocklist(config.moderation.block_similarity)
+    app.cleanup_ctx.append(tracing_context)  # before the pool: its SQL is traced
     app.cleanup_ctx.append(db.pool_context)  # first: it refuses a schema that is behind
     app.cleanup_ctx.append(notifications_context)
     app.cleanup_ctx.append(metrics_context)

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from image_sidecar.appkeys import metrics_key
+from image_sidecar.tracing import add_trace_ids
 
 log = structlog.get_logger("image_sidecar.http")
 
@@ -26,6 +27,7 @@ def configure_logging(*, json_lines: bool | None = None, level: int = logging.IN
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

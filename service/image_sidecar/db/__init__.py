@@ -22,6 +22,7 @@ from psycopg2.extras import RealDictCursor
 from image_sidecar.appkeys import config_key, db_pool_key
 from image_sidecar.db.migrations_runner import apply_migrations, pending_migrations
 from image_sidecar.errors import DatabaseUnavailable, ServiceBusy, SidecarError
+from image_sidecar.tracing import span
 
 log = structlog.get_logger(__name__)
 
@@ -144,7 +145,8 @@ def _unavailable(
 @asynccontextmanager
 async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
     try:
-        conn = await _acquire(pool)
+        with span("db.pool.acquire", **{"db.system": "postgresql"}):
+            conn = await _acquire(pool)
     except TimeoutError as exc:
         if pool.size >= (pool.maxsize or 0) and not _connect_failed(pool):
             # Every connection is open and was in use by this process's own requests while this

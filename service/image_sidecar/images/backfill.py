@@ -34,6 +34,7 @@ from image_sidecar.images.keys import (
 )
 from image_sidecar.images.writer import transaction_with_blobs
 from image_sidecar.storage.base import BlobStore
+from image_sidecar.tracing import span, traced
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,7 @@ class BackfillReport(BatchReport):
         return f"renditions: {self.images} images, {self.hashed} hashed ({self.failed} failed)"
 
 
+@traced("backfill.run")
 async def backfill_renditions(
     pool: db.Pool,
     store: BlobStore,
@@ -65,26 +67,27 @@ async def backfill_renditions(
     unreadable: set[str] = set()  # reported once, not again by the hashes' walk
     after = None
     while True:
-        async with db.cursor(pool) as cur:
-            batch = await image_rows.without_renditions(cur, after, _BATCH)
-        if not batch:
-            break
-        for image in batch:
-            after = image.image_id
-            try:
-                linked = await _backfill_one(pool, store, processor, image)
-            except SidecarError as exc:
-                report.count_failure(image.image_path)
-                unreadable.add(image.image_path)
-                log.warning("backfill_failed", image_path=image.image_path, error=exc.message)
-                continue
-            if linked is None:
-                continue  # done by someone else meanwhile
-            report.images += 1
-            report.linked += linked
-            report.rendered += not linked
-            if on_progress is not None:
-                on_progress(report)
+        with span("backfill.batch"):
+            async with db.cursor(pool) as cur:
+                batch = await image_rows.without_renditions(cur, after, _BATCH)
+            if not batch:
+                break
+            for image in batch:
+                after = image.image_id
+                try:
+                    linked = await _backfill_one(pool, store, processor, image)
+                except SidecarError as exc:
+                    report.count_failure(image.image_path)
+                    unreadable.add(image.image_path)
+                    log.warning("backfill_failed", image_path=image.image_path, error=exc.message)
+                    continue
+                if linked is None:
+                    continue  # done by someone else meanwhile
+                report.images += 1
+                report.linked += linked
+                report.rendered += not linked
+                if on_progress is not None:
+                    on_progress(report)
     await _backfill_perceptual_hashes(pool, store, processor, report, unreadable, on_progress)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("renditions_backfilled", **report.as_dict())
@@ -101,29 +104,32 @@ async def _backfill_perceptual_hashes(
 ) -> None:
     after = ""
     while True:
-        async with db.cursor(pool) as cur:
-            batch = await image_rows.without_perceptual_hash(cur, after, _BATCH)
-        if not batch:
-            return
-        for unhashed in batch:
-            after = unhashed.sha256
-            if unhashed.image_path in unreadable:
-                continue
-            try:
-                data = await store.read(unhashed.image_path)
-                hashes = await processor.lookalike_hashes(data, crops=False)
-            except SidecarError as exc:
-                report.count_failure(unhashed.image_path)
-                log.warning("backfill_failed", image_path=unhashed.image_path, error=exc.message)
-                continue
-            if not hashes:
-                continue  # too small or flat to have a look: matched by its bytes only
-            async with db.transaction(pool) as cur:
-                report.hashed += await image_rows.set_perceptual_hash(
-                    cur, unhashed.sha256, hashes[0]
-                )
-            if on_progress is not None:
-                on_progress(report)
+        with span("backfill.hashes_batch"):
+            async with db.cursor(pool) as cur:
+                batch = await image_rows.without_perceptual_hash(cur, after, _BATCH)
+            if not batch:
+                return
+            for unhashed in batch:
+                after = unhashed.sha256
+                if unhashed.image_path in unreadable:
+                    continue
+                try:
+                    data = await store.read(unhashed.image_path)
+                    hashes = await processor.lookalike_hashes(data, crops=False)
+                except SidecarError as exc:
+                    report.count_failure(unhashed.image_path)
+                    log.warning(
+                        "backfill_failed", image_path=unhashed.image_path, error=exc.message
+                    )
+                    continue
+                if not hashes:
+                    continue  # too small or flat to have a look: matched by its bytes only
+                async with db.transaction(pool) as cur:
+                    report.hashed += await image_rows.set_perceptual_hash(
+                        cur, unhashed.sha256, hashes[0]
+                    )
+                if on_progress is not None:
+                    on_progress(report)
 
 
 async def _backfill_one(

@@ -44,6 +44,7 @@ from image_sidecar.appkeys import config_key, image_processor_key
 from image_sidecar.errors import CorruptImage, ServiceBusy, TooManyPixels
 from image_sidecar.images.formats import JPEG, PNG, WEBP, ImageType, sniff
 from image_sidecar.images.likeness import perceptual_hash, variant_hashes
+from image_sidecar.tracing import span
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -344,8 +345,9 @@ class ImageProcessor:
             )
         self.queued += 1
         try:
-            loop = asyncio.get_running_loop()
-            result, seconds = await loop.run_in_executor(self._executor, _timed, work, *args)
+            with span(f"image.{work.__name__}", **{"image.queued": self.queued}):
+                loop = asyncio.get_running_loop()
+                result, seconds = await loop.run_in_executor(self._executor, _timed, work, *args)
         finally:
             self.queued -= 1
         self._typical_seconds = 0.8 * self._typical_seconds + 0.2 * seconds

@@ -21,6 +21,7 @@ from image_sidecar.errors import SidecarError
 from image_sidecar.lifecycle.deletion import DeletionTally, delete_expired, preview_expired
 from image_sidecar.lifecycle.lease import held_lease
 from image_sidecar.storage.base import BlobStore
+from image_sidecar.tracing import traced
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,7 @@ async def sweep_orphans(
     return swept
 
 
+@traced("cleanup.run")
 async def run_cleanup(
     pool: db.Pool,
     store: BlobStore,

@@ -23,6 +23,7 @@ from image_sidecar.batch import BatchReport, Progress
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.db.retention import DoomedImage
 from image_sidecar.storage.base import BlobRef, BlobStore
+from image_sidecar.tracing import span
 
 log = structlog.get_logger(__name__)
 
@@ -66,29 +67,38 @@ async def delete_expired(
     tally = DeletionTally()
     undeletable: list[UUID] = []  # skipped for the rest of this run; the next run retries them
     while True:
-        async with db.transaction(pool) as cur:
-            doomed = await retention_rows.lock_expired_batch(
-                cur, batch_size, game_ids, player_id, sha256s=sha256s, skip=undeletable, as_of=as_of
-            )
-            if not doomed:
-                break
-            files = await store.delete_many(blob for image in doomed for blob in _blobs_of(image))
-            stuck = {
-                image.image_id
-                for image in doomed
-                if any(blob.key in files.failed for blob in _blobs_of(image))
-            }
-            gone = [image.image_id for image in doomed if image.image_id not in stuck]
-            fixups = await retention_rows.move_or_drop_cache_entries(cur, gone, as_of)
-            tally.images_deleted += await retention_rows.delete_images(cur, gone)
-        undeletable += stuck
-        tally.count_failures(sorted(files.failed))
-        tally.files_deleted += files.deleted
-        tally.bytes_freed += files.bytes_freed
-        tally.cache_entries_moved += fixups.moved
-        tally.cache_entries_removed += fixups.removed
-        if on_batch is not None:
-            on_batch(tally)
+        with span("deletion.batch"):
+            async with db.transaction(pool) as cur:
+                doomed = await retention_rows.lock_expired_batch(
+                    cur,
+                    batch_size,
+                    game_ids,
+                    player_id,
+                    sha256s=sha256s,
+                    skip=undeletable,
+                    as_of=as_of,
+                )
+                if not doomed:
+                    break
+                files = await store.delete_many(
+                    blob for image in doomed for blob in _blobs_of(image)
+                )
+                stuck = {
+                    image.image_id
+                    for image in doomed
+                    if any(blob.key in files.failed for blob in _blobs_of(image))
+                }
+                gone = [image.image_id for image in doomed if image.image_id not in stuck]
+                fixups = await retention_rows.move_or_drop_cache_entries(cur, gone, as_of)
+                tally.images_deleted += await retention_rows.delete_images(cur, gone)
+            undeletable += stuck
+            tally.count_failures(sorted(files.failed))
+            tally.files_deleted += files.deleted
+            tally.bytes_freed += files.bytes_freed
+            tally.cache_entries_moved += fixups.moved
+            tally.cache_entries_removed += fixups.removed
+            if on_batch is not None:
+                on_batch(tally)
     if tally.files_failed:
         log.warning(
             "files_not_deleted",

@@ -40,6 +40,7 @@ from image_sidecar.images.renditions import RenditionMaker
 from image_sidecar.lifecycle.lease import held_lease
 from image_sidecar.models import StoredRendition
 from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore
+from image_sidecar.tracing import span, traced
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +88,7 @@ class _Pace:
                 await asyncio.sleep(ahead)
 
 
+@traced("scrub.run")
 async def run_scrub(
     pool: db.Pool,
     store: BlobStore,
@@ -136,17 +138,18 @@ class _Scrubber:
             after = await scrub_rows.resume_after(cur)
         self.report.resumed_after = None if after is None else str(after)
         while True:
-            async with db.cursor(self.pool) as cur:
-                batch = await scrub_rows.batch(cur, after, _BATCH)
-            for image in batch:
-                await self.check(image)
-            after = batch[-1].image_id if batch else None
-            async with db.cursor(self.pool) as cur:
-                await scrub_rows.checked_up_to(cur, after)  # None: the run is complete
-            if on_progress is not None:
-                on_progress(self.report)
-            if after is None:
-                return
+            with span("scrub.batch"):
+                async with db.cursor(self.pool) as cur:
+                    batch = await scrub_rows.batch(cur, after, _BATCH)
+                for image in batch:
+                    await self.check(image)
+                after = batch[-1].image_id if batch else None
+                async with db.cursor(self.pool) as cur:
+                    await scrub_rows.checked_up_to(cur, after)  # None: the run is complete
+                if on_progress is not None:
+                    on_progress(self.report)
+                if after is None:
+                    return
 
     async def check(self, image: Checked) -> None:
         original = await self.verified(image.image_path, image.size_bytes, image.sha256)

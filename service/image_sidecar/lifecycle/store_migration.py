@@ -24,6 +24,7 @@ from image_sidecar.db import store_copies as copy_rows
 from image_sidecar.db.store_copies import StoredFile
 from image_sidecar.errors import SidecarError
 from image_sidecar.storage.base import BlobStore
+from image_sidecar.tracing import span, traced
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,7 @@ class CopyFailed(SidecarError):
     pass
 
 
+@traced("store_migration.run")
 async def migrate_store(
     pool: db.Pool,
     source: BlobStore,
@@ -105,16 +107,17 @@ async def migrate_store(
 
     after = ""
     while True:
-        async with db.cursor(pool) as cur:
-            batch = await copy_rows.files_to_copy(cur, target_label, after, _BATCH)
-        if not batch:
-            break
-        after = batch[-1].image_path
-        report.files += len(batch)
-        if not dry_run:
-            await asyncio.gather(*(copy(file) for file in batch))
-        if on_progress is not None:
-            on_progress(report)
+        with span("store_migration.batch"):
+            async with db.cursor(pool) as cur:
+                batch = await copy_rows.files_to_copy(cur, target_label, after, _BATCH)
+            if not batch:
+                break
+            after = batch[-1].image_path
+            report.files += len(batch)
+            if not dry_run:
+                await asyncio.gather(*(copy(file) for file in batch))
+            if on_progress is not None:
+                on_progress(report)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("store_migrated", **report.as_dict())
     return report

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from image_sidecar.appkeys import config_key, metrics_key, moderation_hook_key
 from image_sidecar.errors import ModerationUnavailable, RejectedByModeration
+from image_sidecar.tracing import outgoing_headers, span
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,14 @@ class ModerationHook:
     async def review(self, data: bytes, content_type: str, fields: Mapping[str, str]) -> None:
         """Returns when the picture may be stored; RejectedByModeration or
         ModerationUnavailable when it may not."""
+        with span("moderation.review", **{"http.request.method": "POST"}) as current:
+            try:
+                await self._review(data, content_type, fields)
+            except RejectedByModeration:
+                current.set_attribute("moderation.outcome", "rejected")
+                raise
+
+    async def _review(self, data: bytes, content_type: str, fields: Mapping[str, str]) -> None:
         form = aiohttp.FormData()
         for name, value in fields.items():
             form.add_field(name, value)
@@ -60,7 +69,11 @@ class ModerationHook:
         started = time.monotonic()
         try:
             async with self._session.post(
-                self.url, data=form, timeout=self.timeout, allow_redirects=False
+                self.url,
+                data=form,
+                timeout=self.timeout,
+                allow_redirects=False,
+                headers=outgoing_headers(),
             ) as response:
                 if 200 <= response.status < 300:
                     self._decided("accepted", started)

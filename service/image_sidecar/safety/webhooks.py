@@ -8,6 +8,8 @@ from typing import Any
 import aiohttp
 import structlog
 
+from image_sidecar.tracing import outgoing_headers, span
+
 log = structlog.get_logger(__name__)
 
 ATTEMPTS = 3
@@ -18,12 +20,17 @@ BACKOFF_SECONDS = 0.5  # doubled after each failed attempt: at most 3 tries with
 async def post_json(url: str, payload: dict[str, Any], *, event: str) -> bool:
     """POST `payload` to `url` until a 2xx answer or ATTEMPTS failures; True when delivered.
     Never raises: the caller's own work is done, and the log says what was not delivered."""
+    with span("webhook.post", **{"webhook.event": event}):
+        return await _post(url, payload, event=event)
+
+
+async def _post(url: str, payload: dict[str, Any], *, event: str) -> bool:
     delay = BACKOFF_SECONDS
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                async with session.post(url, json=payload) as response:
+                async with session.post(url, json=payload, headers=outgoing_headers()) as response:
                     if 200 <= response.status < 300:
                         log.info("webhook_delivered", event_type=event, attempt=attempt)
                         return True

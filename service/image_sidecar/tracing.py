@@ -1,0 +1,157 @@
+"""OpenTelemetry traces: where one request spent its time, from the game server to the disk.
+
+Off unless the standard variables name an endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT` or
+`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): then each process (each worker, after its fork: the
+exporter's thread does not survive one) sets up the SDK with an OTLP/HTTP exporter, a batch
+processor and the sampler of `OTEL_TRACES_SAMPLER`, under `OTEL_SERVICE_NAME` (default
+`image-sidecar`) with `OTEL_RESOURCE_ATTRIBUTES`, plus `service.instance.id` (host and pid) so
+that workers are told apart. Off, nothing is set up: the API's tracer makes no spans and every
+`span()` below costs a function call.
+
+What makes spans: the server middleware (one per request, under the caller's W3C
+`traceparent`), aiopg's instrumentation (a span per SQL statement, `db.statement` without its
+parameters), `db` (the wait for a pooled connection), the stores (reads and writes), picture
+work, the moderation hook and the purge webhook (which pass `traceparent` on), and the batch
+jobs (a trace each, a span per batch). No attribute holds prompt text, a player's name or a
+token: statements carry placeholders, never their parameters, and spans name ids and keys only.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import structlog
+from aiohttp import web
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+log = structlog.get_logger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+tracer = trace.get_tracer("image_sidecar")
+_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def enabled(environ: MutableMapping[str, str] = os.environ) -> bool:
+    return any(environ.get(name) for name in _ENDPOINTS)
+
+
+_started: list[Any] = []  # this process's provider, once started
+
+
+def start(environ: MutableMapping[str, str] = os.environ) -> Any | None:
+    """Set this process's tracer provider up when an endpoint is configured; the provider (to
+    shut down, which flushes), or None when tracing is off or already started."""
+    if not enabled(environ) or _started:
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.aiopg import AiopgInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    if protocol != "http/protobuf":
+        log.warning("tracing_protocol_unsupported", protocol=protocol, using="http/protobuf")
+    resource = Resource.create(
+        {
+            "service.name": environ.get("OTEL_SERVICE_NAME") or "image-sidecar",
+            "service.instance.id": f"{socket.gethostname()}-{os.getpid()}",
+        }
+    )
+    provider = TracerProvider(resource=resource)  # the sampler: OTEL_TRACES_SAMPLER
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    AiopgInstrumentor().instrument(tracer_provider=provider)
+    _started.append(provider)
+    log.info("tracing_started", service=resource.attributes.get("service.name"))
+    return provider
+
+
+async def tracing_context(app: web.Application) -> AsyncIterator[None]:
+    """Tracing for the application's process: started before the pool (so that its SQL is
+    traced), flushed and stopped at shutdown."""
+    provider = start()
+    yield
+    if provider is not None:
+        provider.shutdown()
+
+
+@web.middleware
+async def tracing_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """One server span per request, under the caller's `traceparent`. Outermost, so that the
+    request's log lines are inside it."""
+    if not _started:
+        return await handler(request)
+    route = request.match_info.route.resource
+    template = route.canonical if route is not None else "unmatched"
+    with tracer.start_as_current_span(
+        f"{request.method} {template}",
+        context=propagate.extract(request.headers),
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": request.method,
+            "http.route": template,
+            "url.path": request.path,
+            "url.scheme": request.scheme,
+            "network.protocol.version": f"{request.version.major}.{request.version.minor}",
+        },
+    ) as current:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            current.set_attribute("http.response.status_code", exc.status)
+            raise
+        current.set_attribute("http.response.status_code", response.status)
+        if response.status >= 500:
+            current.set_status(Status(StatusCode.ERROR))
+        return response
+
+
+@contextmanager
+def span(name: str, **attributes: str | int | float | bool) -> Iterator[trace.Span]:
+    """A child span of the current one (nothing when tracing is off)."""
+    if not _started:
+        yield trace.INVALID_SPAN
+        return
+    with tracer.start_as_current_span(name, attributes=attributes) as current:
+        yield current
+
+
+def traced(name: str, **attributes: str) -> Callable[[F], F]:
+    """Decorate an async function (a store's operation) with a span of its own."""
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not _started:
+                return await function(*args, **kwargs)
+            with tracer.start_as_current_span(name, attributes=attributes):
+                return await function(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def outgoing_headers() -> dict[str, str]:
+    """`traceparent` (and `tracestate`) for a call to another service, under the current span."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return headers
+
+
+def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: `trace_id` and `span_id` on every line logged inside a span."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event["trace_id"] = format(context.trace_id, "032x")
+        event["span_id"] = format(context.span_id, "016x")
+    return event
