@@ -51,7 +51,11 @@ def serve(config: Config, command: str = "serve") -> None:
     try:
         if config.server.workers > 1:
             assert config.database.url is not None  # _require_database
-            run(db.check_schema(config.database.url, config.database.timeout_seconds), config)
+            run(
+                db.check_schema(config.database.url, config.database.timeout_seconds),
+                config,
+                traced=False,
+            )
             serve_workers(config, create_app)
         else:
             asyncio.run(serve_until_stopped(create_app(config), config.server))

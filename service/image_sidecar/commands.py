@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from image_sidecar import db
+from image_sidecar import db, tracing
 from image_sidecar.archive.export import ExportReport, Selection, export
 from image_sidecar.archive.manifest import ArchiveInvalid
 from image_sidecar.archive.restore import ImportReport, import_archive
@@ -57,8 +57,11 @@ def require_database(config: Config, command: str, *, dev_fallback: bool = False
     )
 
 
-def run(coroutine: Coroutine[Any, Any, T], config: Config) -> T:
-    """asyncio.run, reporting an unreachable database in one line instead of a traceback."""
+def run(coroutine: Coroutine[Any, Any, T], config: Config, *, traced: bool = True) -> T:
+    """asyncio.run, traced when tracing is configured (a batch job is a trace of its own),
+    reporting an unreachable database in one line instead of a traceback. A supervisor's own
+    work is not traced: its workers, forked after, set tracing up for themselves."""
+    provider = tracing.start() if traced else None
     try:
         return asyncio.run(coroutine)
     except (db.ConnectionFailed, OSError, TimeoutError) as exc:
@@ -67,6 +70,9 @@ def run(coroutine: Coroutine[Any, Any, T], config: Config) -> T:
             hint = " (the database `image-sidecar dev` uses: is `dev` running?)"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SystemExit(f"image-sidecar: cannot connect to the database{hint}: {reason}") from None
+    finally:
+        if provider is not None:
+            provider.shutdown()  # sends what is left
 
 
 def progress_on_terminal() -> Progress | None:
