@@ -1,7 +1,29 @@
 // ImageStorageService: the game server's side of the image sidecar's HTTP API.
-// No dependencies: Node 20+ has fetch, FormData and Blob built in.
+// No dependencies: Node 22 has fetch, FormData and Blob built in. When the game server uses
+// OpenTelemetry (@opentelemetry/api, an optional peer), each call carries the active span's
+// W3C `traceparent`, so one trace runs from the game server's handler into the sidecar.
 
 import { createHash, randomUUID } from 'node:crypto';
+
+let otel = null;
+try {
+  otel = await import('@opentelemetry/api');
+} catch {
+  // not installed: calls carry no traceparent
+}
+
+/** `traceparent` (and `tracestate`) of the active span, as the configured propagator writes
+ * them, else built from the span itself; none outside a span or without OpenTelemetry. */
+function traceHeaders() {
+  if (!otel) return {};
+  const carrier = {};
+  otel.propagation.inject(otel.context.active(), carrier);
+  if (carrier.traceparent) return carrier;
+  const span = otel.trace.getActiveSpan()?.spanContext();
+  if (!span || !otel.trace.isSpanContextValid(span)) return {};
+  const flags = (span.traceFlags & otel.TraceFlags.SAMPLED) ? '01' : '00';
+  return { traceparent: `00-${span.traceId}-${span.spanId}-${flags}` };
+}
 
 export { canonicalText, promptHash } from './prompt-hash.js';
 
@@ -63,7 +85,7 @@ export class ImageStorageService {
    */
   async #request(method, path, { json, form, signal, idempotent = true, extraMs = 0 } = {}) {
     const requestId = randomUUID();
-    const headers = { 'X-Request-ID': requestId };
+    const headers = { 'X-Request-ID': requestId, ...traceHeaders() };
     if (this.token && method !== 'GET') headers.Authorization = `Bearer ${this.token}`;
     let body;
     if (json !== undefined) {

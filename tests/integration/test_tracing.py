@@ -9,15 +9,24 @@ import asyncio
 import gzip
 import json
 import secrets
+import subprocess
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from testkit.helpers import image_fields, run_sidecar, sidecar_process, uploader
+from testkit.helpers import (
+    image_fields,
+    require_tool,
+    run_sidecar,
+    sidecar_process,
+    uploader,
+)
 from testkit.images import noise_png
 
+NODE_CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
 SENTENCE = "A secret sentence nobody may read in a trace"
 
 
@@ -161,3 +170,38 @@ async def test_a_scrub_run_from_the_command_line_is_a_trace_of_its_own(
     assert run["parent_span_id"] == ""
     names = {span["name"] for span in receiver.of_trace(run["trace_id"])}
     assert {"scrub.batch", "storage.read", "db.pool.acquire"} <= names, names
+
+
+async def test_the_node_clients_traceparent_continues_in_the_sidecars_spans(
+    receiver, sidecar_environ, tmp_path
+):
+    node = require_tool("node")
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(noise_png(64))
+    trace_id, span_id, _ = _caller()
+    environ = {
+        **sidecar_environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    with sidecar_process("serve", environ, tmp_path) as (_, base):
+        saved = await asyncio.to_thread(
+            subprocess.run,
+            [node, "test/tracing/traced-save.mjs"],
+            cwd=NODE_CLIENT,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "SIDECAR_URL": base,
+                "TRACE_ID": trace_id,
+                "SPAN_ID": span_id,
+                "PICTURE": str(picture),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert saved.returncode == 0, saved.stderr
+        spans = await receiver.until(trace_id, "POST /api/images")
+    (server,) = [span for span in spans if span["name"] == "POST /api/images"]
+    assert server["parent_span_id"] == span_id
+    assert json.loads(saved.stdout)["game_code"] == "TRACE"
