@@ -54,6 +54,34 @@ class Run:
     stack: ExitStack
     records: list[dict]  # the pictures uploaded first, served by the static scenarios
     sidecar_pid: int
+    environ: dict[str, str]  # the sidecar's
+
+    @cached_property
+    def traced(self) -> str:
+        """The same sidecar with tracing on at its default sampler (these requests come without
+        a caller's trace: one in ten is traced), exporting to the baselines' app as collector."""
+        return self._traced_sidecar({})
+
+    @cached_property
+    def traced_always(self) -> str:
+        """Tracing on for every request (as under a game server that traces every call)."""
+        return self._traced_sidecar({"OTEL_TRACES_SAMPLER": "always_on"})
+
+    def _traced_sidecar(self, extra: dict[str, str]) -> str:
+        port = free_port()
+        environ = {
+            **self.environ,
+            **extra,
+            "IMAGE_SIDECAR_PORT": str(port),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.bare,
+            "OTEL_SERVICE_NAME": "image-sidecar-bench",
+        }
+        base = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "image_sidecar", "serve"]
+        log = self.work / f"traced-{port}.log"
+        self.stack.enter_context(workloads.running(command, environ, base + "/healthz", log))
+        asyncio.run(workloads.uploads(base, self.picture, 4, 1))  # its picture processes warm
+        return base
 
     def script(self, name: str, text: str) -> Path:
         path = self.work / name
@@ -185,6 +213,34 @@ SCENARIOS: tuple[Plan, ...] = (
     _uploads(16),
     _uploads(1),
     Plan(
+        "upload 150 KB, concurrency 1: tracing on (default sampler) vs off",
+        "img/s",
+        0.9,
+        lambda r: asyncio.run(workloads.uploads(r.traced, r.picture, r.size.uploads, 1)),
+        lambda r: asyncio.run(workloads.uploads(r.base, r.picture, r.size.uploads, 1)),
+    ),
+    Plan(
+        "cache lookup (a hit), 32 conn.: tracing on (default sampler) vs off",
+        "req/s",
+        0.9,
+        lambda r: r.wrk(r.traced + "/api/cache/lookup", r.lookup_body),
+        lambda r: r.wrk(r.base + "/api/cache/lookup", r.lookup_body),
+    ),
+    Plan(
+        "upload 150 KB, concurrency 1: every request traced vs off",
+        "img/s",
+        0.9,
+        lambda r: asyncio.run(workloads.uploads(r.traced_always, r.picture, r.size.uploads, 1)),
+        lambda r: asyncio.run(workloads.uploads(r.base, r.picture, r.size.uploads, 1)),
+    ),
+    Plan(
+        "cache lookup (a hit), 32 conn.: every request traced vs off",
+        "req/s",
+        0.9,
+        lambda r: r.wrk(r.traced_always + "/api/cache/lookup", r.lookup_body),
+        lambda r: r.wrk(r.base + "/api/cache/lookup", r.lookup_body),
+    ),
+    Plan(
         "an upload's picture work with its perceptual hash vs without",
         "img/s",
         0.93,  # = 0.95 of an upload (bench/likeness.py)
@@ -273,7 +329,7 @@ def main() -> None:
         print(f"uploading {size.images} distinct 150 KB pictures...", file=sys.stderr)
         records = asyncio.run(workloads.upload_pictures(base, size.images))
         os.sync()
-        run = Run(size, work, storage, url, base, bare, stack, records, sidecar_pid)
+        run = Run(size, work, storage, url, base, bare, stack, records, sidecar_pid, environ)
         scenarios = []
         for plan in SCENARIOS:
             name = plan.name.format(size=size, likeness=likeness)

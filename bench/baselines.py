@@ -78,6 +78,8 @@ def main() -> None:
     app.router.add_get("/api/games/{code}/rounds/{round}/images", list_round)
     app.router.add_post("/api/cache/lookup", cache_entry)
     app.router.add_get("/healthz", lambda _: web.Response(text="ok"))
+    # An OTLP/HTTP sink for the traced sidecar's spans (a collector that accepts everything).
+    app.router.add_post("/v1/traces", lambda _: web.Response())
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[3]), print=None, access_log=None)
 
 

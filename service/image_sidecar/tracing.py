@@ -21,14 +21,23 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode, TraceState
+from opentelemetry.util.types import Attributes
 
 log = structlog.get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,13 +75,60 @@ def start(environ: MutableMapping[str, str] = os.environ) -> Any | None:
             "service.instance.id": f"{socket.gethostname()}-{os.getpid()}",
         }
     )
-    provider = TracerProvider(resource=resource)  # the sampler: OTEL_TRACES_SAMPLER
+    # The sampler: OTEL_TRACES_SAMPLER when set, else the sidecar's own default (below).
+    sampler = None if environ.get("OTEL_TRACES_SAMPLER") else _default_sampler()
+    provider = TracerProvider(resource=resource, sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     AiopgInstrumentor().instrument(tracer_provider=provider)
     _started.append(provider)
     log.info("tracing_started", service=resource.attributes.get("service.name"))
     return provider
+
+
+# Of the requests that come without a caller's trace, those traced (the rest cost a check).
+DEFAULT_ROOT_RATIO = 0.1
+
+
+class RequestsByRatio(Sampler):
+    """The root sampler of the sidecar's default (see `_default_sampler`): requests (server
+    spans) by DEFAULT_ROOT_RATIO, anything else (a batch job) always."""
+
+    def __init__(self, ratio: float = DEFAULT_ROOT_RATIO) -> None:
+        self.ratio = TraceIdRatioBased(ratio)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        chosen = self.ratio if kind == SpanKind.SERVER else ALWAYS_ON
+        return chosen.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"RequestsByRatio{{{self.ratio.rate}}}"
+
+
+def _default_sampler() -> Sampler:
+    """Parent-based: a request under a caller's `traceparent` follows the caller's decision
+    (a game server that traces a call gets the sidecar's side of it, always). A request without
+    one is traced 1 time in 10: each traced request costs the event loop its spans' making and
+    encoding (docs/benchmarks.md), and a tenth is plenty to see where time goes. A batch job
+    (the cleanup, the scrub) is always traced: one run is one trace."""
+    return ParentBased(root=RequestsByRatio())
+
+
+def record_span(name: str, start_ns: int, end_ns: int, **attributes: str | int) -> None:
+    """A span of what already happened (a wait worth showing), under the current span."""
+    if _started:
+        tracer.start_span(name, start_time=start_ns, attributes=attributes).end(end_time=end_ns)
 
 
 async def tracing_context(app: web.Application) -> AsyncIterator[None]:

@@ -22,7 +22,7 @@ from psycopg2.extras import RealDictCursor
 from image_sidecar.appkeys import config_key, db_pool_key
 from image_sidecar.db.migrations_runner import apply_migrations, pending_migrations
 from image_sidecar.errors import DatabaseUnavailable, ServiceBusy, SidecarError
-from image_sidecar.tracing import span
+from image_sidecar.tracing import record_span
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +125,9 @@ def _release_late(pool: Pool, acquiring: asyncio.Future[aiopg.Connection]) -> No
 # stuck on the database, not overloaded by requests.
 _last_failure: weakref.WeakKeyDictionary[Pool, float] = weakref.WeakKeyDictionary()
 _FAILURE_MEMORY_SECONDS = 30.0
+# A wait for a pooled connection longer than this gets a span of its own (shorter ones are the
+# normal case, and a span each would cost more than the wait).
+_WAIT_WORTH_A_SPAN_NS = 1_000_000
 
 
 def _connect_failed(pool: Pool) -> bool:
@@ -144,9 +147,9 @@ def _unavailable(
 
 @asynccontextmanager
 async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
+    waiting = time.time_ns()
     try:
-        with span("db.pool.acquire", **{"db.system": "postgresql"}):
-            conn = await _acquire(pool)
+        conn = await _acquire(pool)
     except TimeoutError as exc:
         if pool.size >= (pool.maxsize or 0) and not _connect_failed(pool):
             # Every connection is open and was in use by this process's own requests while this
@@ -160,6 +163,10 @@ async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
         raise _unavailable(pool, "no database connection could be opened in time", exc) from exc
     except psycopg2.OperationalError as exc:
         raise _unavailable(pool, "the database cannot be reached", exc) from exc
+    finally:
+        waited = time.time_ns()
+        if waited - waiting > _WAIT_WORTH_A_SPAN_NS:
+            record_span("db.pool.acquire", waiting, waited, **{"db.system": "postgresql"})
     try:
         yield conn
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
