@@ -35,7 +35,9 @@ def configure_logging(*, json_lines: bool | None = None, level: int = logging.IN
     structlog.configure(
         processors=[*shared, exceptions, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # One write per line (PrintLogger writes the newline apart): several workers share
+        # stderr, and their lines must not run together.
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)

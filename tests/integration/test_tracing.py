@@ -86,9 +86,15 @@ async def receiver(aiohttp_server):
 
 
 def _log_lines(cwd) -> list[dict]:
-    """The sidecar's JSON log lines (Python's own warnings at exit are plain text)."""
-    text = (cwd / "sidecar.log").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    """The sidecar's JSON log lines (Python's own warnings at exit are plain text, and two
+    workers' lines written at once may run together: those are left out)."""
+    lines = []
+    for line in (cwd / "sidecar.log").read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
 
 
 def _caller() -> tuple[str, str, str]:

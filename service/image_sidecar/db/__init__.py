@@ -12,6 +12,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any, cast
 
 import aiopg
 import psycopg2
@@ -22,7 +23,8 @@ from psycopg2.extras import RealDictCursor
 from image_sidecar.appkeys import config_key, db_pool_key
 from image_sidecar.db.migrations_runner import apply_migrations, pending_migrations
 from image_sidecar.errors import DatabaseUnavailable, ServiceBusy, SidecarError
-from image_sidecar.tracing import record_span
+from image_sidecar.tracing import record_span, sql_span
+from image_sidecar.tracing import started as tracing_on
 
 log = structlog.get_logger(__name__)
 
@@ -179,11 +181,31 @@ async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
         pool.release(conn)
 
 
+class _TracedCursor:
+    """A cursor whose statements are spans (tracing.sql_span: nothing unless traced)."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: aiopg.Cursor) -> None:
+        self._cursor = cursor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    async def execute(self, operation: str, parameters: Any = None) -> None:
+        with sql_span(operation):
+            await self._cursor.execute(operation, parameters)
+
+
+def _traced(cur: aiopg.Cursor) -> Cursor:
+    return cast(Cursor, _TracedCursor(cur)) if tracing_on() else cur
+
+
 @asynccontextmanager
 async def cursor(pool: Pool) -> AsyncIterator[Cursor]:
     """A dict cursor in autocommit mode, for single statements."""
     async with _connection(pool) as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
-        yield cur
+        yield _traced(cur)
 
 
 @asynccontextmanager
@@ -194,7 +216,7 @@ async def transaction(pool: Pool) -> AsyncIterator[Cursor]:
         conn.cursor(cursor_factory=RealDictCursor) as cur,
         cur.begin(),
     ):
-        yield cur
+        yield _traced(cur)
 
 
 async def ping(pool: Pool) -> None:
