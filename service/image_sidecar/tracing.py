@@ -25,24 +25,17 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_ON,
-    ParentBased,
-    Sampler,
-    SamplingResult,
-    TraceIdRatioBased,
-)
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode, TraceState
-from opentelemetry.util.types import Attributes
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 log = structlog.get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,6 +49,7 @@ def enabled(environ: MutableMapping[str, str] = os.environ) -> bool:
 
 
 _started: list[Any] = []  # this process's provider, once started
+_choosing: list[bool] = []  # whether the middleware chooses which requests to trace (default)
 
 
 def started() -> bool:
@@ -86,6 +80,7 @@ def start(environ: MutableMapping[str, str] = os.environ) -> Any | None:
     # The sampler: OTEL_TRACES_SAMPLER when set, else the sidecar's own default (below).
     sampler = None if environ.get("OTEL_TRACES_SAMPLER") else _default_sampler()
     provider = TracerProvider(resource=resource, sampler=sampler)
+    _choosing.append(sampler is not None)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _started.append(provider)
@@ -97,39 +92,27 @@ def start(environ: MutableMapping[str, str] = os.environ) -> Any | None:
 DEFAULT_ROOT_RATIO = 0.1
 
 
-class RequestsByRatio(Sampler):
-    """The root sampler of the sidecar's default (see `_default_sampler`): requests (server
-    spans) by DEFAULT_ROOT_RATIO, anything else (a batch job) always."""
-
-    def __init__(self, ratio: float = DEFAULT_ROOT_RATIO) -> None:
-        self.ratio = TraceIdRatioBased(ratio)
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        chosen = self.ratio if kind == SpanKind.SERVER else ALWAYS_ON
-        return chosen.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        return f"RequestsByRatio{{{self.ratio.rate}}}"
-
-
 def _default_sampler() -> Sampler:
-    """Parent-based: a request under a caller's `traceparent` follows the caller's decision
-    (a game server that traces a call gets the sidecar's side of it, always). A request without
-    one is traced 1 time in 10: each traced request costs the event loop its spans' making and
-    encoding (docs/benchmarks.md), and a tenth is plenty to see where time goes. A batch job
-    (the cleanup, the scrub) is always traced: one run is one trace."""
-    return ParentBased(root=RequestsByRatio())
+    """Parent-based, every root kept: a request under a caller's `traceparent` follows the
+    caller's decision (a game server that traces a call gets the sidecar's side of it, always),
+    a batch job (the cleanup, the scrub) is always traced (one run, one trace). Requests without
+    a caller's trace are chosen before the SDK is asked (`_chosen`): 1 in 10."""
+    return ParentBased(root=ALWAYS_ON)
+
+
+def _chosen(headers: Mapping[str, str]) -> bool:
+    """With the default sampler, whether this request is traced at all: as the caller's
+    `traceparent` says when it sent one (its sampled flag), else one request in
+    1/DEFAULT_ROOT_RATIO. A request not chosen makes no span, not even a dropped one: each
+    traced request costs the event loop its spans' making and encoding (docs/benchmarks.md),
+    and a tenth is plenty to see where time goes."""
+    parent = headers.get("traceparent", "")
+    if len(parent) == 55 and parent[2] == "-" and parent[-3] == "-":
+        try:
+            return bool(int(parent[-2:], 16) & 1)
+        except ValueError:
+            pass
+    return random.random() < DEFAULT_ROOT_RATIO
 
 
 def record_span(name: str, start_ns: int, end_ns: int, **attributes: str | int) -> None:
@@ -151,7 +134,7 @@ async def tracing_context(app: web.Application) -> AsyncIterator[None]:
 async def tracing_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """One server span per request, under the caller's `traceparent`. Outermost, so that the
     request's log lines are inside it."""
-    if not _started:
+    if not _started or (_choosing[0] and not _chosen(request.headers)):
         return await handler(request)
     route = request.match_info.route.resource
     template = route.canonical if route is not None else "unmatched"
@@ -179,12 +162,9 @@ async def tracing_middleware(request: web.Request, handler: Any) -> web.StreamRe
 
 
 def _wanted() -> bool:
-    """Whether a span made now would be kept: tracing is on, and this is not inside a trace the
-    sampler dropped (there nothing is made at all, the cheapest way to make nothing)."""
-    if not _started:
-        return False
-    context = trace.get_current_span().get_span_context()
-    return not context.is_valid or bool(context.trace_flags.sampled)
+    """Whether a child span made now would be kept: tracing is on and a kept trace is under way
+    (outside one, and inside a dropped one, nothing is made at all: the cheapest nothing)."""
+    return bool(_started) and trace.get_current_span().is_recording()
 
 
 @contextmanager
@@ -216,13 +196,17 @@ def sql_span(statement: str) -> Iterator[None]:
         yield
 
 
-def traced(name: str, **attributes: str) -> Callable[[F], F]:
-    """Decorate an async function (a store's operation) with a span of its own."""
+def traced(
+    name: str, *, job: bool = False, attributes: Mapping[str, str] | None = None
+) -> Callable[[F], F]:
+    """Decorate an async function with a span of its own: a child of the current kept trace
+    (a store's operation), or with `job`, a trace of its own when none is under way (a batch
+    job: the cleanup, the scrub...)."""
 
     def decorate(function: F) -> F:
         @functools.wraps(function)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not _wanted():
+            if not (_wanted() or (job and _started)):
                 return await function(*args, **kwargs)
             with tracer.start_as_current_span(name, attributes=attributes):
                 return await function(*args, **kwargs)

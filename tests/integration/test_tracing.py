@@ -16,7 +16,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.trace import SpanKind
 
 from image_sidecar import tracing
 from testkit.helpers import (
@@ -215,13 +214,12 @@ async def test_the_node_clients_traceparent_continues_in_the_sidecars_spans(
     assert json.loads(saved.stdout)["game_code"] == "TRACE"
 
 
-def test_by_default_untraced_requests_are_sampled_one_in_ten_and_batch_jobs_always():
-    sampler = tracing.RequestsByRatio()
-    decisions = [
-        sampler.should_sample(None, secrets.randbits(128), "GET /x", SpanKind.SERVER).decision
-        for _ in range(2_000)
-    ]
-    sampled = sum(decision.is_sampled() for decision in decisions)
-    assert 120 <= sampled <= 280  # 10% of 2,000, give or take
-    job = sampler.should_sample(None, secrets.randbits(128), "scrub.run", SpanKind.INTERNAL)
+def test_by_default_a_request_is_traced_as_its_caller_says_else_one_in_ten():
+    trace_id = secrets.token_hex(16)
+    assert tracing._chosen({"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"})
+    assert not tracing._chosen({"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-00"})
+    chosen = sum(tracing._chosen({}) for _ in range(2_000))
+    assert 120 <= chosen <= 280  # 10% of 2,000, give or take
+    # A batch job is a root span the default sampler always keeps.
+    job = tracing._default_sampler().should_sample(None, secrets.randbits(128), "scrub.run")
     assert job.decision.is_sampled()

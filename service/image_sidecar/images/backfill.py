@@ -54,7 +54,7 @@ class BackfillReport(BatchReport):
         return f"renditions: {self.images} images, {self.hashed} hashed ({self.failed} failed)"
 
 
-@traced("backfill.run")
+@traced("backfill.run", job=True)
 async def backfill_renditions(
     pool: db.Pool,
     store: BlobStore,

@@ -67,7 +67,7 @@ async def sweep_orphans(
     return swept
 
 
-@traced("cleanup.run")
+@traced("cleanup.run", job=True)
 async def run_cleanup(
     pool: db.Pool,
     store: BlobStore,

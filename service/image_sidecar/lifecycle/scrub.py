@@ -88,7 +88,7 @@ class _Pace:
                 await asyncio.sleep(ahead)
 
 
-@traced("scrub.run")
+@traced("scrub.run", job=True)
 async def run_scrub(
     pool: db.Pool,
     store: BlobStore,

@@ -72,7 +72,7 @@ class CopyFailed(SidecarError):
     pass
 
 
-@traced("store_migration.run")
+@traced("store_migration.run", job=True)
 async def migrate_store(
     pool: db.Pool,
     source: BlobStore,

@@ -150,22 +150,22 @@ class FilesystemBlobStore:
                     os.unlink(item.token)
         self._prune_all_sync({Path(item.token).parent for item in staged if item.token})
 
-    @traced("storage.stage_many", **{"storage.system": "filesystem"})
+    @traced("storage.stage_many", attributes={"storage.system": "filesystem"})
     async def stage_many(self, blobs: Sequence[NewBlob]) -> list[StagedBlob]:
         return await asyncio.to_thread(self._stage_many_sync, blobs)
 
-    @traced("storage.publish_many", **{"storage.system": "filesystem"})
+    @traced("storage.publish_many", attributes={"storage.system": "filesystem"})
     async def publish_many(self, staged: Sequence[StagedBlob]) -> None:
         await asyncio.to_thread(self._publish_many_sync, staged)
 
     async def discard_many(self, staged: Sequence[StagedBlob]) -> None:
         await asyncio.to_thread(self._discard_many_sync, staged)
 
-    @traced("storage.put", **{"storage.system": "filesystem"})
+    @traced("storage.put", attributes={"storage.system": "filesystem"})
     async def put(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
         await self.put_many([NewBlob(key, data, content_type, sha256)])
 
-    @traced("storage.put_many", **{"storage.system": "filesystem"})
+    @traced("storage.put_many", attributes={"storage.system": "filesystem"})
     async def put_many(self, blobs: Sequence[NewBlob]) -> None:
         await self.publish_many(await self.stage_many(blobs))
 
@@ -199,7 +199,7 @@ class FilesystemBlobStore:
     async def link(self, source_key: str, target_key: str) -> None:
         await self.link_many([(source_key, target_key)])
 
-    @traced("storage.link_many", **{"storage.system": "filesystem"})
+    @traced("storage.link_many", attributes={"storage.system": "filesystem"})
     async def link_many(self, pairs: Sequence[tuple[str, str]]) -> None:
         await asyncio.to_thread(self._link_sync, pairs)
 
@@ -214,7 +214,7 @@ class FilesystemBlobStore:
         except OSError as exc:
             raise storage_error(exc, f"read {key}") from exc
 
-    @traced("storage.read", **{"storage.system": "filesystem"})
+    @traced("storage.read", attributes={"storage.system": "filesystem"})
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._read_sync, key)
 
@@ -276,7 +276,7 @@ class FilesystemBlobStore:
                 return
             directory = directory.parent
 
-    @traced("storage.delete_many", **{"storage.system": "filesystem"})
+    @traced("storage.delete_many", attributes={"storage.system": "filesystem"})
     async def delete_many(
         self, blobs: Iterable[BlobRef], *, only_if_older_than: float | None = None
     ) -> DeleteResult:

@@ -89,7 +89,7 @@ class S3BlobStore:
         ) as client:
             yield cls(client, settings.bucket)
 
-    @traced("storage.put", **{"storage.system": "s3"})
+    @traced("storage.put", attributes={"storage.system": "s3"})
     async def put(self, key: str, data: bytes, content_type: str, sha256: str) -> None:
         with _mapped_errors(f"write {key}"):
             await self._client.put_object(
@@ -100,16 +100,16 @@ class S3BlobStore:
                 Metadata={"sha256": sha256},
             )
 
-    @traced("storage.put_many", **{"storage.system": "s3"})
+    @traced("storage.put_many", attributes={"storage.system": "s3"})
     async def put_many(self, blobs: Sequence[NewBlob]) -> None:
         await _all_settled(self.put(b.key, b.data, b.content_type, b.sha256) for b in blobs)
 
-    @traced("storage.stage_many", **{"storage.system": "s3"})
+    @traced("storage.stage_many", attributes={"storage.system": "s3"})
     async def stage_many(self, blobs: Sequence[NewBlob]) -> list[StagedBlob]:
         # An object put is atomic and its bytes cross the network anyway: nothing to stage.
         return [StagedBlob(blob) for blob in blobs]
 
-    @traced("storage.publish_many", **{"storage.system": "s3"})
+    @traced("storage.publish_many", attributes={"storage.system": "s3"})
     async def publish_many(self, staged: Sequence[StagedBlob]) -> None:
         await self.put_many([item.blob for item in staged])
 
@@ -124,7 +124,7 @@ class S3BlobStore:
                 CopySource={"Bucket": self.bucket, "Key": check_key(source_key)},
             )
 
-    @traced("storage.link_many", **{"storage.system": "s3"})
+    @traced("storage.link_many", attributes={"storage.system": "s3"})
     async def link_many(self, pairs: Sequence[tuple[str, str]]) -> None:
         await _all_settled(self.link(source, target) for source, target in pairs)
 
@@ -138,7 +138,7 @@ class S3BlobStore:
     async def exists(self, key: str) -> bool:
         return await self._head(key) is not None
 
-    @traced("storage.read", **{"storage.system": "s3"})
+    @traced("storage.read", attributes={"storage.system": "s3"})
     async def read(self, key: str) -> bytes:
         with _mapped_errors(f"read {key}", key):
             answer = await self._client.get_object(Bucket=self.bucket, Key=check_key(key))
@@ -161,7 +161,7 @@ class S3BlobStore:
             if found is not None and found["LastModified"].timestamp() < older_than
         ]
 
-    @traced("storage.delete_many", **{"storage.system": "s3"})
+    @traced("storage.delete_many", attributes={"storage.system": "s3"})
     async def delete_many(
         self, blobs: Iterable[BlobRef], *, only_if_older_than: float | None = None
     ) -> DeleteResult:
