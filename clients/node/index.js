@@ -4,10 +4,13 @@
 // W3C `traceparent`, so one trace runs from the game server's handler into the sidecar.
 
 import { createHash, randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 
+// Loaded synchronously (no top-level await: a CommonJS game server require()s this module).
+// The API keeps its state on globalThis, so this copy sees the game server's tracer and context.
 let otel = null;
 try {
-  otel = await import('@opentelemetry/api');
+  otel = createRequire(import.meta.url)('@opentelemetry/api');
 } catch {
   // not installed: calls carry no traceparent
 }
