@@ -172,6 +172,26 @@ def _uploads(concurrency: int) -> Plan:
     )
 
 
+def _tracing(how: str, traced: Callable[[Run], str]) -> tuple[Plan, Plan]:
+    """An upload and a lookup on a sidecar with tracing on, against the one without."""
+    return (
+        Plan(
+            f"upload 150 KB, concurrency 1: {how} vs off",
+            "img/s",
+            0.9,
+            lambda r: asyncio.run(workloads.uploads(traced(r), r.picture, r.size.uploads, 1)),
+            lambda r: asyncio.run(workloads.uploads(r.base, r.picture, r.size.uploads, 1)),
+        ),
+        Plan(
+            f"cache lookup (a hit), 32 conn.: {how} vs off",
+            "req/s",
+            0.9,
+            lambda r: r.wrk(traced(r) + "/api/cache/lookup", r.lookup_body),
+            lambda r: r.wrk(r.base + "/api/cache/lookup", r.lookup_body),
+        ),
+    )
+
+
 SCENARIOS: tuple[Plan, ...] = (
     Plan(
         "static GET, random 150 KB images",
@@ -212,34 +232,8 @@ SCENARIOS: tuple[Plan, ...] = (
     ),
     _uploads(16),
     _uploads(1),
-    Plan(
-        "upload 150 KB, concurrency 1: tracing on (default sampler) vs off",
-        "img/s",
-        0.9,
-        lambda r: asyncio.run(workloads.uploads(r.traced, r.picture, r.size.uploads, 1)),
-        lambda r: asyncio.run(workloads.uploads(r.base, r.picture, r.size.uploads, 1)),
-    ),
-    Plan(
-        "cache lookup (a hit), 32 conn.: tracing on (default sampler) vs off",
-        "req/s",
-        0.9,
-        lambda r: r.wrk(r.traced + "/api/cache/lookup", r.lookup_body),
-        lambda r: r.wrk(r.base + "/api/cache/lookup", r.lookup_body),
-    ),
-    Plan(
-        "upload 150 KB, concurrency 1: every request traced vs off",
-        "img/s",
-        0.9,
-        lambda r: asyncio.run(workloads.uploads(r.traced_always, r.picture, r.size.uploads, 1)),
-        lambda r: asyncio.run(workloads.uploads(r.base, r.picture, r.size.uploads, 1)),
-    ),
-    Plan(
-        "cache lookup (a hit), 32 conn.: every request traced vs off",
-        "req/s",
-        0.9,
-        lambda r: r.wrk(r.traced_always + "/api/cache/lookup", r.lookup_body),
-        lambda r: r.wrk(r.base + "/api/cache/lookup", r.lookup_body),
-    ),
+    *_tracing("tracing on (default sampler)", lambda r: r.traced),
+    *_tracing("every request traced", lambda r: r.traced_always),
     Plan(
         "an upload's picture work with its perceptual hash vs without",
         "img/s",

@@ -9,7 +9,9 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +37,7 @@ from image_sidecar.lifecycle.store_migration import (
     target_settings,
 )
 from image_sidecar.storage import open_blob_store
+from image_sidecar.storage.base import BlobStore
 
 log = structlog.get_logger("image_sidecar.cli")
 T = TypeVar("T")
@@ -95,22 +98,49 @@ def summarize(report: BatchReport, *, progressed: bool) -> None:
     sys.stdout.write(json.dumps(report.as_dict()) + "\n")
 
 
+@dataclass
+class _Opened:
+    pool: db.Pool
+    store: BlobStore
+    processor: ImageProcessor | None = None
+
+
+@asynccontextmanager
+async def _opened(
+    config: Config, database_url: str, *, pool_size: int = 2, pictures: bool = False
+) -> AsyncIterator[_Opened]:
+    """What a batch command works with: a pool, the store, and (`pictures`) a picture pool."""
+    pool = await db.create_pool(
+        database_url, size=pool_size, timeout=config.database.timeout_seconds
+    )
+    processor = None
+    if pictures:
+        processor = ImageProcessor(
+            max_pixels=config.storage.max_pixels,
+            workers=config.storage.processing_workers,
+            formats=config.storage.rendition_formats,
+        )
+    try:
+        async with open_blob_store(config.storage) as store:
+            yield _Opened(pool, store, processor)
+    finally:
+        if processor is not None:
+            processor.close()
+        await db.close_pool(pool)
+
+
 async def _cleanup(
     config: Config, database_url: str, dry_run: bool, as_of: datetime | None
 ) -> CleanupReport:
-    pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
-    try:
-        async with open_blob_store(config.storage) as store:
-            return await run_cleanup(
-                pool,
-                store,
-                config.retention,
-                dry_run=dry_run,
-                on_batch=progress_on_terminal(),
-                as_of=as_of,
-            )
-    finally:
-        await db.close_pool(pool)
+    async with _opened(config, database_url) as opened:
+        return await run_cleanup(
+            opened.pool,
+            opened.store,
+            config.retention,
+            dry_run=dry_run,
+            on_batch=progress_on_terminal(),
+            as_of=as_of,
+        )
 
 
 def cleanup(config: Config, dry_run: bool = False, as_of: datetime | None = None) -> None:
@@ -124,20 +154,11 @@ def cleanup(config: Config, dry_run: bool = False, as_of: datetime | None = None
 
 
 async def _backfill(config: Config, database_url: str) -> BackfillReport:
-    pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
-    processor = ImageProcessor(
-        max_pixels=config.storage.max_pixels,
-        workers=config.storage.processing_workers,
-        formats=config.storage.rendition_formats,
-    )
-    try:
-        async with open_blob_store(config.storage) as store:
-            return await backfill_renditions(
-                pool, store, processor, on_progress=progress_on_terminal()
-            )
-    finally:
-        processor.close()
-        await db.close_pool(pool)
+    async with _opened(config, database_url, pictures=True) as opened:
+        assert opened.processor is not None
+        return await backfill_renditions(
+            opened.pool, opened.store, opened.processor, on_progress=progress_on_terminal()
+        )
 
 
 def renditions(config: Config) -> None:
@@ -151,24 +172,15 @@ def renditions(config: Config) -> None:
 
 
 async def _scrub(config: Config, database_url: str) -> ScrubReport:
-    pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
-    processor = ImageProcessor(
-        max_pixels=config.storage.max_pixels,
-        workers=config.storage.processing_workers,
-        formats=config.storage.rendition_formats,
-    )
-    try:
-        async with open_blob_store(config.storage) as store:
-            return await run_scrub(
-                pool,
-                store,
-                processor,
-                max_bytes_per_second=config.retention.scrub_max_bytes_per_second,
-                on_progress=progress_on_terminal(),
-            )
-    finally:
-        processor.close()
-        await db.close_pool(pool)
+    async with _opened(config, database_url, pictures=True) as opened:
+        assert opened.processor is not None
+        return await run_scrub(
+            opened.pool,
+            opened.store,
+            opened.processor,
+            max_bytes_per_second=config.retention.scrub_max_bytes_per_second,
+            on_progress=progress_on_terminal(),
+        )
 
 
 def scrub(config: Config) -> None:
@@ -220,12 +232,8 @@ def migrate_store_command(config: Config, to: StoreType, dry_run: bool = False) 
 async def _export(
     config: Config, database_url: str, selection: Selection, out: Path
 ) -> ExportReport:
-    pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
-    try:
-        async with open_blob_store(config.storage) as store:
-            return await export(pool, store, selection, out)
-    finally:
-        await db.close_pool(pool)
+    async with _opened(config, database_url) as opened:
+        return await export(opened.pool, opened.store, selection, out)
 
 
 def export_command(config: Config, selection: Selection, out: Path) -> None:
@@ -243,12 +251,10 @@ def export_command(config: Config, selection: Selection, out: Path) -> None:
 async def _import(
     config: Config, database_url: str, archive: Path, expires_in_days: int | None
 ) -> ImportReport:
-    pool = await db.create_pool(database_url, size=2, timeout=config.database.timeout_seconds)
-    try:
-        async with open_blob_store(config.storage) as store:
-            return await import_archive(pool, store, archive, expires_in_days=expires_in_days)
-    finally:
-        await db.close_pool(pool)
+    async with _opened(config, database_url) as opened:
+        return await import_archive(
+            opened.pool, opened.store, archive, expires_in_days=expires_in_days
+        )
 
 
 def import_command(config: Config, archive: Path, expires_in_days: int | None = None) -> None:
