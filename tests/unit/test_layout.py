@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,3 +122,16 @@ def test_only_db_imports_the_driver():
         and re.search(r"^\s*(import|from) (aiopg|psycopg2)\b", path.read_text(), re.MULTILINE)
     ]
     assert offenders == []
+
+
+def test_every_subpackage_is_in_the_wheel():
+    """pyproject.toml lists the packages the wheel (and so the container) holds: a new folder
+    missing from it works from a checkout and fails in the image."""
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    folders = {
+        ".".join(("image_sidecar", *init.parent.relative_to(PACKAGE).parts))
+        for init in PACKAGE.rglob("__init__.py")
+    }
+    assert folders - listed == set()
