@@ -124,7 +124,7 @@ POLICY: tuple[Setting, ...] = (
         "How close (bits of 256 that differ between perceptual hashes) an upload may be to a "
         "picture taken down, or to a crop of it, and still be refused as its look-alike (422 "
         "`blocked_content`). Measured: edited copies (resized, JPEG, brightness, crops up to "
-        "5%, noise) 0-44, unrelated pictures 72 or more; 0 refuses identical hashes only. "
+        "5%, noise) 0-44 bits, unrelated pictures 84 or more; 0 refuses identical hashes only. "
         "docs/moderation.md says how to choose it.",
     ),
     Setting(
