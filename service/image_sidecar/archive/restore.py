@@ -77,8 +77,11 @@ async def import_archive(
         datetime.fromisoformat(row["expires_at"]) <= datetime.now(UTC)
         for row in manifest["generated_images"]
     )
-    with zipfile.ZipFile(archive) as zipped:
+    zipped = await asyncio.to_thread(zipfile.ZipFile, archive)  # reads the central directory
+    try:
         await _restore(pool, store, zipped, manifest, contents, report)
+    finally:
+        await asyncio.to_thread(zipped.close)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("imported", archive=str(archive), **report.as_dict())
     return report
