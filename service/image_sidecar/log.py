@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from image_sidecar.appkeys import metrics_key
-from image_sidecar.tracing import add_trace_ids
+from image_sidecar.tracing import add_trace_ids, route_name
 
 log = structlog.get_logger("image_sidecar.http")
 
@@ -55,11 +55,6 @@ def configure_logging(*, json_lines: bool | None = None, level: int = logging.IN
     # pgserver narrates every start and stop of the embedded PostgreSQL in a dozen multi-line
     # records; `dev` logs one line of its own instead.
     logging.getLogger("pgserver").setLevel(max(level, logging.WARNING))
-
-
-def route_name(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
 
 
 STATIC_ROUTE = "/generated-images/{key}"

@@ -130,14 +130,20 @@ async def tracing_context(app: web.Application) -> AsyncIterator[None]:
         provider.shutdown()
 
 
+def route_name(request: web.Request) -> str:
+    """The route's template (`/api/games/{game_code}/images`): what logs, metrics and spans
+    name a request by, never its raw path's ids."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
 @web.middleware
 async def tracing_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """One server span per request, under the caller's `traceparent`. Outermost, so that the
     request's log lines are inside it."""
     if not _started or (_choosing[0] and not _chosen(request.headers)):
         return await handler(request)
-    route = request.match_info.route.resource
-    template = route.canonical if route is not None else "unmatched"
+    template = route_name(request)
     with tracer.start_as_current_span(
         f"{request.method} {template}",
         context=propagate.extract(request.headers),

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from image_sidecar.errors import SidecarError
-from image_sidecar.log import route_name
+from image_sidecar.tracing import route_name
 
 log = structlog.get_logger(__name__)
 

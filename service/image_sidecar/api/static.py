@@ -12,7 +12,7 @@ from multidict import CIMultiDict
 
 from image_sidecar.appkeys import blob_store_key, db_pool_key, metrics_key, rendition_maker_key
 from image_sidecar.errors import PreconditionFailed, RangeNotSatisfiable
-from image_sidecar.images.formats import BY_EXTENSION
+from image_sidecar.images.formats import of_key
 from image_sidecar.images.keys import rendition_of
 from image_sidecar.lifecycle import scrub
 from image_sidecar.storage.base import BlobNotFound, RemoteBlob
@@ -97,7 +97,7 @@ def _unsatisfiable(request: web.Request, size: int) -> bool:
 
 async def serve_image(request: web.Request) -> web.StreamResponse:
     key = request.match_info["key"]
-    image_type = BY_EXTENSION.get(key.rpartition(".")[2])
+    image_type = of_key(key)
     if image_type is None:
         raise BlobNotFound(f"no such image: {key}")
     store = request.app[blob_store_key]

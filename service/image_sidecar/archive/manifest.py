@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from image_sidecar.images.formats import BY_EXTENSION
+from image_sidecar.images.formats import of_key
 from image_sidecar.storage.base import InvalidKey, check_key
 
 FORMAT = "image-sidecar-archive"
@@ -121,4 +121,4 @@ def _is_key(key: str) -> bool:
         check_key(key)
     except InvalidKey:
         return False
-    return key.rpartition(".")[2] in BY_EXTENSION
+    return of_key(key) is not None

@@ -34,7 +34,7 @@ from image_sidecar.archive.manifest import (
 )
 from image_sidecar.batch import BatchReport
 from image_sidecar.db import archive as archive_rows
-from image_sidecar.images.formats import BY_EXTENSION
+from image_sidecar.images.formats import of_key
 from image_sidecar.images.writer import transaction_with_blobs
 from image_sidecar.storage.base import BlobStore, NewBlob
 
@@ -148,8 +148,9 @@ async def _restore(
             source = await archive_rows.stored_copy(cur, content.sha256)
             if source is None:
                 data = await asyncio.to_thread(zipped.read, content.member)
-                kind = BY_EXTENSION[keys[0].rpartition(".")[2]].content_type
-                await staged.put_many([NewBlob(keys[0], data, kind, content.sha256)])
+                kind = of_key(keys[0])
+                assert kind is not None  # manifest.check refused any other key
+                await staged.put_many([NewBlob(keys[0], data, kind.content_type, content.sha256)])
                 report.files_written += 1
                 report.bytes_written += len(data)
                 source, keys = keys[0], keys[1:]

@@ -68,12 +68,6 @@ async def checked_up_to(cur: aiopg.Cursor, image_id: UUID | None) -> None:
     )
 
 
-async def last_success(cur: aiopg.Cursor) -> float | None:
-    await cur.execute("SELECT extract(epoch FROM last_success_at) AS at FROM scrub_state")
-    row = await cur.fetchone()
-    return None if row is None or row["at"] is None else float(row["at"])
-
-
 async def batch(cur: aiopg.Cursor, after: UUID | None, limit: int) -> list[Checked]:
     """Live images in service, in image_id order after `after`."""
     await cur.execute(

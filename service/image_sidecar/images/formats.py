@@ -25,6 +25,11 @@ BY_EXTENSION = {t.extension: t for t in (JPEG, PNG, WEBP, AVIF)}
 BY_CONTENT_TYPE = {t.content_type: t for t in (JPEG, PNG, WEBP)}
 
 
+def of_key(key: str) -> ImageType | None:
+    """The type a storage key's extension names (None for any other key)."""
+    return BY_EXTENSION.get(key.rpartition(".")[2])
+
+
 def sniff(data: bytes) -> ImageType:
     """The type of `data`, or NotAnImage: a client's Content-Type header is not trusted."""
     if data.startswith(b"\xff\xd8\xff"):

@@ -35,7 +35,7 @@ from image_sidecar.db import scrub as scrub_rows
 from image_sidecar.db.scrub import QUARANTINE, Checked
 from image_sidecar.errors import ImageDamaged, SidecarError
 from image_sidecar.images.decoding import ImageProcessor
-from image_sidecar.images.formats import BY_EXTENSION
+from image_sidecar.images.formats import of_key
 from image_sidecar.images.renditions import RenditionMaker
 from image_sidecar.lifecycle.lease import held_lease
 from image_sidecar.models import StoredRendition
@@ -207,8 +207,9 @@ class _Scrubber:
         for key in copies:
             copy = await self.verified(key, image.size_bytes, image.sha256)
             if isinstance(copy, bytes):
-                content_type = _content_type(image.image_path)
-                await self.store.put(image.image_path, copy, content_type, image.sha256)
+                kind = of_key(image.image_path)
+                assert kind is not None  # a record's key names its type
+                await self.store.put(image.image_path, copy, kind.content_type, image.sha256)
                 log.warning("scrub_restored", key=image.image_path, source=key)
                 return True
         return False
@@ -238,7 +239,3 @@ async def refuse_if_out_of_service(pool: db.Pool, key: str) -> None:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _content_type(key: str) -> str:
-    return BY_EXTENSION[key.rpartition(".")[2]].content_type
