@@ -147,6 +147,11 @@ async def baseline_uploads(
 
     try:
         async with aiopg.create_pool(url, minsize=1, maxsize=10, enable_hstore=False) as pool:
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(
+                    "CREATE TABLE IF NOT EXISTS bench_baseline_rows "
+                    "(row_id bigserial PRIMARY KEY, sha256 text NOT NULL)"
+                )
 
             async def upload() -> None:
                 image = await processor.inspect(picture)
@@ -156,8 +161,7 @@ async def baseline_uploads(
                     await asyncio.to_thread(write, f"{name}.{made.name}.{made.format}", made.data)
                 async with pool.acquire() as conn, conn.cursor() as cur:
                     await cur.execute(
-                        "INSERT INTO cache_hits (prompt_hash, image_id, cost_saved_usd) "
-                        "VALUES (%s, gen_random_uuid(), 0)",
+                        "INSERT INTO bench_baseline_rows (sha256) VALUES (%s)",
                         (image.sha256,),
                     )
 

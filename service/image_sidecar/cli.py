@@ -1,5 +1,6 @@
-"""`image-sidecar serve | migrate | dev | cleanup | renditions --backfill | scrub |
-migrate-store | export | import`: the command line (the batch commands are `commands.py`)."""
+"""`image-sidecar serve | migrate | dev | cleanup | renditions --backfill | scrub | audit |
+recount | migrate-store | export | import`: the command line (the batch commands are
+`commands.py`)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ from image_sidecar.app import create_app
 from image_sidecar.archive.export import Selection
 from image_sidecar.commands import (
     DEV_URL_FILE,
+    audit,
     cleanup,
     export_command,
     import_command,
     migrate_store_command,
+    recount,
     renditions,
     require_database,
     run,
@@ -140,10 +143,35 @@ def main(argv: Sequence[str] | None = None) -> None:
         required=True,
         help="walk the live images without renditions (resumable: run it again after a stop)",
     )
-    sub.add_parser(
+    scrub_parser = sub.add_parser(
         "scrub",
-        help="read every stored file back and compare it with its record; re-make damaged "
-        "renditions, restore or take out of service damaged originals (resumable)",
+        help="read the stored files back to the end of the scrub's cycle under way and compare "
+        "them with their records; re-make damaged renditions, restore or take out of service "
+        "damaged originals (resumable)",
+    )
+    scrub_parser.add_argument(
+        "--slice",
+        action="store_true",
+        help="check only the slice a scheduled run checks (IMAGE_SCRUB_CYCLE_DAYS)",
+    )
+    audit_parser = sub.add_parser(
+        "audit",
+        help="walk the whole store for files that no row names and delete them (paced, "
+        "resumable; the nightly cleanup only looks where a write did not settle)",
+    )
+    audit_parser.add_argument(
+        "--dry-run", action="store_true", help="only report the files, delete nothing"
+    )
+    audit_parser.add_argument(
+        "--max-seconds",
+        type=float,
+        metavar="S",
+        help="stop after about this long; the next run goes on from there",
+    )
+    sub.add_parser(
+        "recount",
+        help="rebuild the storage figures (/metrics, /api/stats) from the rows; writes wait "
+        "while it counts",
     )
     export_parser = sub.add_parser(
         "export",
@@ -189,7 +217,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "renditions":
         renditions(config)
     elif args.command == "scrub":
-        scrub(config)
+        scrub(config, one_slice=args.slice)
+    elif args.command == "audit":
+        audit(config, dry_run=args.dry_run, max_seconds=args.max_seconds)
+    elif args.command == "recount":
+        recount(config)
     elif args.command == "export":
         if args.round is not None and args.player_id is not None:
             parser.error("--round needs a game (--game-id or --game)")

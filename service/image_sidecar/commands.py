@@ -1,7 +1,7 @@
-"""The batch commands (`cleanup`, `renditions --backfill`, `scrub`, `migrate-store`,
-`export`, `import`): each opens what it needs, runs its use case with a progress line on a
-terminal, prints its JSON summary on stdout and says by its exit status whether all went well.
-`cli.py` parses the command line and calls them."""
+"""The batch commands (`cleanup`, `renditions --backfill`, `scrub`, `audit`, `recount`,
+`migrate-store`, `export`, `import`): each opens what it needs, runs its use case with a
+progress line on a terminal, prints its JSON summary on stdout and says by its exit status
+whether all went well. `cli.py` parses the command line and calls them."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from image_sidecar.config import Config
 from image_sidecar.errors import SidecarError
 from image_sidecar.images.backfill import BackfillReport, backfill_renditions
 from image_sidecar.images.decoding import ImageProcessor
+from image_sidecar.lifecycle.audit import AuditReport, run_audit
 from image_sidecar.lifecycle.cleanup import CleanupReport, run_cleanup
 from image_sidecar.lifecycle.scrub import ScrubReport, run_scrub
 from image_sidecar.lifecycle.store_migration import (
@@ -36,6 +37,7 @@ from image_sidecar.lifecycle.store_migration import (
     target_name,
     target_settings,
 )
+from image_sidecar.stats import recount_storage
 from image_sidecar.storage import open_blob_store
 from image_sidecar.storage.base import BlobStore
 
@@ -171,7 +173,7 @@ def renditions(config: Config) -> None:
         raise SystemExit(1)
 
 
-async def _scrub(config: Config, database_url: str) -> ScrubReport:
+async def _scrub(config: Config, database_url: str, one_slice: bool) -> ScrubReport:
     async with _opened(config, database_url, pictures=True) as opened:
         assert opened.processor is not None
         return await run_scrub(
@@ -179,18 +181,56 @@ async def _scrub(config: Config, database_url: str) -> ScrubReport:
             opened.store,
             opened.processor,
             max_bytes_per_second=config.retention.scrub_max_bytes_per_second,
+            cycle_days=config.retention.scrub_cycle_days if one_slice else None,
             on_progress=progress_on_terminal(),
         )
 
 
-def scrub(config: Config) -> None:
-    """Read every stored file back and check it; repair what can be; the summary goes to
+def scrub(config: Config, one_slice: bool = False) -> None:
+    """Read the stored files back and check them, to the end of the cycle under way (or, with
+    `one_slice`, the slice a scheduled run checks); repair what can be; the summary goes to
     stdout as JSON, exit status 1 if something could not be repaired (or the run failed)."""
     database_url = require_database(config, "scrub", dev_fallback=True)
-    report = run(_scrub(config, database_url), config)
+    report = run(_scrub(config, database_url, one_slice), config)
     summarize(report, progressed=report.files_checked > 0)
     if report.outcome == "failed" or report.unrecoverable:
         raise SystemExit(1)
+
+
+async def _audit(
+    config: Config, database_url: str, dry_run: bool, max_seconds: float | None
+) -> AuditReport:
+    async with _opened(config, database_url) as opened:
+        return await run_audit(
+            opened.pool,
+            opened.store,
+            grace_seconds=config.retention.orphan_grace_seconds,
+            files_per_second=config.retention.audit_files_per_second,
+            dry_run=dry_run,
+            max_seconds=max_seconds,
+            on_progress=progress_on_terminal(),
+        )
+
+
+def audit(config: Config, dry_run: bool = False, max_seconds: float | None = None) -> None:
+    """Walk the whole store for files no row names (deleting them unless `dry_run`); the
+    summary goes to stdout as JSON, exit status 1 if the run failed."""
+    database_url = require_database(config, "audit", dev_fallback=True)
+    report = run(_audit(config, database_url, dry_run, max_seconds), config)
+    summarize(report, progressed=report.files_checked > 0)
+    if report.outcome == "failed":
+        raise SystemExit(1)
+
+
+async def _recount(config: Config, database_url: str) -> dict[str, Any]:
+    async with _opened(config, database_url) as opened:
+        return await recount_storage(opened.pool)
+
+
+def recount(config: Config) -> None:
+    """Rebuild the storage totals from the rows; print the figures before and after as JSON."""
+    database_url = require_database(config, "recount", dev_fallback=True)
+    print(json.dumps(run(_recount(config, database_url), config), indent=2))
 
 
 async def _migrate_store(

@@ -1,12 +1,15 @@
 """Every Prometheus metric of the sidecar, on one registry per application.
 
 Business totals that must agree across replicas (storage used, live images) are read from the
-database on an interval by `refresh_from_database`, never per scrape.
+database on an interval by `refresh_from_database`, never per scrape, and by one worker of a
+replica (whichever holds the replica's reader lock; another takes over when it dies).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import time
 from collections.abc import AsyncIterator
@@ -95,13 +98,15 @@ class SidecarMetrics:
         )
         self.storage_used = Gauge(
             "sidecar_storage_used_bytes",
-            "Bytes of image data stored (shared bytes counted once), from the database.",
+            "Bytes of every stored file the records name (originals and made renditions, "
+            "expired ones not yet deleted included; a reuse's file counted as its own, though "
+            "a filesystem shares it by a hard link), from totals kept in the database.",
             registry=r,
             multiprocess_mode="mostrecent",
         )
         self.live_images = Gauge(
             "sidecar_live_images",
-            "Images not yet expired, from the database.",
+            "Images not yet expired, from totals kept in the database.",
             registry=r,
             multiprocess_mode="mostrecent",
         )
@@ -159,7 +164,8 @@ class SidecarMetrics:
         )
         self.scrub_files = Counter(
             "sidecar_scrub_files_checked_total",
-            "Stored files the scrub read back and compared with their records.",
+            "Stored files the scrub compared with their records (read back, or by the store's "
+            "own checksum).",
             registry=r,
         )
         self.scrub_bytes = Counter(
@@ -180,6 +186,25 @@ class SidecarMetrics:
             "before the first run).",
             registry=r,
             multiprocess_mode="max",
+        )
+        self.scrub_oldest_check_age = Gauge(
+            "sidecar_scrub_oldest_check_age_seconds",
+            "How long ago the least recently checked image in service was last checked by the "
+            "scrub (at most: the start of the previous cycle); above IMAGE_SCRUB_CYCLE_DAYS, "
+            "the cycle overruns.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.audit_runs = Counter(
+            "sidecar_audit_runs_total",
+            "Audit runs (the walk of the whole store for files no row names) by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.audit_orphans = Counter(
+            "sidecar_audit_orphans_total",
+            "Files the audit found that no row names and no write in progress explains.",
+            registry=r,
         )
         self.moderation_decisions = Counter(
             "sidecar_moderation_decisions_total",
@@ -212,6 +237,8 @@ class SidecarMetrics:
             self.cleanup_runs.labels(outcome)
         for outcome in ("success", "skipped", "failed"):
             self.scrub_runs.labels(outcome)
+        for outcome in ("success", "partial", "skipped", "failed"):
+            self.audit_runs.labels(outcome)
         for kind in ("missing", "damaged", "repaired", "unrecoverable"):
             self.scrub_problems.labels(kind)
         for outcome in ("accepted", "rejected", "failed_open", "failed_closed"):
@@ -244,12 +271,16 @@ class SidecarMetrics:
     def scrub_finished(self, report: ScrubReport) -> None:
         self.scrub_runs.labels(report.outcome).inc()
         self.scrub_files.inc(report.files_checked)
-        self.scrub_bytes.inc(report.bytes_checked)
+        self.scrub_bytes.inc(report.bytes_read)
         for kind in ("missing", "damaged", "repaired"):
             self.scrub_problems.labels(kind).inc(getattr(report, kind))
         self.scrub_problems.labels("unrecoverable").inc(len(report.unrecoverable))
         if report.outcome == "success":
             self.scrub_last_success.set(time.time())
+
+    def audit_finished(self, outcome: str, orphans: int) -> None:
+        self.audit_runs.labels(outcome).inc()
+        self.audit_orphans.inc(orphans)
 
     def moderation_decided(self, outcome: str, seconds: float) -> None:
         self.moderation_decisions.labels(outcome).inc()
@@ -278,22 +309,56 @@ async def refresh_from_database(metrics: SidecarMetrics, pool: db.Pool) -> None:
     metrics.live_images.set(totals.live_images)
     metrics.cleanup_last_success.set(totals.last_cleanup_success)
     metrics.scrub_last_success.set(totals.last_scrub_success)
+    metrics.scrub_oldest_check_age.set(totals.scrub_oldest_check_age)
     metrics.stats_refreshed.set(time.time())
 
 
+class _ReplicaReader:
+    """Whether this process reads the database-backed figures for its replica: always when it
+    is the only one; among workers, the one holding an exclusive lock on a file of the
+    replica's shared metrics directory (the kernel frees it when that worker dies, and the next
+    worker to try takes it)."""
+
+    def __init__(self) -> None:
+        self._file: int | None = None
+
+    def holds(self) -> bool:
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory or self._file is not None:
+            return True
+        fd = os.open(os.path.join(directory, "figures-reader.lock"), os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._file = fd
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._file)
+            self._file = None
+
+
 async def metrics_context(app: web.Application) -> AsyncIterator[None]:
-    """Refresh the database-backed gauges every IMAGE_METRICS_REFRESH_SECONDS."""
+    """Refresh the database-backed gauges every IMAGE_METRICS_REFRESH_SECONDS, in one worker of
+    the replica."""
     metrics = app[metrics_key]
     interval = app[config_key].metrics.refresh_seconds
+    reader = _ReplicaReader()
 
     async def refresh_forever() -> None:
         while True:
-            try:
-                await refresh_from_database(metrics, app[db_pool_key])
-            except Exception as exc:
-                log.warning("metrics_refresh_failed", error=str(exc))
+            if reader.holds():
+                try:
+                    await refresh_from_database(metrics, app[db_pool_key])
+                except Exception as exc:
+                    log.warning("metrics_refresh_failed", error=str(exc))
             await asyncio.sleep(interval)
 
     task = asyncio.create_task(refresh_forever(), name="metrics-refresh")
     yield
     await cancel_and_wait(task)
+    reader.release()

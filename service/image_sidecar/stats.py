@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from image_sidecar import db
 from image_sidecar.db import stats as stats_rows
@@ -41,3 +42,19 @@ async def business_stats(pool: db.Pool, days: int) -> BusinessStats:
         cost_saved_usd=recent.cost_saved_usd,
         cost_saved_usd_all_time=all_time.cost_saved_usd,
     )
+
+
+async def recount_storage(pool: db.Pool) -> dict[str, Any]:
+    """Rebuild the storage totals from the rows (`image-sidecar recount`): the figures before
+    and after, which differ only if something changed the tables behind the triggers' back."""
+    async with db.cursor(pool) as cur:
+        before = await stats_rows.storage_totals(cur)
+    async with db.transaction(pool) as cur:
+        await stats_rows.recount_storage(cur)
+    async with db.cursor(pool) as cur:
+        after = await stats_rows.storage_totals(cur)
+    fields = ("stored_images", "stored_files", "stored_bytes", "live_images")
+    return {
+        "before": {name: getattr(before, name) for name in fields},
+        "after": {name: getattr(after, name) for name in fields},
+    }

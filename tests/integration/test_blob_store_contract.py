@@ -20,6 +20,7 @@ from image_sidecar.storage.filesystem import FilesystemBlobStore
 from image_sidecar.storage.s3 import S3BlobStore
 
 KEY = "game-ABCD/round-1/player-1.png"
+OTHER_GAME_KEY = "game-WXYZ/round-1/player-2.png"
 OTHER = "game-OTHER/round-3/player-2.png"
 
 
@@ -146,14 +147,52 @@ async def test_delete_many_skips_missing_blobs_and_counts_what_it_freed(any_stor
     assert not await any_store.exists(KEY)
 
 
-async def test_old_blobs_lists_keys_with_sizes_and_age_guarded_deletes_spare_new_ones(any_store):
+async def test_the_walk_lists_keys_in_order_with_sizes_and_resumes_after_a_position(any_store):
     await put(any_store, KEY, b"old bytes")
-    listed = [blob async for chunk in any_store.old_blobs(time.time() + 60) for blob in chunk]
-    assert listed == [BlobRef(KEY, 9)]
-    assert [chunk async for chunk in any_store.old_blobs(time.time() - 3600)] == []
+    await put(any_store, OTHER_GAME_KEY, b"other")
+    walked = [chunk async for chunk in any_store.walk(time.time() + 60)]
+    assert [blob for chunk in walked for blob in chunk.old] == [
+        BlobRef(KEY, 9),
+        BlobRef(OTHER_GAME_KEY, 5),
+    ]
+    assert sum(chunk.seen for chunk in walked) == 2
+    rest = [chunk async for chunk in any_store.walk(time.time() + 60, after=walked[0].position)]
+    assert [chunk.old for chunk in rest] == [chunk.old for chunk in walked[1:]]
+    assert [c async for c in any_store.walk(time.time() + 60, after=walked[-1].position)] == []
+    young = [chunk async for chunk in any_store.walk(time.time() - 3600)]
+    assert [blob for chunk in young for blob in chunk.old] == []
+    assert sum(chunk.seen for chunk in young) == 2
+
+
+async def test_blobs_with_a_prefix_are_one_images_files_and_age_guarded_deletes_spare_new_ones(
+    any_store,
+):
+    rendition = KEY.replace(".png", ".thumb.webp")
+    await put(any_store, KEY, b"old bytes")
+    await put(any_store, rendition, b"thumb")
+    await put(any_store, "game-ABCD/round-1/player-1x.png", b"another player")
+    prefix = KEY.removesuffix("png")
+    found = await any_store.blobs_with_prefix(prefix, time.time() + 60)
+    assert sorted(found, key=lambda b: b.key) == [BlobRef(KEY, 9), BlobRef(rendition, 5)]
+    assert await any_store.blobs_with_prefix(prefix, time.time() - 3600) == []
+    assert await any_store.blobs_with_prefix("game-NONE/round-1/player-1.", time.time()) == []
     spared = await any_store.delete_many([BlobRef(KEY, 9)], only_if_older_than=time.time() - 3600)
     assert spared.deleted == 0
     assert await any_store.exists(KEY)
+
+
+async def test_the_store_keeps_the_sha256_where_it_can_and_says_when_it_cannot(
+    any_store, request
+):
+    digest = hashlib.sha256(b"bytes").hexdigest()
+    await any_store.put(KEY, b"bytes", "image/png", digest)
+    kept = await any_store.stored_sha256(KEY)
+    if request.node.callspec.params["any_store"] == "filesystem":
+        assert kept is None  # a file keeps no checksum: the scrub reads it
+    else:
+        assert kept == digest
+        with pytest.raises(BlobNotFound):
+            await any_store.stored_sha256("game-ABCD/round-1/player-missing.png")
 
 
 @pytest.mark.parametrize(

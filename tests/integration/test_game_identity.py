@@ -159,7 +159,7 @@ async def test_a_cache_hit_that_contradicts_its_game_is_409(client, upload, data
     )
     assert response.status == 409
     assert (await response.json())["error"]["field"] == "game_code"
-    assert database.count("cache_hits") == 0
+    assert database.rows("SELECT coalesce(sum(reused), 0) AS n FROM daily_usage") == [{"n": 0}]
 
 
 async def test_room_codes_compare_case_insensitively(client, upload):

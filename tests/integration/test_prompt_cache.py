@@ -143,11 +143,10 @@ async def test_hit_saves_the_images_own_cost_or_the_services_default(client, upl
     other = prompt_hash("A dog", None)
     await upload(completed_sentence="A dog", art_style=None, ai_service="dall-e-3", game_code="X")
     await hit(client, key=other, completed_sentence="A dog", art_style=None)
-    rows = database.rows("SELECT prompt_hash, cost_saved_usd FROM cache_hits ORDER BY hit_id")
-    assert [(r["prompt_hash"], r["cost_saved_usd"]) for r in rows] == [
-        (KEY, Decimal("0.07")),
-        (other, Decimal("0.04")),  # IMAGE_GENERATION_COST_USD's default for dall-e-3
-    ]
+    saved = database.rows("SELECT sum(reused) AS hits, sum(cost_saved_usd) AS usd FROM daily_usage")
+    # 0.07 of the first picture's own cost, 0.04 of IMAGE_GENERATION_COST_USD's default for
+    # dall-e-3
+    assert saved == [{"hits": 2, "usd": Decimal("0.11")}]
 
 
 async def test_retried_hit_returns_the_same_record_and_counts_once(client, upload, database):
@@ -159,12 +158,12 @@ async def test_retried_hit_returns_the_same_record_and_counts_once(client, uploa
     assert (await first.json())["image_id"] == (await retry.json())["image_id"]
     entry = await (await client.get(f"/api/cache/{KEY}")).json()
     assert entry["hit_count"] == 2
-    assert database.count("cache_hits") == 1
+    assert _hits_counted(database) == 1
 
 
 def _assert_no_hit_registered(database, storage_dir, files_before):
     assert database.count("generated_images") == 1
-    assert database.count("cache_hits") == 0
+    assert _hits_counted(database) == 0
     assert database.rows("SELECT hit_count FROM image_cache")[0]["hit_count"] == 1
     assert sorted(p for p in storage_dir.rglob("*") if p.is_file()) == files_before
 
@@ -198,7 +197,7 @@ async def test_hit_for_a_player_who_already_has_an_image_is_409(client, upload, 
     await upload(game_code="EFGH", round_number=2, player_id=player, image=png_bytes(seed=5))
     response = await hit(client, player_id=player)
     assert response.status == 409
-    assert database.count("cache_hits") == 0
+    assert _hits_counted(database) == 0
 
 
 async def test_unknown_hash_is_404(client):
@@ -254,3 +253,8 @@ async def test_cache_writes_need_the_token_when_one_is_set(make_client, database
     ):
         assert response.status == 401
     assert database.count("cache_claims") == 0
+
+
+def _hits_counted(database) -> int:
+    """Hits counted in the savings' history."""
+    return database.rows("SELECT coalesce(sum(reused), 0) AS n FROM daily_usage")[0]["n"]

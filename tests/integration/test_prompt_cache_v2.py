@@ -165,8 +165,8 @@ async def test_a_lookup_that_registers_yields_the_new_record_counted_once(client
         assert answer["image"]["completed_sentence"] == SENTENCE
     entry = await (await client.get(f"/api/cache/{original['prompt_hash']}")).json()
     assert entry["hit_count"] == 2  # the generation and this one hit
-    assert database.rows("SELECT cost_saved_usd FROM cache_hits") == [
-        {"cost_saved_usd": Decimal("0.050000")}
+    assert database.rows("SELECT reused, cost_saved_usd FROM daily_usage WHERE reused > 0") == [
+        {"reused": 1, "cost_saved_usd": Decimal("0.050000")}
     ]
     assert database.count("generated_images") == 2
 

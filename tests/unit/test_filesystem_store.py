@@ -88,13 +88,19 @@ async def test_a_failed_write_leaves_neither_file_nor_temp(store):
     assert storage_files(store.base_dir) == []
 
 
-async def test_stale_temp_files_are_removed_and_fresh_ones_kept(store):
-    directory = store.base_dir / "game-ABCD" / "round-1"
-    directory.mkdir(parents=True)
-    (directory / ".tmp-crashed.part").write_bytes(b"partial")
+async def test_stale_temp_files_in_staging_are_removed_and_fresh_ones_kept(store):
+    store.staging_dir.mkdir(parents=True)
+    (store.staging_dir / ".tmp-crashed.part").write_bytes(b"partial")
     assert await store.remove_partial_writes(time.time() - 60) == 0
     assert await store.remove_partial_writes(time.time() + 60) == 1
     assert storage_files(store.base_dir) == []
+
+
+async def test_writes_stage_in_one_directory_and_leave_nothing_there(store):
+    await put(store, KEY, b"data")
+    await store.link(KEY, "game-ABCD/round-2/player-1.png")
+    assert list(store.staging_dir.iterdir()) == []
+    assert storage_files(store.base_dir) == [KEY, "game-ABCD/round-2/player-1.png"]
 
 
 async def test_health_check_creates_the_base_directory(store):

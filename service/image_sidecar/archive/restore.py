@@ -35,6 +35,7 @@ from image_sidecar.archive.manifest import (
 from image_sidecar.batch import BatchReport
 from image_sidecar.db import archive as archive_rows
 from image_sidecar.images.formats import of_key
+from image_sidecar.images.keys import key_prefix
 from image_sidecar.images.writer import transaction_with_blobs
 from image_sidecar.storage.base import BlobStore, NewBlob
 
@@ -134,7 +135,8 @@ async def _restore(
     report: ImportReport,
 ) -> None:
     rows = manifest["generated_images"]
-    async with transaction_with_blobs(pool, store) as (cur, staged):
+    places = [key_prefix(row["image_path"]) for row in rows]
+    async with transaction_with_blobs(pool, store, places) as (cur, staged):
         present = await archive_rows.present_images(cur, [row["image_id"] for row in rows])
         for row in rows:
             if present.get(row["image_id"], row["sha256"]) != row["sha256"]:

@@ -51,11 +51,40 @@ POLICY: tuple[Setting, ...] = (
         "IMAGE_SCRUB_CRON",
         "retention.scrub_cron",
         kinds.optional_cron(),
-        "0 4 * * 0",
-        "When the scrub runs, in UTC (cron, as IMAGE_CLEANUP_CRON): it reads every stored file "
-        "back and compares it with its record, re-makes damaged renditions and restores or takes "
-        "out of service damaged originals. Weekly by default (Sundays 04:00); empty: never "
-        "(`image-sidecar scrub` and `POST /api/admin/scrub` work either way).",
+        "0 4 * * *",
+        "When the scrub runs, in UTC (cron, as IMAGE_CLEANUP_CRON): each run reads back a slice "
+        "of the stored files (the share of the store that IMAGE_SCRUB_CYCLE_DAYS asks for the "
+        "time since the last run) and compares them with their records, re-makes damaged "
+        "renditions and restores or takes out of service damaged originals; the next run goes "
+        "on where it stopped. Daily by default (04:00); empty: never (`image-sidecar scrub` and "
+        "`POST /api/admin/scrub` work either way).",
+    ),
+    Setting(
+        "IMAGE_SCRUB_CYCLE_DAYS",
+        "retention.scrub_cycle_days",
+        kinds.whole("days"),
+        "30",
+        "The scrub checks the whole store once in this many days. 30: as long as the default "
+        "retention, so a daily run reads about what the day stored (the scrub's cost follows "
+        "the day's work), and every picture is checked once in its life on average.",
+    ),
+    Setting(
+        "IMAGE_AUDIT_CRON",
+        "retention.audit_cron",
+        kinds.optional_cron(),
+        "0 5 1 * *",
+        "When the audit runs, in UTC (cron): the paced walk of the whole store for files that "
+        "no row names (put there by hand or by a bug; the nightly cleanup only looks where a "
+        "write did not settle). Monthly by default (the 1st, 05:00); a run goes on where the "
+        "last one stopped; empty: never (`image-sidecar audit` works either way).",
+    ),
+    Setting(
+        "IMAGE_AUDIT_FILES_PER_SECOND",
+        "retention.audit_files_per_second",
+        kinds.whole("files a second", low=0),
+        "2000",
+        "How fast the audit may walk the store (2,000: 10 million files in about 1.4 hours). "
+        "0: as fast as the store lists.",
     ),
     Setting(
         "IMAGE_SCRUB_MAX_BYTES_PER_SECOND",

@@ -78,6 +78,9 @@ class RetentionSettings:
     batch_size: int = default("IMAGE_CLEANUP_BATCH_SIZE")
     orphan_grace_seconds: int = default("IMAGE_ORPHAN_GRACE_SECONDS")
     scrub_cron: CronSchedule | None = default("IMAGE_SCRUB_CRON")
+    scrub_cycle_days: int = default("IMAGE_SCRUB_CYCLE_DAYS")
+    audit_cron: CronSchedule | None = default("IMAGE_AUDIT_CRON")
+    audit_files_per_second: int = default("IMAGE_AUDIT_FILES_PER_SECOND")
     scrub_max_bytes_per_second: int = default("IMAGE_SCRUB_MAX_BYTES_PER_SECOND")
 
 

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import aiopg
 import psycopg2
+import psycopg2.errors
 import structlog
 from aiohttp import web
 from psycopg2.extras import RealDictCursor
@@ -171,6 +172,10 @@ async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
             record_span("db.pool.acquire", waiting, waited, **{"db.system": "postgresql"})
     try:
         yield conn
+    except psycopg2.errors.QueryCanceled as exc:  # the server's side of the statement bound
+        raise _unavailable(
+            pool, "the database did not answer in time", exc, connection_lost=False
+        ) from exc
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         raise _unavailable(pool, "the connection to the database failed", exc) from exc
     except TimeoutError as exc:
@@ -181,31 +186,42 @@ async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
         pool.release(conn)
 
 
-class _TracedCursor:
-    """A cursor whose statements are spans (tracing.sql_span: nothing unless traced)."""
+class _BoundedCursor:
+    """A cursor whose every statement carries its bound to the server: `statement_timeout`
+    set in the same round trip, so that a statement the sidecar gives up on (aiopg closes the
+    connection on its timeout, which PostgreSQL does not notice until it has a result to send)
+    is also cancelled by PostgreSQL, whichever gives up first. Per statement, not per session,
+    because PgBouncer in transaction mode gives every transaction another server connection and
+    refuses the `options` startup parameter. Statements are spans when traced (tracing.sql_span:
+    nothing unless a trace is kept)."""
 
-    __slots__ = ("_cursor",)
+    __slots__ = ("_bound", "_cursor", "_traced")
 
-    def __init__(self, cursor: aiopg.Cursor) -> None:
+    def __init__(self, cursor: aiopg.Cursor, bound_ms: int) -> None:
         self._cursor = cursor
+        self._bound = f"SET statement_timeout = {bound_ms};\n"
+        self._traced = tracing_on()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
 
     async def execute(self, operation: str, parameters: Any = None) -> None:
-        with sql_span(operation):
-            await self._cursor.execute(operation, parameters)
+        if self._traced:
+            with sql_span(operation):
+                await self._cursor.execute(self._bound + operation, parameters)
+        else:
+            await self._cursor.execute(self._bound + operation, parameters)
 
 
-def _traced(cur: aiopg.Cursor) -> Cursor:
-    return cast(Cursor, _TracedCursor(cur)) if tracing_on() else cur
+def _bounded(cur: aiopg.Cursor, pool: Pool) -> Cursor:
+    return cast(Cursor, _BoundedCursor(cur, max(1, round(pool.timeout * 1000))))
 
 
 @asynccontextmanager
 async def cursor(pool: Pool) -> AsyncIterator[Cursor]:
     """A dict cursor in autocommit mode, for single statements."""
     async with _connection(pool) as conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
-        yield _traced(cur)
+        yield _bounded(cur, pool)
 
 
 @asynccontextmanager
@@ -216,7 +232,7 @@ async def transaction(pool: Pool) -> AsyncIterator[Cursor]:
         conn.cursor(cursor_factory=RealDictCursor) as cur,
         cur.begin(),
     ):
-        yield _traced(cur)
+        yield _bounded(cur, pool)
 
 
 async def ping(pool: Pool) -> None:

@@ -152,19 +152,16 @@ async def remember_upload(
 async def count_reuse(
     cur: aiopg.Cursor,
     prompt_hash: str,
-    image_id: UUID,
     ai_service: str | None,
     cost_saved_usd: Decimal,
 ) -> bool:
-    """A hit's three writes in one round trip, inside its transaction: the savings ledger, the
-    day's usage and the entry's counter (atomic: concurrent hits never lose a count). The two
-    rows every hit on a popular prompt shares are locked last and together, so concurrent hits
-    wait on them for this one statement and the commit only. False when the prompt has no entry
-    any more."""
+    """A hit's writes in one round trip, inside its transaction: the day's usage (the savings'
+    history) and the entry's counter (atomic: concurrent hits never lose a count). The two rows
+    every hit on a popular prompt shares are locked last and together, so concurrent hits wait
+    on them for this one statement and the commit only. False when the prompt has no entry any
+    more."""
     await cur.execute(
         """
-        INSERT INTO cache_hits (prompt_hash, image_id, cost_saved_usd)
-        VALUES (%(key)s, %(image)s, %(saved)s);
         INSERT INTO daily_usage AS u (day, ai_service, reused, cost_saved_usd)
         VALUES ((now() AT TIME ZONE 'UTC')::date, %(service)s, 1, %(saved)s)
         ON CONFLICT (day, ai_service) DO UPDATE
@@ -174,7 +171,6 @@ async def count_reuse(
         """,
         {
             "key": prompt_hash,
-            "image": image_id,
             "service": ai_service or "",
             "saved": cost_saved_usd,
         },

@@ -8,12 +8,14 @@ from uuid import UUID
 
 import aiopg
 
+from image_sidecar.db.scrub import QUARANTINE
 from image_sidecar.db.shares import KEPT_BY_A_SHARE
 
 
 @dataclass(frozen=True)
 class DoomedImage:
     image_id: UUID
+    game_id: UUID
     image_path: str
     size_bytes: int
     # Its renditions' keys and sizes (0 for one not made yet): deleted with it.
@@ -79,7 +81,7 @@ async def lock_expired_batch(
     await cur.execute("SET LOCAL jit = off")
     await cur.execute(
         f"""
-        SELECT image_id, image_path, size_bytes,
+        SELECT image_id, game_id, image_path, size_bytes,
                ARRAY(SELECT r.image_path FROM image_renditions r
                      WHERE r.image_id = g.image_id ORDER BY r.image_path) AS rendition_paths,
                ARRAY(SELECT coalesce(r.size_bytes, 0) FROM image_renditions r
@@ -149,29 +151,36 @@ async def delete_images(cur: aiopg.Cursor, image_ids: list[UUID]) -> int:
 
 async def known_keys(cur: aiopg.Cursor, keys: list[str]) -> set[str]:
     """Those of `keys` that some row (live or expired) still names, a damaged original's
-    quarantined file included."""
+    quarantined file included. Every branch is a probe of a unique index on image_path."""
+    quarantined = [key.removeprefix(QUARANTINE) for key in keys if key.startswith(QUARANTINE)]
     await cur.execute(
         """
         SELECT image_path FROM generated_images WHERE image_path = ANY(%(keys)s::text[])
         UNION ALL
         SELECT image_path FROM image_renditions WHERE image_path = ANY(%(keys)s::text[])
         UNION ALL
-        SELECT 'quarantine/' || image_path FROM generated_images
-        WHERE damaged_at IS NOT NULL AND 'quarantine/' || image_path = ANY(%(keys)s::text[])
+        SELECT %(quarantine)s || image_path FROM generated_images
+        WHERE image_path = ANY(%(quarantined)s::text[]) AND damaged_at IS NOT NULL
         """,
-        {"keys": keys},
+        {"keys": keys, "quarantined": quarantined, "quarantine": QUARANTINE},
     )
     return {row["image_path"] for row in await cur.fetchall()}
 
 
-async def forget_empty_games(cur: aiopg.Cursor) -> int:
-    """Games (and their rounds) left without any image a day after they began."""
+async def forget_empty_games(cur: aiopg.Cursor, game_ids: list[UUID] | None = None) -> int:
+    """Games (and their rounds) left without any image a day after they began: of `game_ids`
+    (those a batch of deletions touched), or else of the games begun one to eight days ago
+    (those a purge emptied young; a week of slack for nights the cleanup missed). Both by
+    index, never a look at every game."""
     await cur.execute(
         """
         DELETE FROM games g
-        WHERE g.created_at < now() - interval '1 day'
+        WHERE CASE WHEN %(ids)s::uuid[] IS NULL THEN g.created_at >= now() - interval '8 days'
+                   ELSE g.game_id = ANY(%(ids)s::uuid[]) END
+          AND g.created_at < now() - interval '1 day'
           AND NOT EXISTS (SELECT 1 FROM generated_images gi WHERE gi.game_id = g.game_id)
-        """
+        """,
+        {"ids": game_ids},
     )
     return cur.rowcount
 

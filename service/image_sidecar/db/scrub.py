@@ -48,24 +48,49 @@ async def give_back_lease(cur: aiopg.Cursor, holder: UUID) -> None:
     )
 
 
-async def resume_after(cur: aiopg.Cursor) -> UUID | None:
-    """Where an interrupted run stopped (None: from the start)."""
-    await cur.execute("SELECT resume_after FROM scrub_state")
-    row = await cur.fetchone()
-    return None if row is None else row["resume_after"]
+@dataclass(frozen=True)
+class ScrubPosition:
+    resume_after: UUID | None  # the last image the cycle under way checked; None: from the start
+    # How long ago the last run's slice ended (None before the first): a slice covers the share
+    # of the cycle that this time is.
+    seconds_since_last_slice: float | None
+
+
+async def position(cur: aiopg.Cursor) -> ScrubPosition:
+    """Where the cycle under way stands (the run holds the lease, so the row exists); a cycle
+    begins now when none is under way."""
+    await cur.execute(
+        """
+        UPDATE scrub_state SET cycle_started_at = coalesce(cycle_started_at, now())
+        RETURNING resume_after,
+                  extract(epoch FROM now() - last_slice_at)::double precision
+                      AS seconds_since_last_slice
+        """
+    )
+    return ScrubPosition(**await cur.fetchone())
 
 
 async def checked_up_to(cur: aiopg.Cursor, image_id: UUID | None) -> None:
     """The run (holding the lease, so the row exists) has checked every image up to
-    `image_id`; None when it finished (a success)."""
+    `image_id`; None when the cycle reached the last image (a success: the next cycle begins
+    now, and the images not checked again yet were checked in the one that ended)."""
     await cur.execute(
         """
         UPDATE scrub_state SET resume_after = %(image_id)s,
             last_success_at = CASE WHEN %(image_id)s::uuid IS NULL THEN now()
-                                   ELSE last_success_at END
+                                   ELSE last_success_at END,
+            previous_cycle_started_at = CASE WHEN %(image_id)s::uuid IS NULL
+                                             THEN cycle_started_at
+                                             ELSE previous_cycle_started_at END,
+            cycle_started_at = CASE WHEN %(image_id)s::uuid IS NULL THEN now()
+                                    ELSE cycle_started_at END
         """,
         {"image_id": image_id},
     )
+
+
+async def slice_done(cur: aiopg.Cursor) -> None:
+    await cur.execute("UPDATE scrub_state SET last_slice_at = now()")
 
 
 async def batch(cur: aiopg.Cursor, after: UUID | None, limit: int) -> list[Checked]:

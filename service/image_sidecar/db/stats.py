@@ -12,12 +12,19 @@ import aiopg
 @dataclass(frozen=True)
 class StorageTotals:
     live_images: int
+    # Every file a record names (originals and made renditions, expired ones not yet deleted
+    # included), a reuse's counted as its own: what an object store holds. On a filesystem a
+    # reuse is a hard link of its source, so the disk holds less by the reuses' share.
     stored_bytes: int
-    average_image_bytes: int
+    stored_images: int  # records, live or expired and not yet deleted
+    stored_files: int  # their originals and made renditions
+    average_image_bytes: int  # of the live images' originals
     # The last successful cleanup; before the first one, when the schema was installed, so a
     # fresh install is not reported as overdue.
     last_cleanup_success: float
-    last_scrub_success: float  # the same for the scrub
+    last_scrub_success: float  # the last completed scrub cycle, the same way
+    # How long ago the least recently checked image in service was checked (at most).
+    scrub_oldest_check_age: float
 
 
 @dataclass(frozen=True)
@@ -34,32 +41,92 @@ class Savings:
     cost_saved_usd: Decimal
 
 
+# Folds the deltas the triggers appended (migrations/0016_store_scale.sql) into the totals: its
+# cost is what changed since the last fold. Minutes in order, so concurrent folds of several
+# replicas lock the same rows in the same order. Past minutes the cleanup emptied go (an index
+# range of the minutes expired and not yet deleted).
+_FOLD = """
+WITH folded AS (DELETE FROM usage_deltas RETURNING *)
+INSERT INTO usage_totals AS t
+SELECT expires_minute, sum(images), sum(original_bytes), sum(rendition_bytes)
+FROM folded GROUP BY expires_minute ORDER BY expires_minute
+ON CONFLICT (expires_minute) DO UPDATE SET
+    images = t.images + EXCLUDED.images,
+    original_bytes = t.original_bytes + EXCLUDED.original_bytes,
+    rendition_bytes = t.rendition_bytes + EXCLUDED.rendition_bytes;
+DELETE FROM usage_totals
+WHERE expires_minute > '-infinity' AND expires_minute < now() AND images = 0
+"""
+
+
 async def storage_totals(cur: aiopg.Cursor) -> StorageTotals:
-    """Reused images share their bytes (hard links), so each distinct content counts once."""
+    """The store's figures from the totals kept as the data changes: a sum over the minutes of
+    the retention window to come, whatever the store holds, plus an index range of the images
+    expiring within the current minute (exact to the instant)."""
     await cur.execute(
-        """
+        _FOLD
+        + """;
+        WITH whole AS (
+            SELECT coalesce(sum(images) FILTER (WHERE expires_minute > '-infinity'), 0)::bigint
+                       AS images,
+                   coalesce(sum(images), 0)::bigint AS files,
+                   coalesce(sum(original_bytes + rendition_bytes), 0)::bigint AS bytes
+            FROM usage_totals
+        ), later AS (
+            SELECT coalesce(sum(images), 0)::bigint AS images,
+                   coalesce(sum(original_bytes), 0)::bigint AS bytes
+            FROM usage_totals WHERE expires_minute >= date_trunc('minute', now()) + '1 minute'
+        ), this_minute AS (
+            SELECT count(*) AS images, coalesce(sum(size_bytes), 0)::bigint AS bytes
+            FROM generated_images
+            WHERE expires_at > now() AND expires_at < date_trunc('minute', now()) + '1 minute'
+        ), scrub AS (SELECT * FROM scrub_state)
         SELECT
-            (SELECT count(*) FROM generated_images WHERE expires_at > now()) AS live_images,
-            (SELECT coalesce(sum(size_bytes), 0)::bigint FROM (
-                SELECT DISTINCT ON (sha256) size_bytes FROM generated_images) AS contents
-            ) + (SELECT coalesce(sum(r.size_bytes), 0)::bigint
-                 FROM image_renditions r JOIN generated_images g USING (image_id)
-                 WHERE g.reused_from IS NULL  -- a reuse's renditions share the original's bytes
-            ) AS stored_bytes,
-            (SELECT coalesce(round(avg(size_bytes)), 0)::bigint FROM generated_images
-             WHERE expires_at > now()) AS average_image_bytes,
+            whole.images AS stored_images,
+            whole.files AS stored_files,
+            whole.bytes AS stored_bytes,
+            later.images + this_minute.images AS live_images,
+            coalesce(round((later.bytes + this_minute.bytes)::numeric
+                           / nullif(later.images + this_minute.images, 0)), 0)::bigint
+                AS average_image_bytes,
             extract(epoch FROM coalesce(
                 (SELECT max(finished_at) FROM cleanup_runs WHERE outcome = 'success'),
                 (SELECT min(applied_at) FROM schema_migrations)
             ))::double precision AS last_cleanup_success,
             extract(epoch FROM coalesce(
-                (SELECT last_success_at FROM scrub_state),
+                (SELECT last_success_at FROM scrub),
                 (SELECT min(applied_at) FROM schema_migrations)
-            ))::double precision AS last_scrub_success
+            ))::double precision AS last_scrub_success,
+            extract(epoch FROM now() - coalesce(
+                (SELECT previous_cycle_started_at FROM scrub),
+                (SELECT cycle_started_at FROM scrub),
+                (SELECT min(applied_at) FROM schema_migrations)
+            ))::double precision AS scrub_oldest_check_age
+        FROM whole, later, this_minute
         """
     )
     row = await cur.fetchone()
     return StorageTotals(**row)
+
+
+async def recount_storage(cur: aiopg.Cursor) -> None:
+    """Rebuild the totals from the rows themselves (`image-sidecar recount`), inside the
+    caller's transaction. Writers wait while it counts (a full read of both tables): a repair
+    for an operator who doubts the figures, never part of a schedule."""
+    await cur.execute(
+        """
+        LOCK TABLE generated_images, image_renditions IN SHARE MODE;
+        LOCK TABLE usage_deltas, usage_totals IN EXCLUSIVE MODE;
+        DELETE FROM usage_deltas;
+        DELETE FROM usage_totals;
+        INSERT INTO usage_totals
+        SELECT date_trunc('minute', expires_at), count(*), sum(size_bytes), 0
+        FROM generated_images GROUP BY 1;
+        INSERT INTO usage_totals
+        SELECT '-infinity', count(size_bytes), 0, coalesce(sum(size_bytes), 0)
+        FROM image_renditions
+        """
+    )
 
 
 async def record_usage(

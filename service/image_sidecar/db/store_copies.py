@@ -18,24 +18,30 @@ class StoredFile:
 
 
 async def files_to_copy(cur: aiopg.Cursor, target: str, after: str, limit: int) -> list[StoredFile]:
-    """The next live files (in path order, after `after`) not yet copied to `target`."""
+    """The next live files (in path order, after `after`) not yet copied to `target`. Each
+    branch walks its table's unique index on image_path from `after` and stops at `limit`: a
+    batch costs the same whatever the store holds."""
     await cur.execute(
         """
-        SELECT f.image_path, f.content_type, f.size_bytes, f.sha256 FROM (
-            SELECT image_path, content_type, size_bytes, sha256::text AS sha256
-            FROM generated_images WHERE expires_at > now()
+        SELECT * FROM (
+            (SELECT g.image_path, g.content_type, g.size_bytes, g.sha256::text AS sha256
+             FROM generated_images g
+             WHERE g.image_path > %(after)s AND g.expires_at > now()
+               AND NOT EXISTS (SELECT 1 FROM store_copies c
+                               WHERE c.target = %(target)s AND c.image_path = g.image_path)
+             ORDER BY g.image_path LIMIT %(limit)s)
             UNION ALL
-            SELECT r.image_path, r.content_type, r.size_bytes, NULL
-            FROM image_renditions r JOIN generated_images g USING (image_id)
-            WHERE g.expires_at > now() AND r.size_bytes IS NOT NULL  -- made: there is a file
+            (SELECT r.image_path, r.content_type, r.size_bytes, NULL
+             FROM image_renditions r JOIN generated_images g USING (image_id)
+             WHERE r.image_path > %(after)s AND g.expires_at > now()
+               AND r.size_bytes IS NOT NULL  -- made: there is a file
+               AND NOT EXISTS (SELECT 1 FROM store_copies c
+                               WHERE c.target = %(target)s AND c.image_path = r.image_path)
+             ORDER BY r.image_path LIMIT %(limit)s)
         ) AS f
-        WHERE f.image_path > %s
-          AND NOT EXISTS (SELECT 1 FROM store_copies c
-                          WHERE c.target = %s AND c.image_path = f.image_path)
-        ORDER BY f.image_path
-        LIMIT %s
+        ORDER BY image_path LIMIT %(limit)s
         """,
-        (after, target, limit),
+        {"after": after, "target": target, "limit": limit},
     )
     return [StoredFile(**row) for row in await cur.fetchall()]
 

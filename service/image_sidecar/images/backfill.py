@@ -27,6 +27,7 @@ from image_sidecar.db.images import Unrendered
 from image_sidecar.errors import SidecarError
 from image_sidecar.images.decoding import ImageProcessor, planned_renditions
 from image_sidecar.images.keys import (
+    key_prefix,
     made_links,
     rendition_blobs,
     renditions_beside,
@@ -142,7 +143,10 @@ async def _backfill_one(
     rendered = None
     if twin is None:
         rendered = await processor.inspect(await store.read(image.image_path))
-    async with transaction_with_blobs(pool, store) as (cur, staged):
+    async with transaction_with_blobs(pool, store, [key_prefix(image.image_path)]) as (
+        cur,
+        staged,
+    ):
         if not await image_rows.lock_unrendered(cur, image.image_id):
             return None
         if twin is not None:

@@ -24,6 +24,17 @@ def image_key(meta: ImageMetadata, extension: str) -> str:
     )
 
 
+def key_prefix(key: str) -> str:
+    """What every file of the image under `key` starts with (its original's and renditions'):
+    `game-.../round-1/player-{id}.`; the write journal names places by it."""
+    return f"{key.rpartition('.')[0]}."
+
+
+def image_prefix(meta: ImageMetadata) -> str:
+    """`key_prefix` of a new picture of the player `meta` names, whatever its type."""
+    return key_prefix(image_key(meta, "x"))
+
+
 def rendition_key(image_key: str, name: str, image_format: str) -> str:
     """Beside its original: `player-{id}.png` has `player-{id}.thumb.webp`, `...large.avif`."""
     return f"{image_key.rpartition('.')[0]}.{name}.{image_format}"

@@ -4,13 +4,16 @@
 lets the source write what goes with it (the bytes, the prompt's cache entry, a hit and its
 saving). Blobs are staged: they are written before the commit and deleted again when the
 transaction does not commit, so a failure at any point leaves neither a row without its file
-nor, after the orphan sweep, a file without its row. A later "and also write these derived
+nor, after the orphan sweep, a file without its row: the places a write will use are journaled
+(write_intents) before any byte appears under a key, and the journal entry goes with the commit,
+so the nightly sweep looks only at what a crash may have left. A later "and also write these derived
 files" belongs in a source's `write`. The sources are `images.upload.NewImage` and
 `prompt_cache.reuse.CacheReuse`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -20,8 +23,10 @@ from uuid import UUID
 
 from image_sidecar import db
 from image_sidecar.db import images as image_rows
+from image_sidecar.db import intents as intent_rows
 from image_sidecar.db.images import KnownRound
 from image_sidecar.errors import Conflict, SidecarError
+from image_sidecar.images.keys import image_prefix
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes, StoredRendition
 from image_sidecar.storage.base import BlobRef, BlobStore, NewBlob, StagedBlob
 
@@ -61,22 +66,35 @@ class StagedBlobs:
 
 @asynccontextmanager
 async def transaction_with_blobs(
-    pool: db.Pool, store: BlobStore, pending: list[StagedBlob] | None = None
+    pool: db.Pool,
+    store: BlobStore,
+    places: list[str],
+    pending: list[StagedBlob] | None = None,
 ) -> AsyncIterator[tuple[db.Cursor, StagedBlobs]]:
     """Rows and bytes together: the rows commit only after their bytes are published, and
-    bytes whose rows did not commit are deleted (or, never published, discarded). A crash in
-    between leaves only orphan files and temp files, which the cleanup sweeps; never a row
-    without its file.
+    bytes whose rows did not commit are deleted (or, never published, discarded). `places` are
+    the key prefixes (`images.keys.key_prefix`) of every key the block may write: journaled
+    first, forgotten with the commit or once the bytes of a failed write are deleted. A crash
+    in between leaves only files the journal names and temp files, which the cleanup sweeps;
+    never a row without its file.
     """
+    async with db.cursor(pool) as cur:
+        intents = await intent_rows.record(cur, places)
     staged = StagedBlobs(store, pending)
     try:
         async with db.transaction(pool) as cur:
             yield cur, staged
+            await intent_rows.clear(cur, intents)
     except BaseException:
         if staged.pending:
             await store.discard_many(staged.pending)
         if staged.written:
-            await store.delete_many(staged.written)
+            deleted = await store.delete_many(staged.written)
+            if deleted.failed:
+                raise  # the journal keeps the places: the next cleanup deletes what is left
+        with contextlib.suppress(SidecarError):  # if not now, the next cleanup forgets them
+            async with db.cursor(pool) as cur:
+                await intent_rows.clear(cur, intents)
         raise
 
 
@@ -139,7 +157,8 @@ async def register(
     new_blobs = await source.prepare(meta)
     pending = await store.stage_many(new_blobs) if new_blobs else []
     try:
-        async with transaction_with_blobs(pool, store, pending) as (cur, staged):
+        places = [image_prefix(meta)]
+        async with transaction_with_blobs(pool, store, places, pending) as (cur, staged):
             _check_game_round(meta, await image_rows.register_game_round(cur, meta))
             plan = await source.plan(cur, meta)
             record = await image_rows.insert_image(

@@ -1,7 +1,10 @@
 """The cleanup run: expired images deleted (see `lifecycle.deletion`), then the orphan sweep.
 
 One replica runs it at a time, by a lease row that works through PgBouncer. Files without rows
-(a crash mid-upload) are swept once they are older than the grace period.
+(a crash mid-upload, a failed delete) are swept once they are older than the grace period; the
+sweep looks only where the write journal says a write did not settle, and at the staging
+directory's temp files: its cost follows the crashes, not the store. The walk of the whole
+store for files nobody journaled is the audit's (`lifecycle.audit`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import structlog
 from image_sidecar import db
 from image_sidecar.batch import Progress
 from image_sidecar.config import RetentionSettings
+from image_sidecar.db import intents as intent_rows
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.errors import SidecarError
 from image_sidecar.lifecycle.deletion import DeletionTally, delete_expired, preview_expired
@@ -47,21 +51,42 @@ class CleanupReport(DeletionTally):
             raise CleanupFailed(f"cleanup failed: {self.reason}")
 
 
+_INTENTS_PER_BATCH = 200
+
+
 async def sweep_orphans(
     pool: db.Pool, store: BlobStore, *, now: float, grace_seconds: int, dry_run: bool = False
 ) -> int:
-    """Delete files that no row names, once they are older than the grace period at `now`
-    (epoch seconds)."""
+    """Delete the files that writes which never committed left under their journaled places
+    (no row names them), once older than the grace period at `now` (epoch seconds), then the
+    journal entries; and the staging directory's temp files as old. How many files went (or,
+    dry, would go)."""
     cutoff = now - grace_seconds
     swept = 0
-    async for blobs in store.old_blobs(cutoff):
+    after = 0
+    while True:
         async with db.cursor(pool) as cur:
-            known = await retention_rows.known_keys(cur, [blob.key for blob in blobs])
-        orphans = [blob for blob in blobs if blob.key not in known]
-        if dry_run:
-            swept += len(orphans)
-        elif orphans:
-            swept += (await store.delete_many(orphans, only_if_older_than=cutoff)).deleted
+            intents = await intent_rows.unsettled(cur, grace_seconds, after, _INTENTS_PER_BATCH)
+        if not intents:
+            break
+        after = intents[-1].intent_id
+        settled = []
+        for intent in intents:
+            blobs = await store.blobs_with_prefix(intent.key_prefix, cutoff)
+            if blobs:
+                async with db.cursor(pool) as cur:
+                    known = await retention_rows.known_keys(cur, [blob.key for blob in blobs])
+                blobs = [blob for blob in blobs if blob.key not in known]
+            if dry_run:
+                swept += len(blobs)
+                continue
+            deleted = await store.delete_many(blobs, only_if_older_than=cutoff)
+            swept += deleted.deleted
+            if not deleted.failed:
+                settled.append(intent.intent_id)
+        if settled:
+            async with db.cursor(pool) as cur:
+                await intent_rows.clear(cur, settled)
     if not dry_run:
         swept += await store.remove_partial_writes(cutoff)
     return swept
@@ -134,7 +159,7 @@ async def _run_locked(
         report.outcome = "dry_run"
     else:
         async with db.cursor(pool) as cur:
-            await retention_rows.forget_empty_games(cur)
+            await retention_rows.forget_empty_games(cur)  # those emptied young
     report.orphans_swept = await sweep_orphans(
         pool, store, now=time.time(), grace_seconds=settings.orphan_grace_seconds, dry_run=dry_run
     )

@@ -91,6 +91,8 @@ async def delete_expired(
                 gone = [image.image_id for image in doomed if image.image_id not in stuck]
                 fixups = await retention_rows.move_or_drop_cache_entries(cur, gone, as_of)
                 tally.images_deleted += await retention_rows.delete_images(cur, gone)
+                emptied = {image.game_id for image in doomed if image.image_id not in stuck}
+                await retention_rows.forget_empty_games(cur, sorted(emptied))
             undeletable += stuck
             tally.count_failures(sorted(files.failed))
             tally.files_deleted += files.deleted

@@ -1,5 +1,5 @@
-"""Drives the cleanup on IMAGE_CLEANUP_CRON and the scrub on IMAGE_SCRUB_CRON inside the event
-loop.
+"""Drives the cleanup on IMAGE_CLEANUP_CRON, the scrub on IMAGE_SCRUB_CRON and the audit on
+IMAGE_AUDIT_CRON inside the event loop.
 
 A `schedule.Scheduler` ticks once a minute, on the minute; the cron expression (evaluated by
 cronsim, always in UTC whatever the process's time zone) decides whether that minute fires.
@@ -22,6 +22,7 @@ from image_sidecar.appkeys import (
     image_processor_key,
     metrics_key,
 )
+from image_sidecar.lifecycle.audit import run_audit
 from image_sidecar.lifecycle.cleanup import run_cleanup
 from image_sidecar.lifecycle.cron import CronSchedule
 from image_sidecar.lifecycle.scrub import run_scrub
@@ -98,8 +99,19 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
             app[blob_store_key],
             app[image_processor_key],
             max_bytes_per_second=settings.scrub_max_bytes_per_second,
+            cycle_days=settings.scrub_cycle_days,
         )
         app[metrics_key].scrub_finished(report)
+        return report
+
+    async def audit() -> object:
+        report = await run_audit(
+            app[db_pool_key],
+            app[blob_store_key],
+            grace_seconds=settings.orphan_grace_seconds,
+            files_per_second=settings.audit_files_per_second,
+        )
+        app[metrics_key].audit_finished(report.outcome, report.orphans_found)
         return report
 
     jobs = []
@@ -107,6 +119,8 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
         jobs.append(CronScheduler(settings.cleanup_cron, cleanup, name="cleanup"))
     if settings.scrub_cron is not None:
         jobs.append(CronScheduler(settings.scrub_cron, scrub, name="scrub"))
+    if settings.audit_cron is not None:
+        jobs.append(CronScheduler(settings.audit_cron, audit, name="audit"))
     for job in jobs:
         log.info(
             f"{job.name}_scheduled",

@@ -2,6 +2,12 @@
 damaged bytes are found before a player meets them (`image-sidecar scrub`, `POST
 /api/admin/scrub`, IMAGE_SCRUB_CRON).
 
+It goes in cycles: the whole store once every IMAGE_SCRUB_CYCLE_DAYS. A scheduled run checks a
+slice, the share of the stored bytes that the time since the last slice is of the cycle (a
+daily run of a 30-day cycle: a thirtieth, about what a day stores), and the next run goes on
+from there; a run asked for by hand finishes the cycle under way. Where the store keeps each
+object's SHA-256 itself (S3's checksum), an object is verified by a HEAD, not a download.
+
 For each image in service, in image_id order: its original is read and its size and SHA-256
 compared with the record. When it is intact, each made rendition is checked the same way (one
 made before renditions recorded their digest is checked by its size, then its digest
@@ -32,6 +38,7 @@ from image_sidecar.batch import BatchReport, Progress
 from image_sidecar.db import renditions as rendition_rows
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.db import scrub as scrub_rows
+from image_sidecar.db import stats as stats_rows
 from image_sidecar.db.scrub import QUARANTINE, Checked
 from image_sidecar.errors import ImageDamaged, SidecarError
 from image_sidecar.images.decoding import ImageProcessor
@@ -58,18 +65,27 @@ class ScrubReport(BatchReport):
     repaired: int = 0
     # Taken out of service: [{"image_id", "key"}].
     unrecoverable: list[dict[str, str]] = field(default_factory=list)
-    resumed_after: str | None = None  # where an interrupted run had stopped
+    files_verified_by_checksum: int = 0  # by the store's own SHA-256, without reading them
+    bytes_read: int = 0
+    resumed_after: str | None = None  # where the cycle under way stood
+    slice_bytes: int | None = None  # a scheduled run's share of the stored bytes
+    cycle_completed: bool = False  # the run reached the last image: a new cycle begins
     seconds: float = 0.0
     reason: str | None = None  # why a run failed or was skipped
 
     def progress_line(self, elapsed_seconds: float) -> str:
         mib = self.bytes_checked / 2**20
-        return (
-            f"scrub: {self.files_checked} files, {mib:.0f} MiB "
-            f"({mib / max(elapsed_seconds, 0.001):.1f} MiB/s), {self.missing} missing, "
-            f"{self.damaged} damaged, {self.repaired} repaired, "
+        rate = mib / max(elapsed_seconds, 0.001)
+        line = (
+            f"scrub: {self.files_checked} files, {mib:.0f} MiB ({rate:.1f} MiB/s), "
+            f"{self.missing} missing, {self.damaged} damaged, {self.repaired} repaired, "
             f"{len(self.unrecoverable)} unrecoverable"
         )
+        if self.slice_bytes and rate > 0:
+            left = max(self.slice_bytes - self.bytes_checked, 0) / 2**20
+            done = min(self.bytes_checked / self.slice_bytes, 1)
+            line += f"; slice {done:.0%}, ~{left / rate:.0f} s left"
+        return line
 
 
 class _Pace:
@@ -95,10 +111,12 @@ async def run_scrub(
     processor: ImageProcessor,
     *,
     max_bytes_per_second: int,
+    cycle_days: int | None = None,
     on_progress: Progress | None = None,
 ) -> ScrubReport:
-    """One scrub run, unless another replica holds the scrub's lease. Logs one line; the
-    caller records it in its metrics."""
+    """One scrub run, unless another replica holds the scrub's lease: with `cycle_days`, the
+    slice that keeps that cycle (the schedule's); without, to the end of the cycle under way.
+    Logs one line; the caller records it in its metrics."""
     started = time.monotonic()
     report = ScrubReport()
     try:
@@ -108,7 +126,7 @@ async def run_scrub(
                 report.outcome, report.reason = "skipped", "another scrub holds the lease"
             else:
                 scrubber = _Scrubber(pool, store, processor, report, max_bytes_per_second)
-                await scrubber.run(on_progress)
+                await scrubber.run(cycle_days, on_progress)
     except Exception as exc:
         report.outcome = "failed"
         report.reason = str(exc) or type(exc).__name__
@@ -133,9 +151,13 @@ class _Scrubber:
         self.pace = _Pace(max_bytes_per_second)
         self.maker = RenditionMaker(pool, store, processor, wait_seconds=60)
 
-    async def run(self, on_progress: Progress | None) -> None:
+    async def run(self, cycle_days: int | None, on_progress: Progress | None) -> None:
         async with db.cursor(self.pool) as cur:
-            after = await scrub_rows.resume_after(cur)
+            where = await scrub_rows.position(cur)
+            if cycle_days is not None:
+                stored = (await stats_rows.storage_totals(cur)).stored_bytes
+                self.report.slice_bytes = _slice(stored, cycle_days, where)
+        after = where.resume_after
         self.report.resumed_after = None if after is None else str(after)
         while True:
             with span("scrub.batch"):
@@ -145,15 +167,22 @@ class _Scrubber:
                     await self.check(image)
                 after = batch[-1].image_id if batch else None
                 async with db.cursor(self.pool) as cur:
-                    await scrub_rows.checked_up_to(cur, after)  # None: the run is complete
+                    await scrub_rows.checked_up_to(cur, after)  # None: the cycle is complete
                 if on_progress is not None:
                     on_progress(self.report)
-                if after is None:
-                    return
+            slice_done = (
+                self.report.slice_bytes is not None
+                and self.report.bytes_checked >= self.report.slice_bytes
+            )
+            if after is None or slice_done:
+                self.report.cycle_completed = after is None
+                async with db.cursor(self.pool) as cur:
+                    await scrub_rows.slice_done(cur)
+                return
 
     async def check(self, image: Checked) -> None:
         original = await self.verified(image.image_path, image.size_bytes, image.sha256)
-        if not isinstance(original, bytes):
+        if original is not True:
             self.count(original, image.image_path)
             if not await self.restored(image):
                 await self.take_out_of_service(image)
@@ -163,9 +192,25 @@ class _Scrubber:
             if rendition.made:
                 await self.check_rendition(rendition)
 
-    async def verified(self, key: str, size: int, sha256: str | None) -> bytes | Problem:
-        """The bytes under `key` when they match the record (any bytes of the right size when
-        no digest is recorded); else what is wrong."""
+    async def verified(self, key: str, size: int, sha256: str | None) -> Literal[True] | Problem:
+        """True when the blob under `key` matches the record (any blob of the right size when
+        no digest is recorded), by the store's own checksum where it keeps one, else by reading
+        it; else what is wrong."""
+        if sha256 is not None:
+            try:
+                kept = await self.store.stored_sha256(key)
+            except BlobNotFound:
+                return "missing"
+            if kept == sha256:
+                self.report.files_checked += 1
+                self.report.files_verified_by_checksum += 1
+                self.report.bytes_checked += size
+                return True
+        found = await self.read(key, size, sha256)
+        return found if isinstance(found, str) else True
+
+    async def read(self, key: str, size: int, sha256: str | None) -> bytes | Problem:
+        """The bytes under `key` when they match the record, read back; else what is wrong."""
         try:
             data = await self.store.read(key)
         except BlobNotFound:
@@ -173,6 +218,7 @@ class _Scrubber:
         await self.pace.read(len(data))
         self.report.files_checked += 1
         self.report.bytes_checked += len(data)
+        self.report.bytes_read += len(data)
         if len(data) != size:
             return "damaged"
         if sha256 is not None and await asyncio.to_thread(_sha256, data) != sha256:
@@ -181,7 +227,14 @@ class _Scrubber:
 
     async def check_rendition(self, rendition: StoredRendition) -> None:
         assert rendition.size_bytes is not None
-        found = await self.verified(rendition.image_path, rendition.size_bytes, rendition.sha256)
+        if rendition.sha256 is not None:
+            found: Literal[True] | bytes | Problem = await self.verified(
+                rendition.image_path, rendition.size_bytes, rendition.sha256
+            )
+        else:
+            found = await self.read(rendition.image_path, rendition.size_bytes, None)
+        if found is True:
+            return
         if isinstance(found, bytes):
             if rendition.sha256 is None:
                 async with db.cursor(self.pool) as cur:
@@ -205,7 +258,7 @@ class _Scrubber:
         async with db.cursor(self.pool) as cur:
             copies = await scrub_rows.copies(cur, image.sha256, but=image.image_path)
         for key in copies:
-            copy = await self.verified(key, image.size_bytes, image.sha256)
+            copy = await self.read(key, image.size_bytes, image.sha256)
             if isinstance(copy, bytes):
                 kind = of_key(image.image_path)
                 assert kind is not None  # a record's key names its type
@@ -235,6 +288,15 @@ async def refuse_if_out_of_service(pool: db.Pool, key: str) -> None:
     async with db.cursor(pool) as cur:
         if await scrub_rows.is_damaged(cur, key):
             raise ImageDamaged(f"the image {key} was found damaged and no intact copy was left")
+
+
+def _slice(stored_bytes: int, cycle_days: int, where: scrub_rows.ScrubPosition) -> int:
+    """The bytes a scheduled run checks: the share of the store that the time since the last
+    slice (a day before the first) is of the cycle, so that any schedule covers the store once
+    a cycle; at least one byte (one batch)."""
+    since = where.seconds_since_last_slice
+    share = min((86_400 if since is None else since) / (cycle_days * 86_400), 1.0)
+    return max(1, round(stored_bytes * share))
 
 
 def _sha256(data: bytes) -> str:

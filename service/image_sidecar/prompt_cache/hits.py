@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from uuid import UUID
 
 from image_sidecar import db
 from image_sidecar.db import cache as cache_rows
@@ -13,14 +12,14 @@ from image_sidecar.prompt_cache.lookup import CacheEntryNotFound
 
 
 async def count_reuse(
-    cur: db.Cursor, key: str, cached: ImageRecord, hit_image_id: UUID, costs: GenerationCosts
+    cur: db.Cursor, key: str, cached: ImageRecord, costs: GenerationCosts
 ) -> Decimal:
     """Inside a hit's transaction: count the hit, the reuse and the AI call it saved (what the
     cached picture cost, else the service's configured price). Returns the saving."""
     saved = cached.generation_cost_usd
     if saved is None:
         saved = costs.for_service(cached.ai_service)
-    if not await cache_rows.count_reuse(cur, key, hit_image_id, cached.ai_service, saved):
+    if not await cache_rows.count_reuse(cur, key, cached.ai_service, saved):
         raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
     return saved
 
@@ -33,7 +32,7 @@ async def count_hit(pool: db.Pool, key: str, costs: GenerationCosts) -> tuple[Ca
         entry = await cache_rows.live_entry(cur, key)
         if entry is None:
             raise CacheEntryNotFound(f"no cached image for prompt hash {key}")
-        saved = await count_reuse(cur, key, entry.image, entry.image.image_id, costs)
+        saved = await count_reuse(cur, key, entry.image, costs)
         counted = await cache_rows.live_entry(cur, key)
     assert counted is not None  # the row is locked by the count
     return counted, saved

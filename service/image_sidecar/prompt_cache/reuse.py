@@ -87,7 +87,7 @@ class CacheReuse:
             raise CacheEntryNotFound(
                 f"the image cached for prompt hash {self.prompt_hash} is gone"
             ) from None
-        return await count_reuse(cur, self.prompt_hash, source, record.image_id, self.costs)
+        return await count_reuse(cur, self.prompt_hash, source, self.costs)
 
 
 def _check_matches_entry(meta: ImageMetadata, cached: ImageRecord, key: str) -> None:

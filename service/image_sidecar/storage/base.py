@@ -76,6 +76,16 @@ class BlobRef:
 
 
 @dataclass(frozen=True)
+class WalkedChunk:
+    """A part of the whole store's listing (the audit's walk): a walk resumed after
+    `position` goes on with the next part."""
+
+    position: str
+    seen: int  # files listed in this part
+    old: list[BlobRef]  # those last written or linked before the walk's cutoff
+
+
+@dataclass(frozen=True)
 class DeleteResult:
     deleted: int
     bytes_freed: int
@@ -145,12 +155,24 @@ class BlobStore(Protocol):
     async def servable(self, key: str) -> ServableBlob:
         """Locate a blob for serving: a local file or a short-lived URL; BlobNotFound if absent."""
 
-    def old_blobs(self, older_than: float) -> AsyncIterator[list[BlobRef]]:
-        """Blobs last written or linked before `older_than` (epoch seconds), in chunks."""
+    def walk(self, older_than: float, after: str | None = None) -> AsyncIterator[WalkedChunk]:
+        """The whole store in key order, in parts (a game's directory, a page of keys), from
+        after `after`; each part's blobs last written or linked before `older_than` (epoch
+        seconds). Only the audit walks the store."""
+
+    async def blobs_with_prefix(self, prefix: str, older_than: float) -> list[BlobRef]:
+        """The blobs whose keys start with `prefix` (one image's files) last written or linked
+        before `older_than`: what a write that never committed may have left."""
 
     async def remove_partial_writes(self, older_than: float) -> int:
         """Delete what writes interrupted by a crash left behind before `older_than` (epoch
-        seconds); how many went. 0 where every write is atomic by itself (an object put)."""
+        seconds); how many went. Bounded by the writes in flight, never a walk of the store;
+        0 where every write is atomic by itself (an object put)."""
+
+    async def stored_sha256(self, key: str) -> str | None:
+        """The SHA-256 the store itself keeps of the blob and checks its bytes against (an S3
+        object's checksum), so that the scrub need not read them: BlobNotFound if absent. None
+        where it keeps none (whether the blob exists is then for `read` to say)."""
 
     async def usage(self) -> StoreUsage:
         """Free and total space, for readiness and capacity alerts."""

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -24,6 +25,7 @@ from image_sidecar.storage.base import (
     NewBlob,
     StagedBlob,
     StoreUsage,
+    WalkedChunk,
     check_key,
 )
 from image_sidecar.storage.digests import DigestCache
@@ -33,9 +35,18 @@ from image_sidecar.tracing import traced
 T = TypeVar("T")
 
 
+# Temp files of writes in progress, in one directory at the store's root (no key can name a
+# hidden directory): what a crash leaves is found by listing it, never by walking the store.
+STAGING = ".staging"
+# A temp file of a version before the staging directory, in a game's directory: the audit finds
+# those a crash left.
+_LEGACY_TEMP = re.compile(r"\.tmp-[A-Za-z0-9_]+\.part")
+
+
 class FilesystemBlobStore:
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir.resolve()
+        self.staging_dir = self.base_dir / STAGING
         self._digests = DigestCache()
 
     def path_for(self, key: str) -> Path:
@@ -65,8 +76,12 @@ class FilesystemBlobStore:
         few); None for a key that cannot name a file of the store."""
         checked: dict[str, Path | None] = {}
         for key in keys:
+            directory, _, name = key.rpartition("/")
             try:
-                directory, _, name = check_key(key).rpartition("/")
+                if _LEGACY_TEMP.fullmatch(name):
+                    check_key(f"{directory}/x")  # the audit removes these; the name is ours
+                else:
+                    check_key(key)
             except BlobNotFound:
                 yield key, None
                 continue
@@ -91,12 +106,12 @@ class FilesystemBlobStore:
         return create()
 
     def _stage_sync(self, blob: NewBlob) -> StagedBlob:
-        """A synced temp file beside the blob's place (readers never see it)."""
-        path = self.path_for(blob.key)
+        """A synced temp file in the staging directory (readers never see it)."""
+        self.path_for(blob.key)  # refuse a bad key before writing anything
         try:
             fd, tmp_name = self._in_fresh_directory(
-                path.parent,
-                lambda: tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part"),
+                self.staging_dir,
+                lambda: tempfile.mkstemp(dir=self.staging_dir, prefix=".tmp-", suffix=".part"),
             )
         except OSError as exc:
             raise storage_error(exc, f"create {blob.key}") from exc
@@ -130,7 +145,9 @@ class FilesystemBlobStore:
             assert item.token is not None  # staged by this store
             path = self.path_for(item.blob.key)
             try:
-                os.replace(item.token, path)
+                self._in_fresh_directory(
+                    path.parent, functools.partial(os.replace, item.token, path)
+                )
             except OSError as exc:
                 self._discard_many_sync(staged)
                 raise storage_error(exc, f"write {item.blob.key}") from exc
@@ -143,12 +160,11 @@ class FilesystemBlobStore:
             raise storage_error(exc, "sync the written files' directories") from exc
 
     def _discard_many_sync(self, staged: Sequence[StagedBlob]) -> None:
-        """Temp files removed, and the directories staging made for them if left empty."""
+        """Temp files removed."""
         for item in staged:
             if item.token is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(item.token)
-        self._prune_all_sync({Path(item.token).parent for item in staged if item.token})
 
     @traced("storage.stage_many", attributes={"storage.system": "filesystem"})
     async def stage_many(self, blobs: Sequence[NewBlob]) -> list[StagedBlob]:
@@ -177,12 +193,14 @@ class FilesystemBlobStore:
             source, target = self.path_for(source_key), self.path_for(target_key)
             if not source.is_file():
                 raise BlobNotFound(f"no such image: {source_key}")
-            tmp_name = target.parent / f".tmp-{uuid.uuid4().hex}.part"
+            tmp_name = self.staging_dir / f".tmp-{uuid.uuid4().hex}.part"
             try:
                 self._in_fresh_directory(
-                    target.parent, functools.partial(os.link, source, tmp_name)
+                    self.staging_dir, functools.partial(os.link, source, tmp_name)
                 )
-                os.replace(tmp_name, target)
+                self._in_fresh_directory(
+                    target.parent, functools.partial(os.replace, tmp_name, target)
+                )
             except FileNotFoundError as exc:
                 raise BlobNotFound(f"no such image: {source_key}") from exc
             except OSError as exc:
@@ -320,54 +338,78 @@ class FilesystemBlobStore:
     async def servable(self, key: str) -> LocalBlob:
         return await asyncio.to_thread(self._servable_sync, key)
 
-    def _top_level_dirs(self) -> list[str]:
+    def _top_level_dirs(self, after: str | None) -> list[str]:
         try:
             with os.scandir(self.base_dir) as entries:
-                return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+                names = (e.name for e in entries if e.is_dir(follow_symlinks=False))
+                return sorted(n for n in names if not n.startswith(".") and n > (after or ""))
         except FileNotFoundError:
             return []
 
-    def _files_under(self, top: str) -> list[tuple[str, os.stat_result]]:
-        """(relative path, lstat) of every regular file under base_dir/top."""
-        found = []
+    def _walk_under(self, top: str, older_than: float) -> WalkedChunk:
+        """Every file under base_dir/top; those changed before `older_than` (ctime, not mtime:
+        a hard link made for a cache hit renews the inode's ctime only)."""
+        seen = 0
+        old = []
         for dirpath, _, filenames in os.walk(self.base_dir / top):
             for name in filenames:
+                if name.startswith(".") and not _LEGACY_TEMP.fullmatch(name):
+                    continue
                 path = Path(dirpath, name)
                 with contextlib.suppress(FileNotFoundError):
                     st = path.lstat()
                     if stat.S_ISREG(st.st_mode):
-                        found.append((str(path.relative_to(self.base_dir)), st))
+                        seen += 1
+                        if st.st_ctime < older_than:
+                            old.append(BlobRef(str(path.relative_to(self.base_dir)), st.st_size))
+        return WalkedChunk(position=top, seen=seen, old=old)
+
+    async def walk(self, older_than: float, after: str | None = None) -> AsyncIterator[WalkedChunk]:
+        # One top-level directory (a game) per part: memory follows the largest game.
+        for top in await asyncio.to_thread(self._top_level_dirs, after):
+            yield await asyncio.to_thread(self._walk_under, top, older_than)
+
+    def _with_prefix_sync(self, prefix: str, older_than: float) -> list[BlobRef]:
+        directory, _, stem = prefix.rpartition("/")
+        try:
+            parent = self._directory(prefix, directory)
+            entries = list(os.scandir(parent))
+        except (FileNotFoundError, NotADirectoryError, BlobNotFound):
+            return []
+        except OSError as exc:
+            raise storage_error(exc, f"list {prefix}") from exc
+        found = []
+        for entry in entries:
+            if entry.name.startswith(stem) and not entry.name.startswith("."):
+                with contextlib.suppress(FileNotFoundError):
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode) and st.st_ctime < older_than:
+                        found.append(BlobRef(f"{directory}/{entry.name}", st.st_size))
         return found
 
-    def _old_blobs_under(self, top: str, older_than: float) -> list[BlobRef]:
-        # ctime, not mtime: a hard link made for a cache hit renews the inode's ctime only.
-        return [
-            BlobRef(key, st.st_size)
-            for key, st in self._files_under(top)
-            if st.st_ctime < older_than and not Path(key).name.startswith(".")
-        ]
-
-    async def old_blobs(self, older_than: float) -> AsyncIterator[list[BlobRef]]:
-        # One game directory per chunk: memory follows the largest game, not the whole store.
-        for top in await asyncio.to_thread(self._top_level_dirs):
-            blobs = await asyncio.to_thread(self._old_blobs_under, top, older_than)
-            if blobs:
-                yield blobs
+    async def blobs_with_prefix(self, prefix: str, older_than: float) -> list[BlobRef]:
+        return await asyncio.to_thread(self._with_prefix_sync, prefix, older_than)
 
     def _remove_partial_writes_sync(self, older_than: float) -> int:
         removed = 0
-        for top in self._top_level_dirs():
-            for key, st in self._files_under(top):
-                name = Path(key).name
-                if name.startswith(".tmp-") and st.st_ctime < older_than:
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.base_dir / key).unlink()
-                        removed += 1
+        try:
+            entries = list(os.scandir(self.staging_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat(follow_symlinks=False).st_ctime < older_than:
+                    os.unlink(entry.path)
+                    removed += 1
         return removed
 
     async def remove_partial_writes(self, older_than: float) -> int:
-        """Delete the temp files a crash left behind before `older_than`; how many went."""
+        """Delete the temp files in the staging directory that a crash left behind before
+        `older_than`; how many went."""
         return await asyncio.to_thread(self._remove_partial_writes_sync, older_than)
+
+    async def stored_sha256(self, key: str) -> str | None:
+        return None  # a file keeps no checksum of its own: the scrub reads it
 
     async def usage(self) -> StoreUsage:
         try:

@@ -8,6 +8,7 @@ never touches another's.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -26,6 +27,7 @@ from image_sidecar.storage.base import (
     RemoteBlob,
     StagedBlob,
     StoreUsage,
+    WalkedChunk,
     check_key,
 )
 from image_sidecar.tracing import traced
@@ -37,6 +39,15 @@ _DELETE_CHUNK = 1_000
 _CONCURRENT_HEADS = 16
 # Browsers follow the static route's redirect at once; 15 minutes covers slow starts.
 PRESIGNED_URL_SECONDS = 900
+
+
+def _old(contents: list[dict[str, Any]], older_than: float) -> list[BlobRef]:
+    """A listing's objects last written before `older_than` (epoch seconds)."""
+    return [
+        BlobRef(item["Key"], item["Size"])
+        for item in contents
+        if item["LastModified"].timestamp() < older_than
+    ]
 
 
 def _is_missing(exc: ClientError) -> bool:
@@ -98,6 +109,10 @@ class S3BlobStore:
                 Body=data,
                 ContentType=content_type,
                 Metadata={"sha256": sha256},
+                # The store checks the bytes against it on arrival and keeps it: the scrub
+                # verifies an object with a HEAD instead of a download.
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
             )
 
     @traced("storage.put_many", attributes={"storage.system": "s3"})
@@ -122,6 +137,7 @@ class S3BlobStore:
                 Bucket=self.bucket,
                 Key=check_key(target_key),
                 CopySource={"Bucket": self.bucket, "Key": check_key(source_key)},
+                ChecksumAlgorithm="SHA256",
             )
 
     @traced("storage.link_many", attributes={"storage.system": "s3"})
@@ -201,20 +217,36 @@ class S3BlobStore:
             )
         return RemoteBlob(url=url)
 
-    async def old_blobs(self, older_than: float) -> AsyncIterator[list[BlobRef]]:
+    async def walk(self, older_than: float, after: str | None = None) -> AsyncIterator[WalkedChunk]:
         paginator = self._client.get_paginator("list_objects_v2")
         with _mapped_errors("list objects"):
-            async for page in paginator.paginate(Bucket=self.bucket):
-                blobs = [
-                    BlobRef(item["Key"], item["Size"])
-                    for item in page.get("Contents", [])
-                    if item["LastModified"].timestamp() < older_than
-                ]
-                if blobs:
-                    yield blobs
+            async for page in paginator.paginate(Bucket=self.bucket, StartAfter=after or ""):
+                contents = page.get("Contents", [])
+                if contents:
+                    yield WalkedChunk(
+                        position=contents[-1]["Key"],
+                        seen=len(contents),
+                        old=_old(contents, older_than),
+                    )
+
+    async def blobs_with_prefix(self, prefix: str, older_than: float) -> list[BlobRef]:
+        with _mapped_errors(f"list {prefix}"):
+            answer = await self._client.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return _old(answer.get("Contents", []), older_than)
 
     async def remove_partial_writes(self, older_than: float) -> int:
         return 0  # an object put is atomic: nothing partial is ever visible
+
+    async def stored_sha256(self, key: str) -> str | None:
+        with _mapped_errors(f"inspect {key}", key):
+            head = await self._client.head_object(
+                Bucket=self.bucket, Key=check_key(key), ChecksumMode="ENABLED"
+            )
+        checksum = head.get("ChecksumSHA256")
+        # A multipart object's checksum is of its parts ("...-3"): not the content's digest.
+        if not checksum or "-" in checksum:
+            return None
+        return base64.b64decode(checksum).hex()
 
     async def usage(self) -> StoreUsage:
         return StoreUsage(free_bytes=None, total_bytes=None)  # a bucket has no fixed size

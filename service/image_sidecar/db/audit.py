@@ -1,0 +1,64 @@
+"""SQL of the audit (`image-sidecar audit`): its lease and where its walk stands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import aiopg
+
+
+@dataclass(frozen=True)
+class AuditPosition:
+    resume_after: str | None  # None: a new walk starts from the first key
+    walk_started_at: datetime | None
+
+
+async def take_lease(cur: aiopg.Cursor, holder: UUID, seconds: float) -> bool:
+    await cur.execute(
+        """
+        INSERT INTO audit_state (holder, lease_expires_at)
+        VALUES (%(holder)s, now() + make_interval(secs => %(seconds)s))
+        ON CONFLICT (only_row) DO UPDATE
+            SET holder = EXCLUDED.holder, lease_expires_at = EXCLUDED.lease_expires_at
+            WHERE audit_state.holder IS NULL OR audit_state.lease_expires_at <= now()
+               OR audit_state.holder = EXCLUDED.holder
+        RETURNING 1
+        """,
+        {"holder": holder, "seconds": seconds},
+    )
+    return await cur.fetchone() is not None
+
+
+async def give_back_lease(cur: aiopg.Cursor, holder: UUID) -> None:
+    await cur.execute(
+        "UPDATE audit_state SET holder = NULL, lease_expires_at = NULL WHERE holder = %s",
+        (holder,),
+    )
+
+
+async def position(cur: aiopg.Cursor) -> AuditPosition:
+    """Where the walk under way stands (the run holds the lease, so the row exists); a walk
+    begins now when none is under way."""
+    await cur.execute(
+        """
+        UPDATE audit_state SET walk_started_at = coalesce(walk_started_at, now())
+        RETURNING resume_after, walk_started_at
+        """
+    )
+    return AuditPosition(**await cur.fetchone())
+
+
+async def walked_to(cur: aiopg.Cursor, position: str | None) -> None:
+    """Everything up to `position` is audited; None: the walk reached the end (a success)."""
+    await cur.execute(
+        """
+        UPDATE audit_state SET resume_after = %(position)s,
+            walk_started_at = CASE WHEN %(position)s::text IS NULL THEN NULL
+                                   ELSE walk_started_at END,
+            last_success_at = CASE WHEN %(position)s::text IS NULL THEN now()
+                                   ELSE last_success_at END
+        """,
+        {"position": position},
+    )
