@@ -181,9 +181,7 @@ async def test_blobs_with_a_prefix_are_one_images_files_and_age_guarded_deletes_
     assert await any_store.exists(KEY)
 
 
-async def test_the_store_keeps_the_sha256_where_it_can_and_says_when_it_cannot(
-    any_store, request
-):
+async def test_the_store_keeps_the_sha256_where_it_can_and_says_when_it_cannot(any_store, request):
     digest = hashlib.sha256(b"bytes").hexdigest()
     await any_store.put(KEY, b"bytes", "image/png", digest)
     kept = await any_store.stored_sha256(KEY)

@@ -16,7 +16,6 @@ from typing import Any, cast
 
 import aiopg
 import psycopg2
-import psycopg2.errors
 import structlog
 from aiohttp import web
 from psycopg2.extras import RealDictCursor
@@ -172,10 +171,6 @@ async def _connection(pool: Pool) -> AsyncIterator[aiopg.Connection]:
             record_span("db.pool.acquire", waiting, waited, **{"db.system": "postgresql"})
     try:
         yield conn
-    except psycopg2.errors.QueryCanceled as exc:  # the server's side of the statement bound
-        raise _unavailable(
-            pool, "the database did not answer in time", exc, connection_lost=False
-        ) from exc
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         raise _unavailable(pool, "the connection to the database failed", exc) from exc
     except TimeoutError as exc:
@@ -190,7 +185,8 @@ class _BoundedCursor:
     """A cursor whose every statement carries its bound to the server: `statement_timeout`
     set in the same round trip, so that a statement the sidecar gives up on (aiopg closes the
     connection on its timeout, which PostgreSQL does not notice until it has a result to send)
-    is also cancelled by PostgreSQL, whichever gives up first. Per statement, not per session,
+    is also cancelled by PostgreSQL, a second later: the client gives up first, because aiopg
+    turns a cancel by the server into a CancelledError of the caller. Per statement, not session,
     because PgBouncer in transaction mode gives every transaction another server connection and
     refuses the `options` startup parameter. Statements are spans when traced (tracing.sql_span:
     nothing unless a trace is kept)."""
@@ -213,8 +209,13 @@ class _BoundedCursor:
             await self._cursor.execute(self._bound + operation, parameters)
 
 
+# How much longer than the pool's timeout the server lets a statement run.
+_SERVER_BOUND_MARGIN_SECONDS = 1.0
+
+
 def _bounded(cur: aiopg.Cursor, pool: Pool) -> Cursor:
-    return cast(Cursor, _BoundedCursor(cur, max(1, round(pool.timeout * 1000))))
+    bound = pool.timeout + _SERVER_BOUND_MARGIN_SECONDS
+    return cast(Cursor, _BoundedCursor(cur, round(bound * 1000)))
 
 
 @asynccontextmanager
