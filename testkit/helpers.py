@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -176,7 +177,8 @@ def sidecar_process(
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`image-sidecar COMMAND` in its own process on a free port: (process, base URL), once it
     answers /healthz. Its log goes to cwd/sidecar.log (a pipe nobody reads would fill and stall
-    it). Stopped with SIGTERM on exit unless the test stopped it."""
+    it). Stopped with SIGTERM on exit unless the test stopped it; it leads a process group of its
+    own, so that what a test's SIGKILL leaves (its picture processes) goes too."""
     port = free_port()
     log = cwd / "sidecar.log"
     with log.open("w") as log_file:
@@ -186,6 +188,7 @@ def sidecar_process(
             env={**environ, "IMAGE_SIDECAR_PORT": str(port)},
             stderr=log_file,
             text=True,
+            start_new_session=True,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -195,6 +198,8 @@ def sidecar_process(
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def stored_bytes(record: dict[str, Any]) -> int:
