@@ -2,6 +2,7 @@
 
     python -m bench            # the full run: realistic data, 3 alternating rounds, 10 s loads
     python -m bench --quick    # CI: small data, one round, 2 s loads (numbers, not targets)
+    python -m bench --only scale [--quick]   # the store at N and 10·N images alone
 
 Starts what it needs on loopback: a PostgreSQL (embedded, or BENCH_DATABASE_URL's server),
 `image-sidecar serve`, the baselines' bare aiohttp app (bench/baselines.py), nginx with the
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from bench import data_safety, likeness, nights, workloads
+from bench import data_safety, likeness, nights, store_scale, workloads
 from bench.game_night import Stage
 from bench.measure import FULL, POST_BODY, QUICK, RANDOM_PATHS, Measure, Scenario, Size, alternate
 from bench.measure import wrk as wrk_load
@@ -283,8 +284,17 @@ SCENARIOS: tuple[Plan, ...] = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, one round (CI)")
+    parser.add_argument("--only", choices=["scale"], help="run only the store at N and 10·N images")
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
+    if args.only == "scale":
+        work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
+        try:
+            rows = store_scale.measure(work, size.scale_images)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print("\n".join(store_scale.table(rows, size.scale_images)))
+        return
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
             raise SystemExit(f"needs {tool} (Debian: apt-get install {tool})")
@@ -356,8 +366,9 @@ def main() -> None:
         played = nights.play_ladders(
             ladders, stages, processes, run.pictures, lambda line: print(line, file=sys.stderr)
         )
+    scale = store_scale.measure(work, size.scale_images)
     shutil.rmtree(work, ignore_errors=True)
-    report(scenarios, played, cpu, size, quick=args.quick)
+    report(scenarios, played, cpu, size, scale, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ class Size:
     rounds: int
     uploads: int  # per upload run
     hits: int  # per hit-registration run
+    scale_images: int  # the smaller store of the scale table (the larger: ten times as many)
 
 
 QUICK = Size(
@@ -35,6 +36,7 @@ QUICK = Size(
     rounds=1,
     uploads=32,
     hits=100,
+    scale_images=10_000,
 )
 FULL = Size(
     images=1_000,
@@ -44,6 +46,7 @@ FULL = Size(
     rounds=3,
     uploads=400,
     hits=1_000,
+    scale_images=100_000,
 )
 
 

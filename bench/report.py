@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.game_night import P95_BOUND_MS, PLAYERS, ROUNDS, WAITED, Night
 from bench.measure import Scenario, Size
+from bench.store_scale import ScaleRow, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -21,6 +22,7 @@ def report(
     nights: list[Night],
     cpu: dict[str, float],
     size: Size,
+    scale: list[ScaleRow],
     *,
     quick: bool,
 ) -> None:
@@ -48,6 +50,8 @@ def report(
     print("\nlargest night that passed:")
     for (pacing, topology), games in best.items():
         print(f"- {pacing} pacing, {topology}: {games} games")
+    print("\nthe store at N and 10·N images (cost(10·N) / cost(N))\n")
+    print("\n".join(table(scale, size.scale_images)))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%S}{'-quick' if quick else ''}.json"
     path.write_text(
@@ -58,6 +62,7 @@ def report(
                 "scenarios": [asdict(s) | {"ratio": s.ratio, "met": s.met} for s in scenarios],
                 "cpu_ms_per_operation": cpu,
                 "game_nights": [night.summary() for night in nights],
+                "store_scale": [asdict(row) | {"ratio": row.ratio} for row in scale],
             },
             indent=2,
         )

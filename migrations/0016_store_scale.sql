@@ -2,10 +2,11 @@
 
 -- Storage figures kept as the data changes. Triggers append one delta row per statement and
 -- expiry minute (an insert: no row that concurrent uploads queue on); whoever reads the figures
--- folds the deltas into usage_totals first (db/stats.py). Images are counted by the minute they
--- expire in, so the live figures are a sum over the minutes still to come (at most one row per
--- minute of the retention window, whatever the store holds) plus an index range of the current
--- minute. Made renditions are counted under '-infinity' (stored files, never "live" images).
+-- folds the deltas into usage_totals first (db/stats.py), each minute's row and the grand total
+-- under 'infinity'. Images are counted by the minute they expire in, so the live figures are
+-- the grand total less the minutes already past (expired, not yet deleted: the cleanup's
+-- backlog) and an index range of the current minute, whatever the store holds. Made renditions
+-- are counted under '-infinity' (stored files, never "live" images).
 CREATE TABLE usage_deltas (
     expires_minute   timestamptz NOT NULL,
     images           bigint NOT NULL,
@@ -93,6 +94,8 @@ SELECT date_trunc('minute', expires_at), count(*), sum(size_bytes), 0
 FROM generated_images GROUP BY 1;
 INSERT INTO usage_totals
 SELECT '-infinity', count(size_bytes), 0, coalesce(sum(size_bytes), 0) FROM image_renditions;
+INSERT INTO usage_totals
+SELECT 'infinity', sum(images), sum(original_bytes), sum(rendition_bytes) FROM usage_totals;
 
 -- Places written before their rows commit: a row here names a key prefix (one image's files:
 -- its original and renditions) whose bytes may be published or linked. The transaction that

@@ -153,29 +153,40 @@ async def test_admin_endpoint_runs_the_cleanup_and_returns_the_summary(client, u
     }
 
 
-async def test_orphan_files_are_swept_after_the_grace_period(
+async def test_orphan_files_under_unsettled_writes_are_swept_after_the_grace_period(
     upload, database, storage_dir, pool, store
 ):
     live = await (await upload()).json()
     orphan = storage_dir / "game-CRASH" / "round-1" / "player-x.png"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left by a crash")
-    partial = storage_dir / "game-CRASH" / "round-1" / ".tmp-abc.part"
+    (orphan.parent / "player-x.thumb.webp").write_bytes(b"its rendition")
+    partial = store.staging_dir / ".tmp-abc.part"
     partial.write_bytes(b"half")
     fresh = storage_dir / "game-NEW" / "round-1" / "player-y.png"
     fresh.parent.mkdir(parents=True)
     fresh.write_bytes(b"upload in flight")
-    old = time.time() - 7200
-    for path in (orphan, partial):
-        os.utime(path, (old, old))  # ctime cannot be set: use a short grace below instead
+    unjournaled = storage_dir / "game-HAND" / "round-1" / "player-z.png"
+    unjournaled.parent.mkdir(parents=True)
+    unjournaled.write_bytes(b"nobody's write: the audit's")
+    database.rows(
+        "INSERT INTO write_intents (key_prefix, written_at) VALUES "
+        "('game-CRASH/round-1/player-x.', now() - interval '2 hours'), "
+        "('game-NEW/round-1/player-y.', now() - interval '2 hours') RETURNING 1"
+    )
     await asyncio.sleep(1.1)
     fresh.write_bytes(b"upload in flight, rewritten")
     report = await run_cleanup(pool, store, RetentionSettings(orphan_grace_seconds=1))
-    assert report.orphans_swept == 2
+    assert report.orphans_swept == 3
     assert not orphan.exists()
     assert not partial.exists()
     assert fresh.exists()
+    assert unjournaled.exists()
     assert path_of(storage_dir, live).exists()
+    # The settled place is forgotten; the one whose file was spared is looked at again.
+    assert [row["key_prefix"] for row in database.rows("SELECT key_prefix FROM write_intents")] == [
+        "game-NEW/round-1/player-y."
+    ]
 
 
 async def test_dry_run_counts_and_deletes_nothing(upload, database, storage_dir, pool, store):

@@ -42,14 +42,20 @@ class Savings:
 
 
 # Folds the deltas the triggers appended (migrations/0016_store_scale.sql) into the totals: its
-# cost is what changed since the last fold. Minutes in order, so concurrent folds of several
-# replicas lock the same rows in the same order. Past minutes the cleanup emptied go (an index
-# range of the minutes expired and not yet deleted).
+# cost is what changed since the last fold. Each minute's row, and the grand total under
+# 'infinity'; in order, so concurrent folds of several replicas lock rows in the same order.
+# Past minutes the cleanup emptied go (an index range of the minutes expired, not yet deleted).
 _FOLD = """
 WITH folded AS (DELETE FROM usage_deltas RETURNING *)
 INSERT INTO usage_totals AS t
-SELECT expires_minute, sum(images), sum(original_bytes), sum(rendition_bytes)
-FROM folded GROUP BY expires_minute ORDER BY expires_minute
+SELECT * FROM (
+    SELECT expires_minute, sum(images), sum(original_bytes), sum(rendition_bytes)
+    FROM folded GROUP BY expires_minute
+    UNION ALL
+    SELECT 'infinity', sum(images), sum(original_bytes), sum(rendition_bytes)
+    FROM folded HAVING count(*) > 0
+) AS changed
+ORDER BY 1
 ON CONFLICT (expires_minute) DO UPDATE SET
     images = t.images + EXCLUDED.images,
     original_bytes = t.original_bytes + EXCLUDED.original_bytes,
@@ -60,34 +66,41 @@ WHERE expires_minute > '-infinity' AND expires_minute < now() AND images = 0
 
 
 async def storage_totals(cur: aiopg.Cursor) -> StorageTotals:
-    """The store's figures from the totals kept as the data changes: a sum over the minutes of
-    the retention window to come, whatever the store holds, plus an index range of the images
-    expiring within the current minute (exact to the instant)."""
+    """The store's figures from the totals kept as the data changes: the grand total, less the
+    minutes already past (expired and not yet deleted: at most the time since the last cleanup)
+    and the images of the current minute expired by now (an index range). Its cost follows the
+    cleanup's backlog, never the store."""
     await cur.execute(
         _FOLD
         + """;
-        WITH whole AS (
-            SELECT coalesce(sum(images) FILTER (WHERE expires_minute > '-infinity'), 0)::bigint
-                       AS images,
-                   coalesce(sum(images), 0)::bigint AS files,
-                   coalesce(sum(original_bytes + rendition_bytes), 0)::bigint AS bytes
+        WITH grand AS (
+            SELECT coalesce(sum(images) FILTER (WHERE expires_minute = 'infinity'), 0) AS files,
+                   coalesce(sum(images) FILTER (WHERE expires_minute = '-infinity'), 0)
+                       AS renditions,
+                   coalesce(sum(original_bytes) FILTER (WHERE expires_minute = 'infinity'), 0)
+                       AS original_bytes,
+                   coalesce(sum(rendition_bytes) FILTER (WHERE expires_minute = 'infinity'), 0)
+                       AS rendition_bytes
+            FROM usage_totals WHERE expires_minute IN ('infinity', '-infinity')
+        ), past AS (
+            SELECT coalesce(sum(images), 0) AS images, coalesce(sum(original_bytes), 0) AS bytes
             FROM usage_totals
-        ), later AS (
-            SELECT coalesce(sum(images), 0)::bigint AS images,
-                   coalesce(sum(original_bytes), 0)::bigint AS bytes
-            FROM usage_totals WHERE expires_minute >= date_trunc('minute', now()) + '1 minute'
+            WHERE expires_minute > '-infinity' AND expires_minute < date_trunc('minute', now())
         ), this_minute AS (
-            SELECT count(*) AS images, coalesce(sum(size_bytes), 0)::bigint AS bytes
+            SELECT count(*) AS images, coalesce(sum(size_bytes), 0) AS bytes
             FROM generated_images
-            WHERE expires_at > now() AND expires_at < date_trunc('minute', now()) + '1 minute'
+            WHERE expires_at >= date_trunc('minute', now()) AND expires_at <= now()
+        ), live AS (
+            SELECT grand.files - grand.renditions - past.images - this_minute.images AS images,
+                   grand.original_bytes - past.bytes - this_minute.bytes AS bytes
+            FROM grand, past, this_minute
         ), scrub AS (SELECT * FROM scrub_state)
         SELECT
-            whole.images AS stored_images,
-            whole.files AS stored_files,
-            whole.bytes AS stored_bytes,
-            later.images + this_minute.images AS live_images,
-            coalesce(round((later.bytes + this_minute.bytes)::numeric
-                           / nullif(later.images + this_minute.images, 0)), 0)::bigint
+            (grand.files - grand.renditions)::bigint AS stored_images,
+            grand.files::bigint AS stored_files,
+            (grand.original_bytes + grand.rendition_bytes)::bigint AS stored_bytes,
+            live.images::bigint AS live_images,
+            coalesce(round(live.bytes / nullif(live.images, 0)), 0)::bigint
                 AS average_image_bytes,
             extract(epoch FROM coalesce(
                 (SELECT max(finished_at) FROM cleanup_runs WHERE outcome = 'success'),
@@ -102,7 +115,7 @@ async def storage_totals(cur: aiopg.Cursor) -> StorageTotals:
                 (SELECT cycle_started_at FROM scrub),
                 (SELECT min(applied_at) FROM schema_migrations)
             ))::double precision AS scrub_oldest_check_age
-        FROM whole, later, this_minute
+        FROM grand, live
         """
     )
     row = await cur.fetchone()
@@ -119,14 +132,21 @@ async def recount_storage(cur: aiopg.Cursor) -> None:
         LOCK TABLE usage_deltas, usage_totals IN EXCLUSIVE MODE;
         DELETE FROM usage_deltas;
         DELETE FROM usage_totals;
-        INSERT INTO usage_totals
-        SELECT date_trunc('minute', expires_at), count(*), sum(size_bytes), 0
-        FROM generated_images GROUP BY 1;
-        INSERT INTO usage_totals
-        SELECT '-infinity', count(size_bytes), 0, coalesce(sum(size_bytes), 0)
-        FROM image_renditions
         """
+        + FILL_TOTALS
     )
+
+
+# The totals of the rows as they are (the migration's first fill, and a recount's).
+FILL_TOTALS = """
+INSERT INTO usage_totals
+SELECT date_trunc('minute', expires_at), count(*), sum(size_bytes), 0
+FROM generated_images GROUP BY 1;
+INSERT INTO usage_totals
+SELECT '-infinity', count(size_bytes), 0, coalesce(sum(size_bytes), 0) FROM image_renditions;
+INSERT INTO usage_totals
+SELECT 'infinity', sum(images), sum(original_bytes), sum(rendition_bytes) FROM usage_totals;
+"""
 
 
 async def record_usage(

@@ -78,10 +78,11 @@ async def transaction_with_blobs(
     in between leaves only files the journal names and temp files, which the cleanup sweeps;
     never a row without its file.
     """
-    async with db.cursor(pool) as cur:
-        intents = await intent_rows.record(cur, places)
     staged = StagedBlobs(store, pending)
+    intents: list[int] = []
     try:
+        async with db.cursor(pool) as cur:
+            intents = await intent_rows.record(cur, places)
         async with db.transaction(pool) as cur:
             yield cur, staged
             await intent_rows.clear(cur, intents)
@@ -92,9 +93,10 @@ async def transaction_with_blobs(
             deleted = await store.delete_many(staged.written)
             if deleted.failed:
                 raise  # the journal keeps the places: the next cleanup deletes what is left
-        with contextlib.suppress(SidecarError):  # if not now, the next cleanup forgets them
-            async with db.cursor(pool) as cur:
-                await intent_rows.clear(cur, intents)
+        if intents:
+            with contextlib.suppress(SidecarError):  # if not now, the next cleanup does
+                async with db.cursor(pool) as cur:
+                    await intent_rows.clear(cur, intents)
         raise
 
 

@@ -24,7 +24,7 @@ from image_sidecar.db import retention as retention_rows
 from image_sidecar.errors import SidecarError
 from image_sidecar.lifecycle.deletion import DeletionTally, delete_expired, preview_expired
 from image_sidecar.lifecycle.lease import held_lease
-from image_sidecar.storage.base import BlobStore
+from image_sidecar.storage.base import BlobRef, BlobStore
 from image_sidecar.tracing import traced
 
 log = structlog.get_logger(__name__)
@@ -72,17 +72,15 @@ async def sweep_orphans(
         after = intents[-1].intent_id
         settled = []
         for intent in intents:
-            blobs = await store.blobs_with_prefix(intent.key_prefix, cutoff)
-            if blobs:
-                async with db.cursor(pool) as cur:
-                    known = await retention_rows.known_keys(cur, [blob.key for blob in blobs])
-                blobs = [blob for blob in blobs if blob.key not in known]
+            orphans = await _unnamed(pool, await store.blobs_with_prefix(intent.key_prefix, cutoff))
             if dry_run:
-                swept += len(blobs)
+                swept += len(orphans)
                 continue
-            deleted = await store.delete_many(blobs, only_if_older_than=cutoff)
-            swept += deleted.deleted
-            if not deleted.failed:
+            swept += (await store.delete_many(orphans, only_if_older_than=cutoff)).deleted
+            # Settled once nothing under the place is unnamed: a file written since the cutoff
+            # (or one the store would not delete) is looked at again by a later run.
+            left = await store.blobs_with_prefix(intent.key_prefix, now + 1)
+            if not await _unnamed(pool, left):
                 settled.append(intent.intent_id)
         if settled:
             async with db.cursor(pool) as cur:
@@ -90,6 +88,15 @@ async def sweep_orphans(
     if not dry_run:
         swept += await store.remove_partial_writes(cutoff)
     return swept
+
+
+async def _unnamed(pool: db.Pool, blobs: list[BlobRef]) -> list[BlobRef]:
+    """Those of `blobs` that no row names."""
+    if not blobs:
+        return []
+    async with db.cursor(pool) as cur:
+        known = await retention_rows.known_keys(cur, [blob.key for blob in blobs])
+    return [blob for blob in blobs if blob.key not in known]
 
 
 @traced("cleanup.run", job=True)

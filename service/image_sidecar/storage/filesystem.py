@@ -7,7 +7,6 @@ import contextlib
 import functools
 import hashlib
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -29,7 +28,17 @@ from image_sidecar.storage.base import (
     check_key,
 )
 from image_sidecar.storage.digests import DigestCache
-from image_sidecar.storage.posix import DELETE_THREADS, bytes_freed, fsync_dir, storage_error
+from image_sidecar.storage.posix import (
+    DELETE_THREADS,
+    LEGACY_TEMP,
+    bytes_freed,
+    files_with_prefix,
+    fsync_dir,
+    remove_older_entries,
+    storage_error,
+    top_level_dirs,
+    walk_under,
+)
 from image_sidecar.tracing import traced
 
 T = TypeVar("T")
@@ -38,9 +47,6 @@ T = TypeVar("T")
 # Temp files of writes in progress, in one directory at the store's root (no key can name a
 # hidden directory): what a crash leaves is found by listing it, never by walking the store.
 STAGING = ".staging"
-# A temp file of a version before the staging directory, in a game's directory: the audit finds
-# those a crash left.
-_LEGACY_TEMP = re.compile(r"\.tmp-[A-Za-z0-9_]+\.part")
 
 
 class FilesystemBlobStore:
@@ -78,7 +84,7 @@ class FilesystemBlobStore:
         for key in keys:
             directory, _, name = key.rpartition("/")
             try:
-                if _LEGACY_TEMP.fullmatch(name):
+                if LEGACY_TEMP.fullmatch(name):
                     check_key(f"{directory}/x")  # the audit removes these; the name is ours
                 else:
                     check_key(key)
@@ -338,75 +344,29 @@ class FilesystemBlobStore:
     async def servable(self, key: str) -> LocalBlob:
         return await asyncio.to_thread(self._servable_sync, key)
 
-    def _top_level_dirs(self, after: str | None) -> list[str]:
-        try:
-            with os.scandir(self.base_dir) as entries:
-                names = (e.name for e in entries if e.is_dir(follow_symlinks=False))
-                return sorted(n for n in names if not n.startswith(".") and n > (after or ""))
-        except FileNotFoundError:
-            return []
-
-    def _walk_under(self, top: str, older_than: float) -> WalkedChunk:
-        """Every file under base_dir/top; those changed before `older_than` (ctime, not mtime:
-        a hard link made for a cache hit renews the inode's ctime only)."""
-        seen = 0
-        old = []
-        for dirpath, _, filenames in os.walk(self.base_dir / top):
-            for name in filenames:
-                if name.startswith(".") and not _LEGACY_TEMP.fullmatch(name):
-                    continue
-                path = Path(dirpath, name)
-                with contextlib.suppress(FileNotFoundError):
-                    st = path.lstat()
-                    if stat.S_ISREG(st.st_mode):
-                        seen += 1
-                        if st.st_ctime < older_than:
-                            old.append(BlobRef(str(path.relative_to(self.base_dir)), st.st_size))
-        return WalkedChunk(position=top, seen=seen, old=old)
-
     async def walk(self, older_than: float, after: str | None = None) -> AsyncIterator[WalkedChunk]:
         # One top-level directory (a game) per part: memory follows the largest game.
-        for top in await asyncio.to_thread(self._top_level_dirs, after):
-            yield await asyncio.to_thread(self._walk_under, top, older_than)
+        for top in await asyncio.to_thread(top_level_dirs, self.base_dir, after):
+            yield await asyncio.to_thread(walk_under, self.base_dir, top, older_than)
 
     def _with_prefix_sync(self, prefix: str, older_than: float) -> list[BlobRef]:
         directory, _, stem = prefix.rpartition("/")
         try:
             parent = self._directory(prefix, directory)
-            entries = list(os.scandir(parent))
-        except (FileNotFoundError, NotADirectoryError, BlobNotFound):
+        except BlobNotFound:
             return []
+        try:
+            return files_with_prefix(parent, directory, stem, older_than)
         except OSError as exc:
             raise storage_error(exc, f"list {prefix}") from exc
-        found = []
-        for entry in entries:
-            if entry.name.startswith(stem) and not entry.name.startswith("."):
-                with contextlib.suppress(FileNotFoundError):
-                    st = entry.stat(follow_symlinks=False)
-                    if stat.S_ISREG(st.st_mode) and st.st_ctime < older_than:
-                        found.append(BlobRef(f"{directory}/{entry.name}", st.st_size))
-        return found
 
     async def blobs_with_prefix(self, prefix: str, older_than: float) -> list[BlobRef]:
         return await asyncio.to_thread(self._with_prefix_sync, prefix, older_than)
 
-    def _remove_partial_writes_sync(self, older_than: float) -> int:
-        removed = 0
-        try:
-            entries = list(os.scandir(self.staging_dir))
-        except FileNotFoundError:
-            return 0
-        for entry in entries:
-            with contextlib.suppress(FileNotFoundError):
-                if entry.stat(follow_symlinks=False).st_ctime < older_than:
-                    os.unlink(entry.path)
-                    removed += 1
-        return removed
-
     async def remove_partial_writes(self, older_than: float) -> int:
         """Delete the temp files in the staging directory that a crash left behind before
         `older_than`; how many went."""
-        return await asyncio.to_thread(self._remove_partial_writes_sync, older_than)
+        return await asyncio.to_thread(remove_older_entries, self.staging_dir, older_than)
 
     async def stored_sha256(self, key: str) -> str | None:
         return None  # a file keeps no checksum of its own: the scrub reads it
