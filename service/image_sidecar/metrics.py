@@ -195,6 +195,13 @@ class SidecarMetrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.scrub_cycle = Gauge(
+            "sidecar_scrub_cycle_seconds",
+            "IMAGE_SCRUB_CYCLE_DAYS in seconds: the scrub checks the whole store once in this "
+            "long (the alert compares the oldest check with it).",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.audit_runs = Counter(
             "sidecar_audit_runs_total",
             "Audit runs (the walk of the whole store for files no row names) by outcome.",
@@ -347,6 +354,7 @@ async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     the replica."""
     metrics = app[metrics_key]
     interval = app[config_key].metrics.refresh_seconds
+    metrics.scrub_cycle.set(app[config_key].retention.scrub_cycle_days * 86_400)
     reader = _ReplicaReader()
 
     async def refresh_forever() -> None:

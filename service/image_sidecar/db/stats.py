@@ -61,7 +61,7 @@ ON CONFLICT (expires_minute) DO UPDATE SET
     original_bytes = t.original_bytes + EXCLUDED.original_bytes,
     rendition_bytes = t.rendition_bytes + EXCLUDED.rendition_bytes;
 DELETE FROM usage_totals
-WHERE expires_minute > '-infinity' AND expires_minute < now() AND images = 0
+WHERE expires_minute > '-infinity' AND expires_minute < (SELECT now()) AND images = 0
 """
 
 
@@ -85,7 +85,10 @@ async def storage_totals(cur: aiopg.Cursor) -> StorageTotals:
         ), past AS (
             SELECT coalesce(sum(images), 0) AS images, coalesce(sum(original_bytes), 0) AS bytes
             FROM usage_totals
-            WHERE expires_minute > '-infinity' AND expires_minute < date_trunc('minute', now())
+            -- A subquery's bound is a parameter to the planner: always this index range, never a
+            -- scan that computes the bound for every minute of the retention window.
+            WHERE expires_minute > '-infinity'
+              AND expires_minute < (SELECT date_trunc('minute', now()))
         ), this_minute AS (
             SELECT count(*) AS images, coalesce(sum(size_bytes), 0) AS bytes
             FROM generated_images
