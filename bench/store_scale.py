@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import psycopg2
 
 from bench.measure import multipart
 from bench.workloads import running
@@ -215,12 +216,32 @@ async def _jobs(store: Store, slice_images: int) -> dict[str, float]:
     }
 
 
+def table_sizes(url: str) -> dict[str, int]:
+    """Bytes of each of the sidecar's large tables with its indexes and TOAST."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                """
+                SELECT relname, pg_total_relation_size(oid) FROM pg_class
+                WHERE relname IN ('generated_images', 'image_renditions', 'image_cache',
+                                  'games', 'game_rounds', 'usage_totals')
+                ORDER BY 2 DESC
+                """
+            )
+            return dict(cur.fetchall())
+    finally:
+        conn.close()
+
+
 def _prepared(stack: ExitStack, work: Path, images: int, slice_images: int) -> Store:
     folder = work / f"scale-{images}"
     storage = folder / "images"
     storage.mkdir(parents=True)
     url = stack.enter_context(bench_database(folder))
     seed_like_games(url, storage, images, work, real_files=slice_images)
+    sizes = ", ".join(f"{name} {size / 2**20:,.0f} MiB" for name, size in table_sizes(url).items())
+    print(f"  {images:,} images: {sizes}", file=sys.stderr)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     environ = {

@@ -48,7 +48,9 @@ SETTINGS: tuple[Setting, ...] = (
         "database.timeout_seconds",
         kinds.seconds(),
         "5",
-        "How long a request waits for a database connection or statement before answering 503.",
+        "How long a request waits for a database connection or statement before answering 503; "
+        "PostgreSQL cancels a statement a second later (each carries its `statement_timeout`), "
+        "so nothing the sidecar gave up on goes on running.",
     ),
     Setting(
         "IMAGE_STORAGE_TYPE",
