@@ -110,6 +110,17 @@ async def lock_expired_batch(
     return [DoomedImage(**row) for row in await cur.fetchall()]
 
 
+async def count_expired(cur: aiopg.Cursor, as_of: datetime | None = None) -> int:
+    """How many images have expired by `as_of` (or now): the cleanup's backlog, an index range
+    (a day's expiry, not the store)."""
+    await cur.execute(
+        "SELECT count(*) AS n FROM generated_images "
+        "WHERE expires_at <= coalesce(%s::timestamptz, now())",
+        (as_of,),
+    )
+    return (await cur.fetchone())["n"]
+
+
 async def move_or_drop_cache_entries(
     cur: aiopg.Cursor, image_ids: list[UUID], as_of: datetime | None = None
 ) -> CacheFixups:

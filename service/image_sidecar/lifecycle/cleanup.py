@@ -157,8 +157,15 @@ async def _run_locked(
     if dry_run:
         tally = await preview_expired(pool, store, batch_size=settings.batch_size, as_of=as_of)
     else:
+        async with db.cursor(pool) as cur:
+            expected = await retention_rows.count_expired(cur, as_of)
         tally = await delete_expired(
-            pool, store, batch_size=settings.batch_size, on_batch=on_batch, as_of=as_of
+            pool,
+            store,
+            batch_size=settings.batch_size,
+            on_batch=on_batch,
+            as_of=as_of,
+            expected=expected,
         )
     for name, value in asdict(tally).items():
         setattr(report, name, value)  # the run's report is its tally and more

@@ -36,6 +36,9 @@ class DeletionTally(BatchReport):
     cache_entries_moved: int = 0
     cache_entries_removed: int = 0
     files_failed: int = 0
+    # A cleanup's backlog as it began (an index range of the expired images): its progress line
+    # says how much is left. None for purges and takedowns.
+    images_expected: int | None = None
     FAILURES: ClassVar[str] = "files_failed"
 
     def count_failures(self, keys: Iterable[str]) -> None:
@@ -44,9 +47,15 @@ class DeletionTally(BatchReport):
 
     def progress_line(self, elapsed_seconds: float) -> str:
         rate = self.images_deleted / max(elapsed_seconds, 1e-9)
+        done = f"{self.images_deleted}"
+        left = ""
+        if self.images_expected:
+            done += f" of {self.images_expected}"
+            remaining = max(self.images_expected - self.images_deleted, 0)
+            left = f", ~{remaining / rate:.0f} s left" if rate > 0 else ""
         return (
-            f"cleanup: {self.images_deleted} images, {self.bytes_freed / 1e6:.1f} MB freed, "
-            f"{rate:.0f} images/s"
+            f"cleanup: {done} images, {self.bytes_freed / 1e6:.1f} MB freed, "
+            f"{rate:.0f} images/s{left}"
         )
 
 
@@ -60,11 +69,12 @@ async def delete_expired(
     sha256s: list[str] | None = None,
     on_batch: Progress | None = None,
     as_of: datetime | None = None,
+    expected: int | None = None,
 ) -> DeletionTally:
     """Delete expired images (optionally of some games, one player's, or those with some bytes)
     in batches until none is left but those whose files could not be deleted. With `as_of`,
-    what will have expired by then."""
-    tally = DeletionTally()
+    what will have expired by then; `expected`, how many that is (for the progress line)."""
+    tally = DeletionTally(images_expected=expected)
     undeletable: list[UUID] = []  # skipped for the rest of this run; the next run retries them
     while True:
         with span("deletion.batch"):
