@@ -130,6 +130,10 @@ ALTER TABLE scrub_state ADD COLUMN last_slice_at timestamptz;
 -- service, and it is what /api/stats reads.
 DROP TABLE cache_hits;
 
--- The cleanup forgets the games its deletions emptied, and young games emptied by purges a
--- day later: both by index, never by looking at every game.
-CREATE INDEX games_created_at_idx ON games (created_at);
+-- The cleanup forgets the games its deletions empty; a game emptied before it is a day old (a
+-- purge) waits here for a day, so that a late upload of a game in play finds its row. Both by
+-- key, never by looking at every game.
+CREATE TABLE emptied_games (
+    game_id     uuid PRIMARY KEY,
+    emptied_at  timestamptz NOT NULL DEFAULT now()
+);

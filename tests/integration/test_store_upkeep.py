@@ -317,3 +317,26 @@ async def test_an_s3_scrub_verifies_intact_objects_by_checksum_and_reads_only_th
     assert report.files_verified_by_checksum == files - len(records[1]["renditions"]) - 1
     assert len(downloads) == 1, downloads
     assert downloads[0].endswith(damaged)
+
+
+async def test_the_cleanup_forgets_the_games_it_empties_and_purged_young_ones_a_day_later(
+    make_client, database
+):
+    client = await make_client()
+    upload = uploader(client)
+    old = await (await upload(image=noise_png(60, seed=1), game_code="OLDGAME")).json()
+    young = await (await upload(image=noise_png(60, seed=2), game_code="YOUNG")).json()
+    database.rows(
+        "UPDATE games SET created_at = now() - interval '3 days' WHERE game_id = %s RETURNING 1",
+        old["game_id"],
+    )
+    database.expire_images("game_code = %s", "OLDGAME")
+    assert (await client.delete("/api/games/YOUNG")).status == 200  # a purge of a game in play
+    assert (await client.post("/api/admin/cleanup")).status == 200
+    games = {row["game_id"] for row in database.rows("SELECT game_id::text FROM games")}
+    assert games == {young["game_id"]}  # the purged young game keeps its row for a day
+    database.rows("UPDATE emptied_games SET emptied_at = now() - interval '25 hours' RETURNING 1")
+    assert (await client.post("/api/admin/cleanup")).status == 200
+    assert database.count("games") == 0
+    assert database.count("game_rounds") == 0
+    assert database.count("emptied_games") == 0

@@ -178,20 +178,41 @@ async def known_keys(cur: aiopg.Cursor, keys: list[str]) -> set[str]:
     return {row["image_path"] for row in await cur.fetchall()}
 
 
-async def forget_empty_games(cur: aiopg.Cursor, game_ids: list[UUID] | None = None) -> int:
-    """Games (and their rounds) left without any image a day after they began: of `game_ids`
-    (those a batch of deletions touched), or else of the games begun one to eight days ago
-    (those a purge emptied young; a week of slack for nights the cleanup missed). Both by
-    index, never a look at every game."""
+async def forget_empty_games(cur: aiopg.Cursor, game_ids: list[UUID]) -> None:
+    """Of `game_ids` (those a batch of deletions touched), the games (and their rounds) left
+    without any image: forgotten now if they began over a day ago, else noted in
+    emptied_games for `forget_emptied_games` a day later (a purge of a game in play must not
+    take the row a late upload of it still needs)."""
     await cur.execute(
         """
-        DELETE FROM games g
-        WHERE CASE WHEN %(ids)s::uuid[] IS NULL THEN g.created_at >= now() - interval '8 days'
-                   ELSE g.game_id = ANY(%(ids)s::uuid[]) END
-          AND g.created_at < now() - interval '1 day'
-          AND NOT EXISTS (SELECT 1 FROM generated_images gi WHERE gi.game_id = g.game_id)
+        WITH empty AS (
+            SELECT g.game_id, g.created_at FROM games g
+            WHERE g.game_id = ANY(%s::uuid[])
+              AND NOT EXISTS (SELECT 1 FROM generated_images gi WHERE gi.game_id = g.game_id)
+        ), forgotten AS (
+            DELETE FROM games g USING empty e
+            WHERE g.game_id = e.game_id AND e.created_at < now() - interval '1 day'
+        )
+        INSERT INTO emptied_games (game_id)
+        SELECT game_id FROM empty WHERE created_at >= now() - interval '1 day'
+        ON CONFLICT DO NOTHING
         """,
-        {"ids": game_ids},
+        (game_ids,),
+    )
+
+
+async def forget_emptied_games(cur: aiopg.Cursor) -> int:
+    """The games noted as emptied young, a day on, if still without images (once a cleanup)."""
+    await cur.execute(
+        """
+        WITH due AS (
+            DELETE FROM emptied_games WHERE emptied_at < now() - interval '1 day'
+            RETURNING game_id
+        )
+        DELETE FROM games g USING due
+        WHERE g.game_id = due.game_id
+          AND NOT EXISTS (SELECT 1 FROM generated_images gi WHERE gi.game_id = g.game_id)
+        """
     )
     return cur.rowcount
 

@@ -5,8 +5,8 @@ lets the source write what goes with it (the bytes, the prompt's cache entry, a 
 saving). Blobs are staged: they are written before the commit and deleted again when the
 transaction does not commit, so a failure at any point leaves neither a row without its file
 nor, after the orphan sweep, a file without its row: the places a write will use are journaled
-(write_intents) before any byte appears under a key, and the journal entry goes with the commit,
-so the nightly sweep looks only at what a crash may have left. A later "and also write these derived
+(write_intents) before any byte appears under a key and the entry goes with the commit, so the
+nightly sweep looks only at what a crash may have left. A later "and also write these derived
 files" belongs in a source's `write`. The sources are `images.upload.NewImage` and
 `prompt_cache.reuse.CacheReuse`.
 """
@@ -158,8 +158,8 @@ async def register(
     """
     new_blobs = await source.prepare(meta)
     pending = await store.stage_many(new_blobs) if new_blobs else []
+    places = [image_prefix(meta)]
     try:
-        places = [image_prefix(meta)]
         async with transaction_with_blobs(pool, store, places, pending) as (cur, staged):
             _check_game_round(meta, await image_rows.register_game_round(cur, meta))
             plan = await source.plan(cur, meta)

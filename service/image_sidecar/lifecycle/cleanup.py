@@ -173,7 +173,7 @@ async def _run_locked(
         report.outcome = "dry_run"
     else:
         async with db.cursor(pool) as cur:
-            await retention_rows.forget_empty_games(cur)  # those emptied young
+            await retention_rows.forget_emptied_games(cur)  # those purges emptied young
     report.orphans_swept = await sweep_orphans(
         pool, store, now=time.time(), grace_seconds=settings.orphan_grace_seconds, dry_run=dry_run
     )
