@@ -7,6 +7,8 @@ the count covers them all), and the next run retries it.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -38,3 +40,20 @@ class BatchReport:
 
 Progress = Callable[[BatchReport], None]
 """Called after each batch with the report so far (the commands print a progress line)."""
+
+
+class Pace:
+    """Keeps a batch job under `per_second` units (bytes read, files walked; 0: no limit) by
+    sleeping as far as it is ahead, so that it never starves serving."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._started = time.monotonic()
+        self._done = 0
+
+    async def advance(self, units: int) -> None:
+        self._done += units
+        if self.per_second:
+            ahead = self._done / self.per_second - (time.monotonic() - self._started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)

@@ -8,6 +8,8 @@ from uuid import UUID
 
 import aiopg
 
+from image_sidecar.db import leases
+
 
 @dataclass(frozen=True)
 class AuditPosition:
@@ -16,26 +18,11 @@ class AuditPosition:
 
 
 async def take_lease(cur: aiopg.Cursor, holder: UUID, seconds: float) -> bool:
-    await cur.execute(
-        """
-        INSERT INTO audit_state (holder, lease_expires_at)
-        VALUES (%(holder)s, now() + make_interval(secs => %(seconds)s))
-        ON CONFLICT (only_row) DO UPDATE
-            SET holder = EXCLUDED.holder, lease_expires_at = EXCLUDED.lease_expires_at
-            WHERE audit_state.holder IS NULL OR audit_state.lease_expires_at <= now()
-               OR audit_state.holder = EXCLUDED.holder
-        RETURNING 1
-        """,
-        {"holder": holder, "seconds": seconds},
-    )
-    return await cur.fetchone() is not None
+    return await leases.take(cur, "audit_state", holder, seconds)
 
 
 async def give_back_lease(cur: aiopg.Cursor, holder: UUID) -> None:
-    await cur.execute(
-        "UPDATE audit_state SET holder = NULL, lease_expires_at = NULL WHERE holder = %s",
-        (holder,),
-    )
+    await leases.give_back(cur, "audit_state", holder)
 
 
 async def position(cur: aiopg.Cursor) -> AuditPosition:

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import aiopg
 
+from image_sidecar.db import leases
 from image_sidecar.db.images import renditions_column
 from image_sidecar.models import StoredRendition
 
@@ -26,26 +27,11 @@ class Checked:
 
 
 async def take_lease(cur: aiopg.Cursor, holder: UUID, seconds: float) -> bool:
-    await cur.execute(
-        """
-        INSERT INTO scrub_state (holder, lease_expires_at)
-        VALUES (%(holder)s, now() + make_interval(secs => %(seconds)s))
-        ON CONFLICT (only_row) DO UPDATE
-            SET holder = EXCLUDED.holder, lease_expires_at = EXCLUDED.lease_expires_at
-            WHERE scrub_state.holder IS NULL OR scrub_state.lease_expires_at <= now()
-               OR scrub_state.holder = EXCLUDED.holder
-        RETURNING 1
-        """,
-        {"holder": holder, "seconds": seconds},
-    )
-    return await cur.fetchone() is not None
+    return await leases.take(cur, "scrub_state", holder, seconds)
 
 
 async def give_back_lease(cur: aiopg.Cursor, holder: UUID) -> None:
-    await cur.execute(
-        "UPDATE scrub_state SET holder = NULL, lease_expires_at = NULL WHERE holder = %s",
-        (holder,),
-    )
+    await leases.give_back(cur, "scrub_state", holder)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ interrupted run (or a run cut short by `--max-seconds`) is continued by the next
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,11 +19,11 @@ from typing import Literal
 import structlog
 
 from image_sidecar import db
-from image_sidecar.batch import BatchReport, Progress
+from image_sidecar.batch import BatchReport, Pace, Progress
 from image_sidecar.db import audit as audit_rows
-from image_sidecar.db import retention as retention_rows
 from image_sidecar.db import stats as stats_rows
-from image_sidecar.lifecycle.lease import held_lease
+from image_sidecar.lifecycle.cleanup import unnamed
+from image_sidecar.lifecycle.lease import run_leased
 from image_sidecar.storage.base import BlobRef, BlobStore
 from image_sidecar.tracing import span, traced
 
@@ -57,22 +56,6 @@ class AuditReport(BatchReport):
         return line
 
 
-class _Pace:
-    """Sleeps as needed to keep the walk under `per_second` files (0: no limit)."""
-
-    def __init__(self, per_second: int) -> None:
-        self.per_second = per_second
-        self._started = time.monotonic()
-        self._count = 0
-
-    async def walked(self, files: int) -> None:
-        self._count += files
-        if self.per_second:
-            ahead = self._count / self.per_second - (time.monotonic() - self._started)
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-
-
 @traced("audit.run", job=True)
 async def run_audit(
     pool: db.Pool,
@@ -86,25 +69,16 @@ async def run_audit(
 ) -> AuditReport:
     """One audit run, unless another replica holds the audit's lease. Logs one line; the caller
     records it in its metrics."""
-    started = time.monotonic()
     report = AuditReport()
-    try:
-        lease = held_lease(pool, "audit", audit_rows.take_lease, audit_rows.give_back_lease)
-        async with lease as held:
-            if not held:
-                report.outcome, report.reason = "skipped", "another audit holds the lease"
-            else:
-                await _walk(
-                    pool, store, report, grace_seconds, _Pace(files_per_second), dry_run,
-                    None if max_seconds is None else started + max_seconds, on_progress,
-                )  # fmt: skip
-    except Exception as exc:
-        report.outcome = "failed"
-        report.reason = str(exc) or type(exc).__name__
-        log.exception("audit_error")
-    report.seconds = round(time.monotonic() - started, 3)
-    log.info("audit_run", **report.as_dict())
-    return report
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    pace = Pace(files_per_second)
+    return await run_leased(
+        pool,
+        "audit",
+        (audit_rows.take_lease, audit_rows.give_back_lease),
+        report,
+        lambda: _walk(pool, store, report, grace_seconds, pace, dry_run, deadline, on_progress),
+    )
 
 
 async def _walk(
@@ -112,7 +86,7 @@ async def _walk(
     store: BlobStore,
     report: AuditReport,
     grace_seconds: int,
-    pace: _Pace,
+    pace: Pace,
     dry_run: bool,
     deadline: float | None,
     on_progress: Progress | None,
@@ -127,21 +101,18 @@ async def _walk(
     async for chunk in store.walk(cutoff, after=where.resume_after):
         with span("audit.part"):
             report.files_checked += chunk.seen
-            if chunk.old:
-                async with db.cursor(pool) as cur:
-                    known = await retention_rows.known_keys(cur, [b.key for b in chunk.old])
-                orphans = [blob for blob in chunk.old if blob.key not in known]
-                if orphans:
-                    _found(report, orphans)
-                    if not dry_run:
-                        deleted = await store.delete_many(orphans, only_if_older_than=cutoff)
-                        report.orphans_deleted += deleted.deleted
+            orphans = await unnamed(pool, chunk.old)
+            if orphans:
+                _found(report, orphans)
+                if not dry_run:
+                    deleted = await store.delete_many(orphans, only_if_older_than=cutoff)
+                    report.orphans_deleted += deleted.deleted
             if not dry_run:
                 async with db.cursor(pool) as cur:
                     await audit_rows.walked_to(cur, chunk.position)
         if on_progress is not None:
             on_progress(report)
-        await pace.walked(chunk.seen)
+        await pace.advance(chunk.seen)
         if deadline is not None and time.monotonic() > deadline:
             report.outcome = "dry_run" if dry_run else "partial"
             return

@@ -23,7 +23,7 @@ from image_sidecar.db import intents as intent_rows
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.errors import SidecarError
 from image_sidecar.lifecycle.deletion import DeletionTally, delete_expired, preview_expired
-from image_sidecar.lifecycle.lease import held_lease
+from image_sidecar.lifecycle.lease import run_leased
 from image_sidecar.storage.base import BlobRef, BlobStore
 from image_sidecar.tracing import traced
 
@@ -72,7 +72,7 @@ async def sweep_orphans(
         after = intents[-1].intent_id
         settled = []
         for intent in intents:
-            orphans = await _unnamed(pool, await store.blobs_with_prefix(intent.key_prefix, cutoff))
+            orphans = await unnamed(pool, await store.blobs_with_prefix(intent.key_prefix, cutoff))
             if dry_run:
                 swept += len(orphans)
                 continue
@@ -80,7 +80,7 @@ async def sweep_orphans(
             # Settled once nothing under the place is unnamed: a file written since the cutoff
             # (or one the store would not delete) is looked at again by a later run.
             left = await store.blobs_with_prefix(intent.key_prefix, now + 1)
-            if not await _unnamed(pool, left):
+            if not await unnamed(pool, left):
                 settled.append(intent.intent_id)
         if settled:
             async with db.cursor(pool) as cur:
@@ -90,8 +90,8 @@ async def sweep_orphans(
     return swept
 
 
-async def _unnamed(pool: db.Pool, blobs: list[BlobRef]) -> list[BlobRef]:
-    """Those of `blobs` that no row names."""
+async def unnamed(pool: db.Pool, blobs: list[BlobRef]) -> list[BlobRef]:
+    """Those of `blobs` that no row names (the sweep's and the audit's test of an orphan)."""
     if not blobs:
         return []
     async with db.cursor(pool) as cur:
@@ -112,26 +112,16 @@ async def run_cleanup(
     """One cleanup run, unless another replica holds the cleanup's lease. Logs one line and
     records the run in the database; the caller records it in its metrics. With `as_of`, that
     instant is now: what will have expired by then is deleted (or, dry, counted)."""
-    started = time.monotonic()
     report = CleanupReport(as_of=None if as_of is None else as_of.isoformat())
-    try:
-        lease = held_lease(
-            pool, "cleanup", retention_rows.take_cleanup_lease, retention_rows.end_cleanup_lease
-        )
-        async with lease as held:
-            if not held:
-                report.outcome = "skipped"
-                report.reason = "another cleanup run holds the lease"
-            else:
-                await _run_locked(pool, store, settings, report, dry_run, on_batch, as_of)
-    except Exception as exc:
-        report.outcome = "failed"
-        report.reason = str(exc) or type(exc).__name__
-        log.exception("cleanup_error")
-    report.seconds = round(time.monotonic() - started, 3)
+    await run_leased(
+        pool,
+        "cleanup",
+        (retention_rows.take_cleanup_lease, retention_rows.end_cleanup_lease),
+        report,
+        lambda: _run_locked(pool, store, settings, report, dry_run, on_batch, as_of),
+    )
     if report.outcome in ("success", "failed"):
         await _record_run(pool, report)
-    log.info("cleanup_run", **report.as_dict())
     return report
 
 

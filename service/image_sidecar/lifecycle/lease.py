@@ -8,9 +8,11 @@ run whose process died blocks the next one for at most LEASE_SECONDS.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import structlog
@@ -54,3 +56,42 @@ async def held_lease(
         await cancel_and_wait(renewing)
         async with db.cursor(pool) as cur:
             await give_back(cur, holder)
+
+
+class JobReport(Protocol):
+    """What a leased batch job's report carries besides its own counts."""
+
+    outcome: Any
+    reason: str | None
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=JobReport)
+
+
+async def run_leased(
+    pool: db.Pool,
+    job: str,
+    lease: tuple[Take, GiveBack],
+    report: R,
+    work: Callable[[], Awaitable[None]],
+) -> R:
+    """`work` under the job's lease, its report completed: `skipped` when another replica holds
+    the lease, `failed` (with the reason, and the traceback in the log) when the work raised,
+    the seconds it took; one log line `{job}_run`."""
+    started = time.monotonic()
+    try:
+        async with held_lease(pool, job, *lease) as held:
+            if not held:
+                report.outcome, report.reason = "skipped", f"another {job} run holds the lease"
+            else:
+                await work()
+    except Exception as exc:
+        report.outcome = "failed"
+        report.reason = str(exc) or type(exc).__name__
+        log.exception(f"{job}_error")
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info(f"{job}_run", **report.as_dict())
+    return report

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from dataclasses import dataclass, field
 from typing import Literal
 
 import structlog
 
 from image_sidecar import db
-from image_sidecar.batch import BatchReport, Progress
+from image_sidecar.batch import BatchReport, Pace, Progress
 from image_sidecar.db import renditions as rendition_rows
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.db import scrub as scrub_rows
@@ -44,7 +43,7 @@ from image_sidecar.errors import ImageDamaged, SidecarError
 from image_sidecar.images.decoding import ImageProcessor
 from image_sidecar.images.formats import of_key
 from image_sidecar.images.renditions import RenditionMaker
-from image_sidecar.lifecycle.lease import held_lease
+from image_sidecar.lifecycle.lease import run_leased
 from image_sidecar.models import StoredRendition
 from image_sidecar.storage.base import BlobNotFound, BlobRef, BlobStore
 from image_sidecar.tracing import span, traced
@@ -88,22 +87,6 @@ class ScrubReport(BatchReport):
         return line
 
 
-class _Pace:
-    """Sleeps as needed to keep reads under `bytes_per_second` (0: no limit)."""
-
-    def __init__(self, bytes_per_second: int) -> None:
-        self.bytes_per_second = bytes_per_second
-        self._started = time.monotonic()
-        self._read = 0
-
-    async def read(self, size: int) -> None:
-        self._read += size
-        if self.bytes_per_second:
-            ahead = self._read / self.bytes_per_second - (time.monotonic() - self._started)
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-
-
 @traced("scrub.run", job=True)
 async def run_scrub(
     pool: db.Pool,
@@ -117,23 +100,15 @@ async def run_scrub(
     """One scrub run, unless another replica holds the scrub's lease: with `cycle_days`, the
     slice that keeps that cycle (the schedule's); without, to the end of the cycle under way.
     Logs one line; the caller records it in its metrics."""
-    started = time.monotonic()
     report = ScrubReport()
-    try:
-        lease = held_lease(pool, "scrub", scrub_rows.take_lease, scrub_rows.give_back_lease)
-        async with lease as held:
-            if not held:
-                report.outcome, report.reason = "skipped", "another scrub holds the lease"
-            else:
-                scrubber = _Scrubber(pool, store, processor, report, max_bytes_per_second)
-                await scrubber.run(cycle_days, on_progress)
-    except Exception as exc:
-        report.outcome = "failed"
-        report.reason = str(exc) or type(exc).__name__
-        log.exception("scrub_error")
-    report.seconds = round(time.monotonic() - started, 3)
-    log.info("scrub_run", **report.as_dict())
-    return report
+    scrubber = _Scrubber(pool, store, processor, report, max_bytes_per_second)
+    return await run_leased(
+        pool,
+        "scrub",
+        (scrub_rows.take_lease, scrub_rows.give_back_lease),
+        report,
+        lambda: scrubber.run(cycle_days, on_progress),
+    )
 
 
 class _Scrubber:
@@ -148,7 +123,7 @@ class _Scrubber:
         self.pool = pool
         self.store = store
         self.report = report
-        self.pace = _Pace(max_bytes_per_second)
+        self.pace = Pace(max_bytes_per_second)
         self.maker = RenditionMaker(pool, store, processor, wait_seconds=60)
 
     async def run(self, cycle_days: int | None, on_progress: Progress | None) -> None:
@@ -215,7 +190,7 @@ class _Scrubber:
             data = await self.store.read(key)
         except BlobNotFound:
             return "missing"
-        await self.pace.read(len(data))
+        await self.pace.advance(len(data))
         self.report.files_checked += 1
         self.report.bytes_checked += len(data)
         self.report.bytes_read += len(data)
