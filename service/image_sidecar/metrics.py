@@ -320,7 +320,7 @@ async def refresh_from_database(metrics: SidecarMetrics, pool: db.Pool) -> None:
     metrics.stats_refreshed.set(time.time())
 
 
-class _ReplicaReader:
+class ReplicaReader:
     """Whether this process reads the database-backed figures for its replica: always when it
     is the only one; among workers, the one holding an exclusive lock on a file of the
     replica's shared metrics directory (the kernel frees it when that worker dies, and the next
@@ -355,7 +355,7 @@ async def metrics_context(app: web.Application) -> AsyncIterator[None]:
     metrics = app[metrics_key]
     interval = app[config_key].metrics.refresh_seconds
     metrics.scrub_cycle.set(app[config_key].retention.scrub_cycle_days * 86_400)
-    reader = _ReplicaReader()
+    reader = ReplicaReader()
 
     async def refresh_forever() -> None:
         while True:
