@@ -8,6 +8,7 @@ from image_sidecar import db, storage
 from image_sidecar.api.auth import auth_middleware
 from image_sidecar.api.errors import error_middleware
 from image_sidecar.api.gallery import setup_templates
+from image_sidecar.api.guards import control_character_guard
 from image_sidecar.api.routes import setup_routes
 from image_sidecar.appkeys import config_key, lookalike_blocklist_key, metrics_key
 from image_sidecar.config import Config
@@ -25,8 +26,14 @@ from image_sidecar.tracing import tracing_context, tracing_middleware
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         # The error middleware sits inside the request log so the log sees the final status,
-        # and outside auth so a refused token is rendered as JSON.
-        middlewares=[tracing_middleware, request_log_middleware, error_middleware, auth_middleware],
+        # and outside the guard and auth so their refusals are rendered as JSON.
+        middlewares=[
+            tracing_middleware,
+            request_log_middleware,
+            error_middleware,
+            control_character_guard,
+            auth_middleware,
+        ],
     )
     app[config_key] = config
     app[metrics_key] = SidecarMetrics(config.metrics.ai_services, config.metrics.art_styles)

@@ -269,3 +269,50 @@ async def test_json_numbers_that_round_to_zero_are_400(client, upload):
     response = await _post_raw_hit(client, body)
     assert response.status == 400
     assert (await response.json())["error"]["field"] == "retention_days"
+
+
+def _routes_with_parameters(app) -> list[tuple[str, str]]:
+    """(method, URL) for every route of the table, each path parameter holding a control
+    character (percent-encoded, as a client sends it)."""
+    found = []
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        info = route.resource.get_info() if route.resource else {}
+        formatter = info.get("formatter")
+        if formatter is None:
+            continue
+        names = re.findall(r"{(\w+)}", formatter)
+        for hostile in ("%00", "ab%00cd", "x%01", "line%0Abreak", "del%7F"):
+            found.append((route.method, formatter.format(**dict.fromkeys(names, hostile))))
+    return found
+
+
+async def test_a_control_character_in_any_path_parameter_is_refused_before_anything_is_touched(
+    client, upload, database, storage_dir
+):
+    await upload()
+    before = (database.count("generated_images"), sorted(storage_dir.rglob("*")))
+    routes = _routes_with_parameters(client.app)
+    assert len({url for _, url in routes}) >= 20  # every parametrized route of the table
+    for method, url in routes:
+        response = await client.request(method, url, json={})
+        # 404 where the route's pattern takes no such character (a key's `.` and a newline)
+        assert response.status in (400, 404), (method, url, response.status)
+        code = (await response.json())["error"]["code"]
+        assert code == {400: "bad_request", 404: "not_found"}[response.status], (method, url)
+    assert (database.count("generated_images"), sorted(storage_dir.rglob("*"))) == before
+
+
+async def test_a_control_character_in_a_query_parameter_is_400_on_every_route(client, database):
+    for route in client.app.router.routes():
+        if route.method not in ("GET", "DELETE") or route.resource is None:
+            continue
+        info = route.resource.get_info()
+        path = info.get("path") or info["formatter"].format(
+            **dict.fromkeys(re.findall(r"{(\w+)}", info["formatter"]), "ABCD")
+        )
+        response = await client.request(route.method, path + "?game_id=a%00b&days=3")
+        assert response.status == 400, (route.method, path, response.status)
+        body = await response.json()
+        assert body["error"]["field"] == "game_id"
