@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -62,13 +63,15 @@ STATIC_ROUTE = "/generated-images/{key}"
 
 @web.middleware
 async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Tag the request with an id (the caller's X-Request-ID or a new one) and log its outcome."""
+    """Tag the request with an id (the caller's X-Request-ID or a new one) and log its outcome.
+    A client that goes away before its answer (aiohttp cancels the handler) is not the server's
+    failure: logged at info as `client_closed` and counted apart from the responses."""
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
     if len(request_id) > 128 or not request_id.isprintable():
         request_id = uuid.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
-    status = 500
+    status: int | None = 500
     try:
         response = await handler(request)
         status = response.status
@@ -78,15 +81,28 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
         status = exc.status
         exc.headers["X-Request-ID"] = request_id
         raise
+    except asyncio.CancelledError:
+        if request.transport is None or request.transport.is_closing():
+            status = None  # the client closed the connection
+        raise
     finally:
         seconds = time.perf_counter() - started
         route = route_name(request)
-        request.app[metrics_key].http_duration.labels(route, request.method, str(status)).observe(
-            seconds
-        )
+        metrics = request.app[metrics_key]
+        if status is None:
+            metrics.client_closed.labels(route, request.method).inc()
+            log.info(
+                "request",
+                method=request.method,
+                route=route,
+                outcome="client_closed",
+                duration_seconds=round(seconds, 6),
+            )
+        else:
+            metrics.http_duration.labels(route, request.method, str(status)).observe(seconds)
         # Image bytes served well are counted (the metric above), not logged: a judge screen
         # is a dozen GETs per player, and a log line each cost a tenth of the static path.
-        if status >= 400 or route != STATIC_ROUTE:
+        if status is not None and (status >= 400 or route != STATIC_ROUTE):
             log.info(
                 "request",
                 method=request.method,

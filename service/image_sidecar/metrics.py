@@ -238,6 +238,13 @@ class SidecarMetrics:
             ["route", "method", "status"],
             registry=r,
         )
+        self.client_closed = Counter(
+            "sidecar_http_client_closed_total",
+            "Requests whose client closed the connection before the answer (nginx's 499): "
+            "nothing written, and not counted among the responses.",
+            ["route", "method"],
+            registry=r,
+        )
         for result in ("hit", "miss", "pending"):
             self.cache_lookups.labels(result)
         for outcome in ("success", "skipped", "failed"):

@@ -316,3 +316,31 @@ async def test_a_control_character_in_a_query_parameter_is_400_on_every_route(cl
         assert response.status == 400, (route.method, path, response.status)
         body = await response.json()
         assert body["error"]["field"] == "game_id"
+
+
+async def test_a_client_that_drops_its_upload_is_client_closed_not_a_server_error(
+    client, database, storage_dir, capsys
+):
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    part = (
+        b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
+        + b"\x89PNG\r\n\x1a\n"
+        + b"\x00" * 500
+    )
+    writer.write(
+        b"POST /api/images HTTP/1.1\r\nHost: sidecar\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n" + part
+    )
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()
+    await asyncio.sleep(0.3)
+    text = await (await client.get("/metrics")).text()
+    assert 'route="/api/images",status="500"' not in text
+    closed = 'sidecar_http_client_closed_total{method="POST",route="/api/images"} 1.0'
+    assert closed in text
+    assert database.count("generated_images") == 0
+    assert [p for p in storage_dir.rglob("*") if p.is_file()] == []
+    logged = capsys.readouterr()
+    assert "client_closed" in logged.out + logged.err
+    assert "Traceback" not in logged.out + logged.err
