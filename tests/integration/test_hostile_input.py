@@ -321,7 +321,7 @@ async def test_a_control_character_in_a_query_parameter_is_400_on_every_route(cl
 async def test_a_client_that_drops_its_upload_is_client_closed_not_a_server_error(
     client, database, storage_dir, capsys
 ):
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    _, writer = await asyncio.open_connection(client.server.host, client.server.port)
     part = (
         b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
         + b"\x89PNG\r\n\x1a\n"
