@@ -123,6 +123,8 @@ async def test_dashboard_queries_return_data_and_alert_rules_are_valid(scraped_s
         "ImageSidecarStorageHigh",
         "ImageSidecarModerationFailing",
         "ImageSidecarScrubFoundDamage",
+        "ImageSidecarScrubCycleOverrun",
+        "ImageSidecarAuditFoundOrphans",
     }
     for expr in rules.values():
         await prometheus.query(expr)  # asserts Prometheus accepted and evaluated it
