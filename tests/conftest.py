@@ -29,7 +29,7 @@ from image_sidecar.db.embedded import (
 from image_sidecar.storage.filesystem import FilesystemBlobStore
 from testkit.contract import ResponseChecker
 from testkit.database import Database
-from testkit.helpers import UploadFn, free_port, uploader, users_environ
+from testkit.helpers import UploadFn, free_port, require_tool, uploader, users_environ
 
 
 def _docker_answers() -> bool:
@@ -246,3 +246,31 @@ def s3_environ(s3_endpoint: str) -> dict[str, str]:
         "IMAGE_S3_ACCESS_KEY_ID": "test",
         "IMAGE_S3_SECRET_ACCESS_KEY": "test",
     }
+
+
+NODE_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "node"
+
+
+@pytest.fixture(scope="session")
+def node_client_modules() -> Path:
+    """clients/node with its npm modules (TypeScript, OpenTelemetry's API), installed from its
+    lock file by `npm ci` the first time a session needs them, so that a fresh clone's test
+    command runs the client's tests too. Without npm, or without the registry, the tests that
+    need them are skipped saying so (failed in CI, which installs both)."""
+    wanted = [NODE_CLIENT / "node_modules" / name for name in (".bin/tsc", "@opentelemetry/api")]
+    if all(path.exists() for path in wanted):
+        return NODE_CLIENT
+    npm = require_tool("npm")
+    installed = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=NODE_CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if installed.returncode != 0 or not all(path.exists() for path in wanted):
+        message = f"`npm ci` in clients/node failed: {installed.stderr.strip()[-500:]}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return NODE_CLIENT

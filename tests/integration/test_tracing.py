@@ -10,7 +10,6 @@ import gzip
 import json
 import secrets
 import subprocess
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -27,7 +26,6 @@ from testkit.helpers import (
 )
 from testkit.images import noise_png
 
-NODE_CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
 SENTENCE = "A secret sentence nobody may read in a trace"
 
 
@@ -180,7 +178,7 @@ async def test_a_scrub_run_from_the_command_line_is_a_trace_of_its_own(
 
 
 async def test_the_node_clients_traceparent_continues_in_the_sidecars_spans(
-    receiver, sidecar_environ, tmp_path
+    receiver, sidecar_environ, tmp_path, node_client_modules
 ):
     node = require_tool("node")
     picture = tmp_path / "picture.png"
@@ -195,7 +193,7 @@ async def test_the_node_clients_traceparent_continues_in_the_sidecars_spans(
         saved = await asyncio.to_thread(
             subprocess.run,
             [node, "test/tracing/traced-save.mjs"],
-            cwd=NODE_CLIENT,
+            cwd=node_client_modules,
             env={
                 "PATH": "/usr/bin:/bin",
                 "SIDECAR_URL": base,
