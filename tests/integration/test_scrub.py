@@ -210,3 +210,24 @@ async def test_nginx_answers_410_for_an_original_out_of_service_and_404_for_none
             assert "immutable" not in gone.headers.get("Cache-Control", "")
         async with session.get(base + unknown) as missing:
             assert missing.status == 404
+
+
+async def test_a_quarantined_file_is_never_served_and_goes_with_its_images_purge(
+    client, storage_dir, sidecar_environ, tmp_path, database
+):
+    record = await (await uploader(client)(image=noise_png(90), game_code="SICK")).json()
+    Files(storage_dir, None).flip_a_byte(record["image_path"])
+    status, _ = _scrub(sidecar_environ, tmp_path)
+    assert status == 1
+    quarantined = storage_dir / "quarantine" / record["image_path"]
+    assert quarantined.exists()
+    for url in (
+        f"/generated-images/quarantine/{record['image_path']}",
+        f"/generated-images/quarantine/{record['image_path']}".replace(".png", ".thumb.webp"),
+    ):
+        response = await client.get(url)
+        assert response.status == 404, url
+        assert (await response.json())["error"]["code"] == "not_found"
+    assert (await client.delete("/api/games/SICK")).status == 200
+    assert not quarantined.exists()
+    assert database.count("generated_images") == 0

@@ -98,7 +98,7 @@ def _unsatisfiable(request: web.Request, size: int) -> bool:
 async def serve_image(request: web.Request) -> web.StreamResponse:
     key = request.match_info["key"]
     image_type = of_key(key)
-    if image_type is None:
+    if image_type is None or scrub.is_quarantined(key):
         raise BlobNotFound(f"no such image: {key}")
     store = request.app[blob_store_key]
     try:

@@ -18,6 +18,7 @@ class DoomedImage:
     game_id: UUID
     image_path: str
     size_bytes: int
+    damaged: bool  # taken out of service: its file is under QUARANTINE, deleted with it
     # Its renditions' keys and sizes (0 for one not made yet): deleted with it.
     rendition_paths: list[str]
     rendition_sizes: list[int]
@@ -81,7 +82,7 @@ async def lock_expired_batch(
     await cur.execute("SET LOCAL jit = off")
     await cur.execute(
         f"""
-        SELECT image_id, game_id, image_path, size_bytes,
+        SELECT image_id, game_id, image_path, size_bytes, damaged_at IS NOT NULL AS damaged,
                ARRAY(SELECT r.image_path FROM image_renditions r
                      WHERE r.image_id = g.image_id ORDER BY r.image_path) AS rendition_paths,
                ARRAY(SELECT coalesce(r.size_bytes, 0) FROM image_renditions r

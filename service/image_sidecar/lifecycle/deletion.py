@@ -22,6 +22,7 @@ from image_sidecar import db
 from image_sidecar.batch import BatchReport, Progress
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.db.retention import DoomedImage
+from image_sidecar.db.scrub import QUARANTINE
 from image_sidecar.storage.base import BlobRef, BlobStore
 from image_sidecar.tracing import span
 
@@ -153,8 +154,10 @@ async def preview_expired(
 
 
 def _blobs_of(image: DoomedImage) -> list[BlobRef]:
-    """The original and its renditions: they go together."""
+    """The original (or, taken out of service, its quarantined file) and its renditions: they
+    go together."""
     renditions = zip(image.rendition_paths, image.rendition_sizes, strict=True)
-    return [BlobRef(image.image_path, image.size_bytes)] + [
+    original = (QUARANTINE if image.damaged else "") + image.image_path
+    return [BlobRef(original, image.size_bytes)] + [
         BlobRef(path, size) for path, size in renditions
     ]

@@ -257,6 +257,11 @@ class _Scrubber:
         log.warning("scrub_problem", problem=problem, key=key)
 
 
+def is_quarantined(key: str) -> bool:
+    """Whether `key` names a damaged original's file kept for a look: never served."""
+    return key.startswith(QUARANTINE)
+
+
 async def refuse_if_out_of_service(pool: db.Pool, key: str) -> None:
     """ImageDamaged when `key`, found missing, is the original of an image the scrub took out of
     service (asked only when a file is not found, never on the way to one that is)."""
