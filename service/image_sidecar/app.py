@@ -8,7 +8,7 @@ from image_sidecar import db, storage
 from image_sidecar.api.auth import auth_middleware
 from image_sidecar.api.errors import error_middleware
 from image_sidecar.api.gallery import setup_templates
-from image_sidecar.api.guards import control_character_guard
+from image_sidecar.api.guards import request_guard
 from image_sidecar.api.routes import setup_routes
 from image_sidecar.appkeys import config_key, lookalike_blocklist_key, metrics_key
 from image_sidecar.config import Config
@@ -31,7 +31,7 @@ def create_app(config: Config) -> web.Application:
             tracing_middleware,
             request_log_middleware,
             error_middleware,
-            control_character_guard,
+            request_guard,
             auth_middleware,
         ],
     )

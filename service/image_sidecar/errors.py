@@ -117,6 +117,13 @@ class PayloadTooLarge(SidecarError):
     code = "too_large"
 
 
+class UnsupportedEncoding(SidecarError):
+    """A request body in a Content-Encoding the server does not decode."""
+
+    status = 415
+    code = "unsupported_encoding"
+
+
 class NotAnImage(SidecarError):
     status = 415
     code = "unsupported_media_type"

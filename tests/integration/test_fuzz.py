@@ -1,6 +1,8 @@
 """A peer's fuzzer: schemathesis drives the running sidecar from its own /api/openapi.json
 (examples, coverage, fuzzing and stateful phases along the document's links) and fails on any
-5xx, any status the document does not list, and any response that does not match it.
+5xx, any status the document does not list, any response that does not match it, and any
+request the document says is invalid that the sidecar accepts (a `null` or a number where the
+document says text: the server and the contract must agree both ways).
 
 Bounded: FUZZ_EXAMPLES per operation (default 100, about a minute here); the seed is fixed so
 CI is reproducible, FUZZ_SEED explores others.
@@ -23,6 +25,7 @@ CHECKS = ",".join(
         "content_type_conformance",
         "response_headers_conformance",
         "response_schema_conformance",
+        "negative_data_rejection",
     ]
 )
 

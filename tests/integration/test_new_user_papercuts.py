@@ -59,6 +59,45 @@ async def test_a_garbage_json_body_is_a_json_400_writing_nothing(
     assert database.count("cache_claims") == 0
 
 
+@pytest.mark.parametrize("encoding", ["compress", "snappy", "gzip, foo"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/cache/lookup"), ("POST", "/api/images"), ("POST", "/api/shares")],
+)
+async def test_an_unknown_content_encoding_is_415_unsupported_encoding_writing_nothing(
+    client, database, storage_dir, encoding, method, path
+):
+    response = await client.request(
+        method,
+        path,
+        data=b'{"prompt": "A cat"}',
+        headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+    assert response.status == 415
+    assert (await response.json())["error"]["code"] == "unsupported_encoding"
+    assert database.count("cache_claims") == 0
+    assert database.count("generated_images") == 0
+    assert [p for p in storage_dir.rglob("*") if p.is_file()] == []
+
+
+async def test_null_is_absent_and_text_is_never_a_number_in_a_json_body(client, database):
+    absent = await client.post("/api/cache/lookup", json={"prompt": "A cat", "art_style": None})
+    assert absent.status == 200  # openapi.json: every optional field is nullable
+    assert (await absent.json())["prompt_hash"] == prompt_hash("A cat", None)
+    for field, value in (("art_style", 5), ("model", 1.5), ("size", True), ("prompt", ["x"])):
+        refused = await client.post("/api/cache/lookup", json={"prompt": "A cat", field: value})
+        assert refused.status == 400, field
+        assert (await refused.json())["error"] == {
+            "code": "invalid_field",
+            "message": f"{field}: must be a string",
+            "field": field,
+        }
+    number_as_text = await client.post(
+        "/api/cache/lookup", json={"prompt": "A dog", "wait_ms": "0"}
+    )
+    assert number_as_text.status == 200
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_garbage_upload_body_is_a_json_400_writing_nothing(
     client, database, storage_dir, encoding

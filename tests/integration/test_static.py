@@ -68,6 +68,15 @@ async def test_unsatisfiable_range_is_416_in_the_json_shape_and_never_cached(cli
     assert await satisfiable.read() == image[-5:]
 
 
+async def test_several_ranges_get_the_whole_picture_with_200_never_416(client, stored):
+    url, image = stored
+    for asked in ("bytes=0-1,5-9", "bytes=0-1, 5-9", f"bytes=0-1,{len(image) + 5}-"):
+        response = await client.get(url, headers={"Range": asked})
+        assert response.status == 200, asked
+        assert "Content-Range" not in response.headers
+        assert await response.read() == image
+
+
 async def test_missing_image_is_404_json(client):
     response = await client.get("/generated-images/game-ABCD/round-1/player-x.png")
     assert response.status == 404

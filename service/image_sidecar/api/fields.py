@@ -214,15 +214,33 @@ def purge_target(request: web.Request) -> PurgeTarget:
     return PurgeTarget(game_id=game_id, all_games=all_games)
 
 
+# Fields whose JSON value is a number; like every field of a form, they may also come as the
+# number's text (the upload's multipart heritage: a hit is an upload without the bytes).
+NUMERIC_FIELDS = frozenset(
+    {"round_number", "retention_days", "generation_cost_usd", "wait_ms", "expires_in_days"}
+)
+
+
 def string_fields(body: Mapping[str, Any]) -> dict[str, str]:
-    """JSON values as the form-style strings the field validators take; null means absent."""
+    """JSON values as the form-style strings the field validators take: text must be a JSON
+    string, a number a JSON number or its text; null means absent (every optional field is
+    nullable in openapi.json)."""
     fields: dict[str, str] = {}
     for name, value in body.items():
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InvalidField(name, "must be a string or a number")
-        fields[name] = str(value)
+        if isinstance(value, str):
+            fields[name] = value
+        elif (
+            name in NUMERIC_FIELDS
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        ):
+            fields[name] = str(value)
+        elif name in NUMERIC_FIELDS:
+            raise InvalidField(name, "must be a number")
+        else:
+            raise InvalidField(name, "must be a string")
     return fields
 
 

@@ -60,7 +60,7 @@ def _matches(etags: tuple[ETag, ...], sha256: str, *, weak: bool) -> bool:
 def _without_tag_conditions(request: web.Request, sha256: str) -> web.Request | web.Response:
     """Decide If-Match, If-None-Match and an ETag If-Range against the digest; answer 304
     here (or raise 412), or give FileResponse a request left only with what it decides correctly (a
-    Range, date conditions)."""
+    single Range, date conditions)."""
     headers = CIMultiDict(request.headers)
     if (if_match := request.if_match) is not None:
         if not _matches(if_match, sha256, weak=False):
@@ -72,6 +72,10 @@ def _without_tag_conditions(request: web.Request, sha256: str) -> web.Request | 
             return web.Response(status=304)
         del headers[hdrs.IF_NONE_MATCH]
         headers.popall(hdrs.IF_MODIFIED_SINCE, None)  # If-None-Match decides alone
+    if "," in headers.get(hdrs.RANGE, ""):
+        # Several ranges: the whole picture with 200, as RFC 9110 lets a server answer (a
+        # multipart/byteranges body is more than any browser or CDN asks of a picture).
+        headers.popall(hdrs.RANGE)
     if_range = request.headers.get(hdrs.IF_RANGE, "").strip()
     if if_range.startswith(('"', "W/")):
         # An entity-tag If-Range: the Range applies only if the tag is exactly ours (strong).
