@@ -16,7 +16,7 @@ from image_sidecar.db.notify import notifications_context, release_waiters_on_sh
 from image_sidecar.images.decoding import imaging_context
 from image_sidecar.images.renditions import rendition_maker_context
 from image_sidecar.lifecycle.scheduler import scheduler_context
-from image_sidecar.log import request_log_middleware
+from image_sidecar.log import request_log_middleware, tag_response
 from image_sidecar.metrics import SidecarMetrics, metrics_context
 from image_sidecar.safety.lookalikes import LookalikeBlocklist
 from image_sidecar.safety.moderation import moderation_context
@@ -48,6 +48,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(rendition_maker_context)  # after the pool, the store and imaging
     app.cleanup_ctx.append(scheduler_context)  # last: it needs the pool and the store
     app.on_shutdown.append(release_waiters_on_shutdown)
+    app.on_response_prepare.append(tag_response)
     setup_templates(app)
     setup_routes(app)
     return app

@@ -59,6 +59,15 @@ def configure_logging(*, json_lines: bool | None = None, level: int = logging.IN
 
 
 STATIC_ROUTE = "/generated-images/{key}"
+REQUEST_ID = web.RequestKey("request_id", str)  # the id the request log gave the request
+
+
+async def tag_response(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Every answer carries its request's X-Request-ID, also one a handler sends itself (an
+    image's bytes): aiohttp calls this as the headers go out (`on_response_prepare`)."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is not None:
+        response.headers.setdefault("X-Request-ID", request_id)
 
 
 @web.middleware
@@ -70,16 +79,15 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     if len(request_id) > 128 or not request_id.isprintable():
         request_id = uuid.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status: int | None = 500
     try:
         response = await handler(request)
         status = response.status
-        response.headers["X-Request-ID"] = request_id
         return response
     except web.HTTPException as exc:  # redirects; errors are JSON responses by now
         status = exc.status
-        exc.headers["X-Request-ID"] = request_id
         raise
     except asyncio.CancelledError:
         if request.transport is None or request.transport.is_closing():

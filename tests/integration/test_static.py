@@ -68,6 +68,17 @@ async def test_unsatisfiable_range_is_416_in_the_json_shape_and_never_cached(cli
     assert await satisfiable.read() == image[-5:]
 
 
+async def test_every_answer_for_a_picture_carries_its_request_id(client, stored):
+    url, image = stored
+    for method in ("GET", "HEAD"):
+        response = await client.request(method, url, headers={"X-Request-ID": f"judge-{method}"})
+        assert response.status == 200
+        assert response.headers["X-Request-ID"] == f"judge-{method}"
+    ranged = await client.get(url, headers={"Range": "bytes=0-9"})
+    assert ranged.status == 206
+    assert len(ranged.headers["X-Request-ID"]) == 32  # one of its own when the caller sent none
+
+
 async def test_several_ranges_get_the_whole_picture_with_200_never_416(client, stored):
     url, image = stored
     for asked in ("bytes=0-1,5-9", "bytes=0-1, 5-9", f"bytes=0-1,{len(image) + 5}-"):
