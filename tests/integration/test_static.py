@@ -69,7 +69,7 @@ async def test_unsatisfiable_range_is_416_in_the_json_shape_and_never_cached(cli
 
 
 async def test_every_answer_for_a_picture_carries_its_request_id(client, stored):
-    url, image = stored
+    url, _ = stored
     for method in ("GET", "HEAD"):
         response = await client.request(method, url, headers={"X-Request-ID": f"judge-{method}"})
         assert response.status == 200
