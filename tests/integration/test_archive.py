@@ -66,11 +66,20 @@ async def test_export_purge_import_gives_back_every_field_and_byte_and_again_cha
     purged = await client.delete("/api/games/PARTY", params={"game_id": game_id})
     assert purged.status == 200
     assert len(database.rows(RECORDS)) == 1  # OTHER's picture only
+    sentence = {"prompt": "sentence 0", "art_style": "watercolor"}
+    missed = await (await client.post("/api/cache/lookup", json=sentence)).json()
+    assert missed["status"] == "miss"  # the purge took its entry: a paid call again
+    released = await client.delete(f"/api/cache/claims/{missed['claim_token']}")
+    assert released.status == 204
 
     imported = _cli(sidecar_environ, tmp_path, "import", "g.zip")
     assert imported.returncode == 0, imported.stderr
     summary = json.loads(imported.stdout)
     assert (summary["images_restored"], summary["winners_restored"]) == (4, 1)
+    # The three prompts PARTY paid for answer again; the reuse's prompt is OTHER's live entry.
+    assert summary["cache_entries_restored"] == 3
+    hit = await (await client.post("/api/cache/lookup", json=sentence)).json()
+    assert (hit["status"], hit["image"]["image_id"]) == ("hit", party[0]["image_id"])
     assert summary["files_linked"] == 1  # the reuse's bytes are OTHER's, stored already
     assert database.rows(RECORDS) == records_before
     assert database.rows("SELECT * FROM round_winners") == winners_before

@@ -53,6 +53,7 @@ class ImportReport(BatchReport):
     files_linked: int = 0
     bytes_written: int = 0
     winners_restored: int = 0
+    cache_entries_restored: int = 0  # prompts the restored pictures answer again (paid once)
     already_expired: int = 0  # restored with an expiry in the past (see --expires-in-days)
     seconds: float = 0.0
 
@@ -168,3 +169,6 @@ async def _restore(
         lost = [row["image_id"] for row in rows if row["image_id"] not in restored]
         if lost:  # a player's slot or a submission id taken here by another picture
             raise ArchiveInvalid(f"images conflict with pictures stored here: {', '.join(lost)}")
+        report.cache_entries_restored = await archive_rows.restore_cache_entries(
+            cur, [row["image_id"] for row in rows if row["image_id"] not in present]
+        )

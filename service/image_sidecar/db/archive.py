@@ -112,6 +112,30 @@ async def insert_rows(cur: aiopg.Cursor, table: str, rows: list[dict[str, Any]])
     return inserted
 
 
+async def restore_cache_entries(cur: aiopg.Cursor, image_ids: list[str]) -> int:
+    """A cache entry for each prompt of these (restored) images, pointing at its first picture
+    that is not a reuse (else its first reuse), unless a live image holds the prompt's entry
+    already. How many entries were made or moved."""
+    await cur.execute(
+        """
+        INSERT INTO image_cache (prompt_hash, image_id, prompt)
+        SELECT DISTINCT ON (g.prompt_hash) g.prompt_hash, g.image_id, g.prompt
+        FROM generated_images g
+        WHERE g.image_id = ANY(%s::uuid[]) AND g.prompt_hash IS NOT NULL
+          AND g.prompt IS NOT NULL AND g.expires_at > now() AND g.damaged_at IS NULL
+        ORDER BY g.prompt_hash, g.reused_from IS NOT NULL, g.created_at
+        ON CONFLICT (prompt_hash) DO UPDATE
+            SET image_id = EXCLUDED.image_id, prompt = EXCLUDED.prompt
+            WHERE NOT EXISTS (
+                SELECT 1 FROM generated_images live
+                WHERE live.image_id = image_cache.image_id AND live.expires_at > now()
+                  AND live.damaged_at IS NULL)
+        """,
+        (image_ids,),
+    )
+    return cur.rowcount
+
+
 _IMPORTED = frozenset(
     {"games", "game_rounds", "generated_images", "image_renditions", "round_winners"}
 )
