@@ -34,7 +34,7 @@ from bench.workloads import running
 from image_sidecar import db
 from image_sidecar.config import RetentionSettings
 from image_sidecar.db import stats as stats_rows
-from image_sidecar.images.decoding import ImageProcessor
+from image_sidecar.images.pool import ImageProcessor
 from image_sidecar.lifecycle.audit import run_audit
 from image_sidecar.lifecycle.cleanup import run_cleanup
 from image_sidecar.lifecycle.scrub import run_scrub

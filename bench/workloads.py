@@ -126,7 +126,7 @@ async def baseline_uploads(
     the files (temp, fsync, rename), one INSERT."""
     import aiopg
 
-    from image_sidecar.images.decoding import ImageProcessor, made_at_upload
+    from image_sidecar.images.pool import ImageProcessor, made_at_upload
 
     processor = ImageProcessor(
         max_pixels=40_000_000,

@@ -13,7 +13,7 @@ from image_sidecar.api.routes import setup_routes
 from image_sidecar.appkeys import config_key, lookalike_blocklist_key, metrics_key
 from image_sidecar.config import Config
 from image_sidecar.db.notify import notifications_context, release_waiters_on_shutdown
-from image_sidecar.images.decoding import imaging_context
+from image_sidecar.images.pool import imaging_context
 from image_sidecar.images.renditions import rendition_maker_context
 from image_sidecar.lifecycle.scheduler import scheduler_context
 from image_sidecar.log import request_log_middleware, tag_response

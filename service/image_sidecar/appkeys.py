@@ -11,7 +11,7 @@ from image_sidecar.config import Config
 if TYPE_CHECKING:
     from image_sidecar.db import Pool
     from image_sidecar.db.notify import NotificationHub
-    from image_sidecar.images.decoding import ImageProcessor
+    from image_sidecar.images.pool import ImageProcessor
     from image_sidecar.images.renditions import RenditionMaker
     from image_sidecar.metrics import SidecarMetrics
     from image_sidecar.safety.lookalikes import LookalikeBlocklist

@@ -26,7 +26,7 @@ from image_sidecar.batch import BatchReport, Progress
 from image_sidecar.config import Config
 from image_sidecar.errors import SidecarError
 from image_sidecar.images.backfill import BackfillReport, backfill_renditions
-from image_sidecar.images.decoding import ImageProcessor
+from image_sidecar.images.pool import ImageProcessor
 from image_sidecar.lifecycle.audit import AuditReport, run_audit
 from image_sidecar.lifecycle.cleanup import CleanupReport, run_cleanup
 from image_sidecar.lifecycle.scrub import ScrubReport, run_scrub

@@ -42,6 +42,13 @@ class BadRequest(SidecarError):
     code = "bad_request"
 
 
+class UndecodableBody(BadRequest):
+    """A body that does not decode as its Content-Encoding says: the rest of it is not read
+    (aiohttp would read it to keep the connection, meet the same error and log it)."""
+
+    close_connection = True
+
+
 class RequestTimeout(SidecarError):
     """The client did not send its body in time; its connection is closed, not drained."""
 

@@ -16,13 +16,21 @@ from image_sidecar.appkeys import metrics_key
 from image_sidecar.tracing import add_trace_ids, route_name
 
 log = structlog.get_logger("image_sidecar.http")
+_json_lines = True  # as configured last: the picture processes log the same way
+
+
+def logs_json_lines() -> bool:
+    return _json_lines
 
 
 def configure_logging(*, json_lines: bool | None = None, level: int = logging.INFO) -> None:
     """structlog for our code, and the same renderer for libraries that log through the standard
-    library (aiohttp's server errors, asyncio), so every line on stderr has one format."""
+    library (aiohttp's server errors, asyncio) and for warnings, so every line on stderr has one
+    format."""
+    global _json_lines
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
+    _json_lines = json_lines
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
     )
@@ -53,6 +61,7 @@ def configure_logging(*, json_lines: bool | None = None, level: int = logging.IN
         )
     )
     logging.basicConfig(handlers=[handler], level=level, force=True)
+    logging.captureWarnings(True)  # a library's warning is a line like any other
     # pgserver narrates every start and stop of the embedded PostgreSQL in a dozen multi-line
     # records; `dev` logs one line of its own instead.
     logging.getLogger("pgserver").setLevel(max(level, logging.WARNING))

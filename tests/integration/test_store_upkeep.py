@@ -21,7 +21,7 @@ from image_sidecar import db
 from image_sidecar.config import S3Settings
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.errors import DatabaseUnavailable
-from image_sidecar.images.decoding import ImageProcessor
+from image_sidecar.images.pool import ImageProcessor
 from image_sidecar.lifecycle.scrub import run_scrub
 from image_sidecar.storage.s3 import S3BlobStore
 from testkit.helpers import (

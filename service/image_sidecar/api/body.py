@@ -13,7 +13,7 @@ from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from image_sidecar.appkeys import config_key
-from image_sidecar.errors import BadRequest, RequestTimeout
+from image_sidecar.errors import BadRequest, RequestTimeout, UndecodableBody
 
 
 @asynccontextmanager
@@ -28,8 +28,11 @@ async def body_deadline(request: web.Request) -> AsyncIterator[None]:
     except TimeoutError:
         raise RequestTimeout(f"the request body was not received within {seconds:g} s") from None
     except (RequestPayloadError, ContentEncodingError):
+        # Nothing more of it is read: aiohttp would drain the rest after the answer, meet the
+        # same error and log it as unhandled. The answer closes the connection instead.
+        request.content.feed_eof()
         encoding = request.headers.get("Content-Encoding", "its Content-Encoding")
-        raise BadRequest(f"the body could not be decoded as {encoding}") from None
+        raise UndecodableBody(f"the body could not be decoded as {encoding}") from None
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

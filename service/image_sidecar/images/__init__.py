@@ -7,13 +7,15 @@
   refused if blocked), and its use case (a refused upload gives its claim back);
 - `keys.py`: the storage key layout (where an image and its renditions are stored);
 - `formats.py`: the accepted image types, sniffed from their bytes;
-- `decoding.py`: decoding every upload and making its renditions (Pillow), in a bounded pool;
+- `decoding.py`: decoding every upload and making its renditions (Pillow);
+- `pool.py`: the bounded pool of picture processes that runs decoding's work (ImageProcessor);
 - `likeness.py`: perceptual hashes (what a picture looks like), made in the same decode;
 - `listing.py`: reading a round, a game, one player's picture;
 - `describe.py`: describing a picture saved before its sentence;
 - `backfill.py`: renditions for the images stored before renditions existed.
 
-May import: `db`, `storage`, `models`, `errors`, `batch`, `appkeys`, `prompt_cache.prompts` and
+May import: `db`, `storage`, `models`, `errors`, `batch`, `appkeys`, `log` (the picture
+processes log as the replica does), `prompt_cache.prompts` and
 `prompt_cache.costs` (the hash and prices an upload records), `prompt_cache.lookup` (a refused
 upload's claim given back), `safety.moderation` and `safety.lookalikes` (what reviews and
 refuses an upload). Not `api`, nor any other subject.

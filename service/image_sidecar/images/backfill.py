@@ -25,7 +25,7 @@ from image_sidecar.batch import BatchReport, Progress
 from image_sidecar.db import images as image_rows
 from image_sidecar.db.images import Unrendered
 from image_sidecar.errors import SidecarError
-from image_sidecar.images.decoding import ImageProcessor, planned_renditions
+from image_sidecar.images.decoding import planned_renditions
 from image_sidecar.images.keys import (
     key_prefix,
     made_links,
@@ -33,6 +33,7 @@ from image_sidecar.images.keys import (
     renditions_beside,
     stored_renditions,
 )
+from image_sidecar.images.pool import ImageProcessor
 from image_sidecar.images.writer import transaction_with_blobs
 from image_sidecar.storage.base import BlobStore
 from image_sidecar.tracing import span, traced

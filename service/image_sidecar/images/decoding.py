@@ -21,30 +21,21 @@ the encoder's time dominates either way; `bench/renditions.py` compares it with 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import io
-import multiprocessing
-import os
-import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import blurhash
 import structlog
-from aiohttp import web
 from PIL import Image, ImageCms, ImageOps, features
 
-from image_sidecar.appkeys import config_key, image_processor_key
-from image_sidecar.errors import CorruptImage, ServiceBusy, TooManyPixels
+from image_sidecar.errors import CorruptImage, TooManyPixels
 from image_sidecar.images.formats import JPEG, PNG, WEBP, ImageType, sniff
 from image_sidecar.images.likeness import perceptual_hash, variant_hashes
-from image_sidecar.tracing import span
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -288,113 +279,3 @@ def _placeholder(image: Image.Image) -> str:
     rows = [pixels[y * small.width : (y + 1) * small.width] for y in range(small.height)]
     x_components, y_components = (4, 3) if small.width >= small.height else (3, 4)
     return str(blurhash.encode(rows, x_components, y_components))
-
-
-def _timed(work: Callable[..., T], *args: object) -> tuple[T, float]:
-    """Run `work` in a pool process; its result and the seconds it took there."""
-    started = time.perf_counter()
-    return work(*args), time.perf_counter() - started
-
-
-def _lower_priority() -> None:
-    """Pool processes yield the CPU to the processes that answer requests."""
-    with contextlib.suppress(OSError):
-        os.nice(10)
-
-
-class ImageProcessor:
-    """The bounded pool of processes where picture work runs (IMAGE_PROCESSING_WORKERS of them,
-    at a lower CPU priority than the serving process), apart from the event loop and its GIL.
-
-    When the work already queued would keep a new job waiting longer than
-    IMAGE_PROCESSING_MAX_WAIT_SECONDS, the job is refused at once with ServiceBusy (503 busy,
-    Retry-After) instead of waiting tens of seconds.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_pixels: int,
-        workers: int,
-        formats: tuple[str, ...] = ("webp", "avif"),
-        made_at_upload: tuple[tuple[str, str], ...] | None = None,
-        max_wait_seconds: float = 10.0,
-    ) -> None:
-        self.max_pixels = max_pixels
-        self.rendition_formats = rendition_formats(formats)
-        self.made_at_upload = made_at_upload
-        self.workers = workers
-        self.max_wait_seconds = max_wait_seconds
-        self.queued = 0  # jobs submitted and not yet done
-        self._typical_seconds = 0.05  # a moving average of a job's time in the pool
-        self._executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=_CONTEXT, initializer=_lower_priority
-        )
-
-    def predicted_wait(self) -> float:
-        """How long a job submitted now would wait for a free process, by the recent jobs."""
-        return self.queued / self.workers * self._typical_seconds
-
-    async def _run(self, work: Callable[..., T], *args: object) -> T:
-        wait = self.predicted_wait()
-        if self.queued >= self.workers and wait > self.max_wait_seconds:
-            raise ServiceBusy(
-                f"picture work is saturated ({self.queued} jobs queued, about {wait:.0f} s of "
-                "work): retry shortly",
-                retry_after_seconds=max(1, round(wait - self.max_wait_seconds)),
-            )
-        self.queued += 1
-        try:
-            with span(f"image.{work.__name__}", **{"image.queued": self.queued}):
-                loop = asyncio.get_running_loop()
-                result, seconds = await loop.run_in_executor(self._executor, _timed, work, *args)
-        finally:
-            self.queued -= 1
-        self._typical_seconds = 0.8 * self._typical_seconds + 0.2 * seconds
-        return result
-
-    async def inspect(self, data: bytes) -> InspectedImage:
-        """Decode an upload; its placeholder and the renditions made at upload come with it."""
-        return await self._run(
-            inspect, data, self.max_pixels, self.rendition_formats, self.made_at_upload
-        )
-
-    async def render(self, data: bytes, name: str, image_format: str) -> Rendition:
-        return await self._run(render, data, self.max_pixels, name, image_format)
-
-    async def lookalike_hashes(self, data: bytes, crops: bool = True) -> list[bytes]:
-        return await self._run(lookalike_hashes, data, self.max_pixels, crops)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-# A forkserver: pool processes fork from a clean process that has imported Pillow, never from
-# the serving process with its event loop and threads, and start in milliseconds.
-_CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload([__name__])
-
-
-def made_at_upload(setting: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """`large.webp,thumb.webp` -> (("large", "webp"), ("thumb", "webp"))."""
-    return tuple(tuple(item.split(".", 1)) for item in setting)  # type: ignore[misc]
-
-
-async def imaging_context(app: web.Application) -> AsyncIterator[None]:
-    storage = app[config_key].storage
-    processor = ImageProcessor(
-        max_pixels=storage.max_pixels,
-        workers=storage.processing_workers,
-        formats=storage.rendition_formats,
-        made_at_upload=made_at_upload(storage.renditions_at_upload),
-        max_wait_seconds=storage.processing_max_wait_seconds,
-    )
-    log.info(
-        "renditions",
-        formats=list(processor.rendition_formats),
-        sides=RENDITION_SIDES,
-        made_at_upload=list(storage.renditions_at_upload),
-    )
-    app[image_processor_key] = processor
-    yield
-    processor.close()

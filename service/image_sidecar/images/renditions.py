@@ -30,7 +30,7 @@ from image_sidecar.appkeys import (
 )
 from image_sidecar.db import renditions as rendition_rows
 from image_sidecar.errors import ServiceBusy
-from image_sidecar.images.decoding import ImageProcessor
+from image_sidecar.images.pool import ImageProcessor
 from image_sidecar.storage.base import BlobNotFound, BlobStore
 
 log = structlog.get_logger(__name__)

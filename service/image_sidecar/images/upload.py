@@ -14,9 +14,10 @@ from image_sidecar.db import cache as cache_rows
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.errors import BlockedContent, RejectedByModeration
 from image_sidecar.images import writer
-from image_sidecar.images.decoding import ImageProcessor, InspectedImage, planned_renditions
+from image_sidecar.images.decoding import InspectedImage, planned_renditions
 from image_sidecar.images.formats import sniff
 from image_sidecar.images.keys import image_key, rendition_blobs, stored_renditions
+from image_sidecar.images.pool import ImageProcessor
 from image_sidecar.images.writer import PlannedRecord, Registration, StagedBlobs
 from image_sidecar.models import ImageMetadata, ImageRecord, StoredBytes, StoredRendition
 from image_sidecar.prompt_cache.costs import GenerationCosts

@@ -40,8 +40,8 @@ from image_sidecar.db import scrub as scrub_rows
 from image_sidecar.db import stats as stats_rows
 from image_sidecar.db.scrub import QUARANTINE, Checked
 from image_sidecar.errors import ImageDamaged, SidecarError
-from image_sidecar.images.decoding import ImageProcessor
 from image_sidecar.images.formats import of_key
+from image_sidecar.images.pool import ImageProcessor
 from image_sidecar.images.renditions import RenditionMaker
 from image_sidecar.lifecycle.lease import run_leased
 from image_sidecar.models import StoredRendition

@@ -23,7 +23,7 @@ from image_sidecar import db
 from image_sidecar.db import blocklist as blocklist_rows
 from image_sidecar.db.blocklist import TakenDown
 from image_sidecar.errors import NotFound, SidecarError
-from image_sidecar.images.decoding import ImageProcessor
+from image_sidecar.images.pool import ImageProcessor
 from image_sidecar.lifecycle.cleanup import DeletionTally, delete_expired
 from image_sidecar.safety import webhooks
 from image_sidecar.storage.base import BlobStore
