@@ -247,9 +247,14 @@ export class ImageStorageService {
     style?: string | null,
     options?: CallOptions & Omit<ImageDescription, 'completedSentence' | 'artStyle'> & { imageId?: string },
   ): Promise<ImageRecord>;
-  checkPromptCache(promptHash: string, options?: CallOptions): Promise<CacheEntry | null>;
-  /** Counts the hit; with a player, also registers the cached picture as theirs. */
-  recordCacheHit(promptHash: string, options?: CallOptions): Promise<CacheEntry>;
+  /** With the player it looks for, that hash's recordCacheHit registers the picture as theirs. */
+  checkPromptCache(
+    promptHash: string,
+    options?: CallOptions | (StoryImageOptions & { gameCode: string; roundId: string; playerId: string }),
+  ): Promise<CacheEntry | null>;
+  /** Counts the hit; with a player (here or given to checkPromptCache), also registers the
+   * cached picture as theirs and resolves to their record. Without one it warns. */
+  recordCacheHit(promptHash: string, options?: CallOptions): Promise<CacheEntry | ImageRecord>;
   recordCacheHit(
     promptHash: string,
     options: StoryImageOptions & { gameCode: string; roundId: string; playerId: string },

@@ -53,6 +53,8 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
 export class ImageStorageService {
   #described = new Map(); // image URL -> image id of pictures this instance saved undescribed
   #rounds = new Map(); // "code/roundId" -> { gameId, roundNumber } found for the story's calls
+  #players = new Map(); // prompt hash -> the player checkPromptCache looked it up for
+  #warnedHitWithoutPlayer = false;
 
   /**
    * @param {object} [options]
@@ -215,24 +217,42 @@ export class ImageStorageService {
    * The story's checkPromptCache: the cache entry of a prompt hash (`promptHash(prompt,
    * artStyle)` computes it), with `image.image_url` to show, or null on a miss. It only looks:
    * the single-flight flow that also claims a miss is `getOrGenerate` (or `lookupPrompt`).
+   * Given the player it looks for (`{ gameCode, roundId, playerId }`, as the story's other
+   * calls take them), the `recordCacheHit` of that hash registers the picture as theirs.
    */
   async checkPromptCache(promptHash, options = {}) {
-    return orNull(this.getCacheEntry(promptHash, options));
+    const { signal, gameCode, roundId, playerId, gameId, roundNumber } = options;
+    if (playerId !== undefined) {
+      remember(this.#players, promptHash, { gameCode, roundId, playerId, gameId, roundNumber });
+    }
+    return orNull(this.getCacheEntry(promptHash, { signal }));
   }
 
   /**
-   * The story's recordCacheHit: counts the hit and the AI call it saved, and resolves to the
-   * entry. With `{ gameCode, roundId, playerId }` (and the game's other options, as for the
-   * story's saveImage) the cached picture is also registered as that player's, so that the
-   * round lists it; resolves to the new record then.
+   * The story's recordCacheHit: registers the cached picture as the player's own in their
+   * round (so that the round, the zip and the judge's pick include it) and counts the hit and
+   * the AI call it saved; resolves to the new record, whose `image_url` is the player's. The
+   * player comes from `{ gameCode, roundId, playerId }` (and the game's other options, as for
+   * the story's saveImage), else from the `checkPromptCache` call for the same hash. Without a
+   * player the hit is only counted (resolves to the entry), with a warning: the round would
+   * miss that player's picture.
    */
   async recordCacheHit(promptHash, options = {}) {
-    const { signal, gameCode, roundId, playerId, gameId: _g, roundNumber: _r, ...fields } = options;
+    const { signal, ...rest } = options;
+    const player = rest.playerId !== undefined ? rest : this.#players.get(promptHash) ?? {};
+    const { gameCode, roundId, playerId, gameId: _g, roundNumber: _r, ...fields } = player;
     if (playerId === undefined) {
+      if (!this.#warnedHitWithoutPlayer) {
+        this.#warnedHitWithoutPlayer = true;
+        process.emitWarning('recordCacheHit without { gameCode, roundId, playerId } counts the '
+          + 'hit but gives no player a picture: their round, its zip and the judge will miss it',
+          { code: 'IMAGE_SIDECAR_HIT_WITHOUT_PLAYER' });
+      }
       return this.#request('POST', `/api/cache/${enc(promptHash)}/hit-count`,
         { signal, idempotent: false }); // a retry after a lost answer would count twice
     }
-    const { gameId, roundNumber } = await this.#round(gameCode, roundId, options);
+    this.#players.delete(promptHash);
+    const { gameId, roundNumber } = await this.#round(gameCode, roundId, { ...player, signal });
     const { image: cached } = await this.getCacheEntry(promptHash, { signal });
     return this.registerHit(promptHash, {
       gameCode, gameId, roundId, roundNumber, playerId,

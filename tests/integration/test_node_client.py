@@ -42,7 +42,7 @@ async def test_node_client_against_a_running_sidecar(aiohttp_server, make_app):
     output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, output.decode()
     assert b"# fail 0" in output
-    assert b"# pass 20" in output
+    assert b"# pass 22" in output
 
 
 # Where implementations of the canonical form differ: NFC, whitespace, case folding.

@@ -87,6 +87,65 @@ test('recordCacheHit with a player registers the cached picture in their round',
   assert.equal((await service.getGameImages(gameCode, roundId)).length, 2);
 });
 
+// docs/node-client.md's flow, as a game server codes it for each player of a round.
+async function pictureFor(service, gameCode, roundId, playerId, sentence, style, bytes) {
+  const player = { gameCode, roundId, playerId };
+  const cached = await service.checkPromptCache(promptHash(sentence, style), player);
+  if (cached) {
+    const record = await service.recordCacheHit(cached.prompt_hash, player);
+    return record.image_url;
+  }
+  const url = await service.saveImage(bytes, gameCode, roundId, playerId);
+  await service.cacheImageMetadata(playerId, roundId, sentence, url, style);
+  return url;
+}
+
+test('the documented flow gives every player of a round a picture, a repeated sentence too',
+  async () => {
+    const service = new ImageStorageService();
+    const gameCode = `trio${randomUUID().slice(0, 6)}`;
+    const roundId = randomUUID();
+    const [ana, bo, cy] = [randomUUID(), randomUUID(), randomUUID()];
+    const repeated = `A cat riding a skateboard ${randomUUID()}`;
+    const urls = [
+      await pictureFor(service, gameCode, roundId, ana, repeated, 'ink', RED),
+      await pictureFor(service, gameCode, roundId, bo, `Something else ${randomUUID()}`, 'ink', GREEN),
+      await pictureFor(service, gameCode, roundId, cy, repeated, 'ink', RED), // a cache hit
+    ];
+    assert.equal(new Set(urls).size, 3); // Cy's picture is Cy's own URL, not Ana's
+    const round = await service.getGameImages(gameCode, roundId);
+    assert.deepEqual(new Set(round.map((image) => image.player_id)), new Set([ana, bo, cy]));
+    const cys = round.find((image) => image.player_id === cy);
+    assert.equal(cys.image_url, urls[2]);
+    assert.equal(cys.reused_from, round.find((image) => image.player_id === ana).image_id);
+    const winner = await service.pickWinner(gameCode, 1, cy, { gameId: cys.game_id });
+    assert.equal(winner.player_id, cy);
+    const share = await service.createShare(gameCode, { gameId: cys.game_id });
+    const zip = Buffer.from(await (await fetch(new URL(`${share.url}/images.zip`,
+      service.baseUrl))).arrayBuffer());
+    // A zip's central directory: one entry header (PK\x01\x02) a picture.
+    assert.equal(zip.toString('latin1').split('PK\x01\x02').length - 1, 3);
+  });
+
+test('a hit counted without a player is counted, and the client warns once', async () => {
+  const service = new ImageStorageService();
+  const sentence = `Counted alone ${randomUUID()}`;
+  await service.saveImage(RED, `warn${randomUUID().slice(0, 6)}`, randomUUID(), randomUUID(),
+    { completedSentence: sentence });
+  const warnings = [];
+  const listen = (warning) => warnings.push(warning.code);
+  process.on('warning', listen);
+  try {
+    const entry = await service.recordCacheHit(promptHash(sentence, null));
+    await service.recordCacheHit(promptHash(sentence, null));
+    assert.equal(typeof entry.hit_count, 'number');
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    process.off('warning', listen);
+  }
+  assert.deepEqual(warnings, ['IMAGE_SIDECAR_HIT_WITHOUT_PLAYER']);
+});
+
 test('a CommonJS game server can require() the story\'s module', () => {
   const required = createRequire(import.meta.url)('../src/services/ImageStorageService.js');
   assert.equal(required.default, ImageStorageService);

@@ -24,10 +24,11 @@ export async function playTurn(fields: ImageFields, ai: (prompt: string) => Prom
 export async function storyTurn(buffer: Uint8Array, gameCode: string, roundId: string, playerId: string,
                                 sentence: string, style: string) {
   const service = new ImageStorageService();
-  const cached = await service.checkPromptCache(promptHash(sentence, style));
+  const player = { gameCode, roundId, playerId };
+  const cached = await service.checkPromptCache(promptHash(sentence, style), player);
   if (cached) {
-    await service.recordCacheHit(cached.prompt_hash);
-    return cached.image.image_url;
+    const hit: ImageRecord = await service.recordCacheHit(cached.prompt_hash, player);
+    return hit.image_url;
   }
   const url: string = await service.saveImage(buffer, gameCode, roundId, playerId);
   const record: ImageRecord = await service.cacheImageMetadata(playerId, roundId, sentence, url, style);
