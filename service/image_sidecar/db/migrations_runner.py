@@ -64,7 +64,12 @@ async def apply_migrations(pool: aiopg.Pool) -> list[str]:
             await cur.execute(_CREATE_TABLE)
         for migration in available_migrations():
             async with cur.begin():
-                await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
+                # A migration rewrites or counts whole tables: no statement bound a sidecar left
+                # on this server connection (through PgBouncer) may cut it short.
+                await cur.execute(
+                    "SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(%s)",
+                    (_MIGRATION_LOCK_ID,),
+                )
                 if migration.name in await _applied(cur):
                     continue
                 await cur.execute(migration.sql)
