@@ -109,11 +109,17 @@ class _Opened:
 
 @asynccontextmanager
 async def _opened(
-    config: Config, database_url: str, *, pool_size: int = 2, pictures: bool = False
+    config: Config,
+    database_url: str,
+    *,
+    pool_size: int = 2,
+    pictures: bool = False,
+    timeout: float | None = None,
 ) -> AsyncIterator[_Opened]:
-    """What a batch command works with: a pool, the store, and (`pictures`) a picture pool."""
+    """What a batch command works with: a pool (its statements bounded by `timeout`, else
+    DATABASE_TIMEOUT_SECONDS), the store, and (`pictures`) a picture pool."""
     pool = await db.create_pool(
-        database_url, size=pool_size, timeout=config.database.timeout_seconds
+        database_url, size=pool_size, timeout=timeout or config.database.timeout_seconds
     )
     processor = None
     if pictures:
@@ -223,7 +229,8 @@ def audit(config: Config, dry_run: bool = False, max_seconds: float | None = Non
 
 
 async def _recount(config: Config, database_url: str) -> dict[str, Any]:
-    async with _opened(config, database_url) as opened:
+    # A recount reads both tables whole: an hour's bound, not a request's.
+    async with _opened(config, database_url, timeout=3600) as opened:
         return await recount_storage(opened.pool)
 
 
