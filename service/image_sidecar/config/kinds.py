@@ -3,12 +3,12 @@ becomes it, and the words a refusal uses to say what was expected."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from image_sidecar.config.limits import limits
 from image_sidecar.lifecycle.cron import CronSchedule
 from image_sidecar.prompt_cache.costs import GenerationCosts
 
@@ -47,11 +47,11 @@ def whole(unit: str, *, low: int = 1, high: int | None = None, expects: str = ""
 
 
 def processes() -> Kind:
-    """`auto` (the cores this process may run on) or a positive whole number."""
+    """`auto` (what the container grants: `config.limits`) or a positive whole number."""
 
     def parse(raw: str) -> int:
         if raw.strip().lower() == "auto":
-            return max(1, len(os.sched_getaffinity(0)))
+            return limits().workers()
         value = int(raw)
         if value < 1:
             raise ValueError

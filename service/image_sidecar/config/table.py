@@ -190,7 +190,9 @@ SETTINGS: tuple[Setting, ...] = (
         kinds.processes(),
         "auto",
         "Worker processes that answer on the one host:port (`serve` and `dev`; `--workers` "
-        "overrides): `auto` is one per core. A worker that dies is replaced; each sizes its "
+        "overrides): `auto` is one per CPU the container grants (its cgroup's CPU quota rounded "
+        "up, else the CPUs the process may run on), no more than its memory limit holds "
+        "(docs/operations.md). A worker that dies is replaced; each sizes its "
         "database pool and picture processes so that the replica stays within "
         "`DATABASE_POOL_SIZE` and `IMAGE_PROCESSING_WORKERS`; `/metrics` answers for them all.",
     ),
