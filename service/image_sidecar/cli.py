@@ -32,6 +32,8 @@ from image_sidecar.commands import (
     scrub,
 )
 from image_sidecar.config import Config, ConfigError, load_config, load_environment
+from image_sidecar.config.load import settings_from_dotenv
+from image_sidecar.config.table import SETTINGS
 from image_sidecar.db.embedded import ensure_database, start_embedded_postgres
 from image_sidecar.log import configure_logging
 from image_sidecar.server import serve_until_stopped, serve_workers
@@ -102,6 +104,25 @@ def _instant(raw: str) -> datetime:
 
 
 COMMANDS: dict[str, Callable[[Config], None]] = {"serve": serve, "migrate": migrate, "dev": dev}
+
+
+def _say_what_dotenv_set(command: str) -> None:
+    """A checkout's `.env` configures docker compose and every command run in it alike: the
+    listening commands say which variables it set (names, never values), and `dev` says when
+    they make writes need a token the README's first curl does not send."""
+    if command not in ("serve", "dev"):
+        return
+    known = {setting.name for setting in SETTINGS}
+    taken = sorted(name for name in settings_from_dotenv() if name in known)
+    if not taken:
+        return
+    log.info("settings_file", path=str(Path(".env").resolve()), variables=taken)
+    if command == "dev" and "IMAGE_SIDECAR_API_TOKEN" in taken:
+        log.warning(
+            "token_required",
+            reason=".env sets IMAGE_SIDECAR_API_TOKEN: writes need "
+            "`Authorization: Bearer <token>` (unset it there for a token-free dev)",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -206,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_logging()
     environ = load_environment()
+    _say_what_dotenv_set(args.command)
     if getattr(args, "workers", None) is not None:
         environ["IMAGE_SIDECAR_WORKERS"] = args.workers
     try:

@@ -7,8 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 
-from testkit.helpers import free_port, run_sidecar, users_environ, wait_ready
+import pytest
+
+from testkit.helpers import free_port, run_sidecar, sidecar_process, users_environ, wait_ready
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _user_environ(port: int) -> dict[str, str]:
@@ -76,3 +83,23 @@ def test_bad_configuration_names_the_variable(tmp_path):
     )
     assert result.returncode != 0
     assert "IMAGE_RETENTION_DAYS" in result.stderr
+
+
+def test_dev_in_a_checkout_with_a_compose_env_says_what_it_took_from_it(tmp_path):
+    """docs/operations.md's `cp .env.example .env` with its secrets set, then the README's dev."""
+    env = (ROOT / ".env.example").read_text()
+    env = env.replace("\nIMAGE_SIDECAR_API_TOKEN=\n", "\nIMAGE_SIDECAR_API_TOKEN=compose-secret\n")
+    (tmp_path / ".env").write_text(env)
+    log = tmp_path / "sidecar.log"
+    with sidecar_process("dev", users_environ(), tmp_path) as (_, base):
+        with urllib.request.urlopen(f"{base}/readyz", timeout=10) as ready:
+            assert json.loads(ready.read())["status"] == "ready"
+        request = urllib.request.Request(f"{base}/api/admin/cleanup", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401
+        refused.value.close()
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    (said,) = [line for line in lines if line["event"] == "settings_file"]
+    assert said["variables"] == ["IMAGE_SIDECAR_API_TOKEN"]  # every other line is a comment
+    assert any(line["event"] == "token_required" for line in lines)

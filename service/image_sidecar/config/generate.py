@@ -110,14 +110,23 @@ def _comment(text: str) -> list[str]:
     return textwrap.wrap(text, width=98, initial_indent="# ", subsequent_indent="# ")
 
 
+# What a copy of this file must set (docs/operations.md): secrets with no default.
+_TO_SET = frozenset({"IMAGE_SIDECAR_API_TOKEN"})
+
+
 def render_env_example() -> str:
+    """Every setting at its default, commented out: a copy of this file changes nothing but
+    what is uncommented (so compose's own defaults, such as pictures through nginx, hold)."""
     lines = [
         "# Image sidecar configuration. Copy to .env; the process environment overrides this file.",
         f"# {_GENERATED}",
-        f"# {_COMMAND}. The sidecar reads every variable in this first part.",
+        f"# {_COMMAND}. The sidecar reads every variable in this first part; each is shown at",
+        "# its default, commented out: uncomment what you change. docker compose reads this file",
+        "# too, and `image-sidecar dev` in this folder says at start which variables it took.",
     ]
     for setting in SETTINGS:
-        lines += ["", *_comment(setting.help), f"{setting.name}={setting.default}"]
+        line = f"{setting.name}={setting.default}"
+        lines += ["", *_comment(setting.help), line if setting.name in _TO_SET else f"# {line}"]
     lines += ["", "# --- docker compose only: read by docker-compose.yml, not by the sidecar ---"]
     for name, help_text in COMPOSE_ONLY:
         lines += ["", *_comment(help_text), f"{name}="]

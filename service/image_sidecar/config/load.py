@@ -89,5 +89,11 @@ def load_config(environ: Mapping[str, str], *, listening: bool = True) -> sectio
 
 def load_environment(dotenv_path: str | os.PathLike[str] = ".env") -> dict[str, str]:
     """The process environment over the values of `.env` (the environment wins)."""
+    return {**settings_from_dotenv(dotenv_path), **os.environ}
+
+
+def settings_from_dotenv(dotenv_path: str | os.PathLike[str] = ".env") -> dict[str, str]:
+    """What `.env` sets (and the process environment does not override): the commands say at
+    start which of these they took, since the same file configures docker compose."""
     from_file = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
-    return {**from_file, **os.environ}
+    return {k: v for k, v in from_file.items() if k not in os.environ}
