@@ -52,7 +52,7 @@ class AuditReport(BatchReport):
         line = f"audit: {self.files_checked} files ({rate:.0f}/s), {self.orphans_found} orphans"
         if self.files_expected and rate > 0:
             left = max(self.files_expected - self.files_checked, 0)
-            line += f", about {left / rate / 60:.0f} min left of this run's walk"
+            line += f", at most {left / rate / 60:.0f} min left"  # a resumed walk: fewer
         return line
 
 
