@@ -238,6 +238,14 @@ class SidecarMetrics:
             ["route", "method", "status"],
             registry=r,
         )
+        self.dependency_up = Gauge(
+            "sidecar_dependency_up",
+            "Whether a dependency answered the last readiness check (database, storage: "
+            "writable with IMAGE_MIN_FREE_BYTES free): 1 up, 0 degraded.",
+            ["dependency"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.client_closed = Counter(
             "sidecar_http_client_closed_total",
             "Requests whose client closed the connection before the answer (nginx's 499): "

@@ -26,18 +26,24 @@ async def test_readyz_checks_database_and_storage(client):
     }
 
 
-async def test_readyz_is_503_when_storage_is_gone(client, storage_dir):
+async def test_readyz_reports_storage_gone_as_degraded_and_strict_as_503(client, storage_dir):
     import shutil
 
     shutil.rmtree(storage_dir)
     storage_dir.write_bytes(b"not a directory")
     response = await client.get("/readyz")
-    assert response.status == 503
-    assert response.headers["Retry-After"] == "5"
+    assert response.status == 200  # the pod stays in its Service: the game server with it
     body = await response.json()
-    assert body["status"] == "not_ready"
+    assert body["status"] == "degraded"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["storage"] != "ok"
+    strict = await client.get("/readyz", params={"strict": "true"})
+    assert strict.status == 503
+    assert strict.headers["Retry-After"] == "5"
+    assert (await strict.json())["checks"] == body["checks"]
+    text = await (await client.get("/metrics")).text()
+    assert 'sidecar_dependency_up{dependency="storage"} 0.0' in text
+    assert 'sidecar_dependency_up{dependency="database"} 1.0' in text
 
 
 async def test_every_response_carries_a_request_id(client):
@@ -84,9 +90,9 @@ async def test_openapi_document_lists_exactly_the_routes_the_app_serves(client):
     assert _spec_routes() == served
 
 
-async def test_readyz_is_503_with_the_reason_when_free_space_is_under_the_threshold(make_client):
+async def test_readyz_says_why_when_free_space_is_under_the_threshold(make_client):
     client = await make_client(IMAGE_MIN_FREE_BYTES=str(2**62))  # more than any disk
-    response = await client.get("/readyz")
+    response = await client.get("/readyz", params={"strict": "true"})
     assert response.status == 503
     storage = (await response.json())["checks"]["storage"]
     assert "IMAGE_MIN_FREE_BYTES" in storage
@@ -97,7 +103,7 @@ async def test_readyz_never_shows_a_path_of_the_machine(client, storage_dir):
     storage_dir.rmdir()
     storage_dir.write_bytes(b"not a directory")
     response = await client.get("/readyz")
-    assert response.status == 503
+    assert (await response.json())["status"] == "degraded"
     assert str(storage_dir.parent) not in await response.text()
 
 

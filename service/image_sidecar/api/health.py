@@ -28,10 +28,17 @@ MAX_STATS_DAYS = 365
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers. Nothing else: restarting it mends no database."""
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the process can take traffic, which it can while a dependency is down (pictures
+    on disk are served, requests that need the database answer 503 with Retry-After), so a
+    degraded state is reported in the body and in `sidecar_dependency_up`, not by a 503 that
+    would take a pod out of its Service: as a native sidecar, the game server with it. With
+    `?strict=true` a degraded state is a 503, for a deployment whose replicas stand behind a
+    load balancer of their own (docs/operations.md)."""
     checks: dict[str, str] = {}
     try:
         await db.ping(request.app[db_pool_key])
@@ -44,11 +51,16 @@ async def readyz(request: web.Request) -> web.Response:
         )
     except SidecarError as exc:
         checks["storage"] = exc.message
-    ready = all(value == "ok" for value in checks.values())
+    metrics = request.app[metrics_key]
+    for dependency, state in checks.items():
+        metrics.dependency_up.labels(dependency).set(1 if state == "ok" else 0)
+    healthy = all(value == "ok" for value in checks.values())
+    strict = fields.boolean(request.query.get("strict", "false"), "strict")
+    refused = strict and not healthy
     return web.json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
-        status=200 if ready else 503,
-        headers={} if ready else {"Retry-After": "5"},
+        {"status": "ready" if healthy else "degraded", "checks": checks},
+        status=503 if refused else 200,
+        headers={"Retry-After": "5"} if refused else {},
     )
 
 
