@@ -19,7 +19,9 @@ class StoredFile:
 
 async def files_to_copy(cur: aiopg.Cursor, target: str, after: str, limit: int) -> list[StoredFile]:
     """The next live files (in path order, after `after`) not yet copied to `target`. Each
-    branch walks its table's unique index on image_path from `after` and stops at `limit`: a
+    branch walks its table's unique index on image_path from `after` and stops at `limit`, and
+    looks at the copies from `after` on only (redundant for the result, but without it the
+    planner's anti-join reads every copy made so far: a batch would cost the run's progress): a
     batch costs the same whatever the store holds."""
     await cur.execute(
         """
@@ -28,7 +30,8 @@ async def files_to_copy(cur: aiopg.Cursor, target: str, after: str, limit: int) 
              FROM generated_images g
              WHERE g.image_path > %(after)s AND g.expires_at > now()
                AND NOT EXISTS (SELECT 1 FROM store_copies c
-                               WHERE c.target = %(target)s AND c.image_path = g.image_path)
+                               WHERE c.target = %(target)s AND c.image_path > %(after)s
+                                 AND c.image_path = g.image_path)
              ORDER BY g.image_path LIMIT %(limit)s)
             UNION ALL
             (SELECT r.image_path, r.content_type, r.size_bytes, NULL
@@ -36,7 +39,8 @@ async def files_to_copy(cur: aiopg.Cursor, target: str, after: str, limit: int) 
              WHERE r.image_path > %(after)s AND g.expires_at > now()
                AND r.size_bytes IS NOT NULL  -- made: there is a file
                AND NOT EXISTS (SELECT 1 FROM store_copies c
-                               WHERE c.target = %(target)s AND c.image_path = r.image_path)
+                               WHERE c.target = %(target)s AND c.image_path > %(after)s
+                                 AND c.image_path = r.image_path)
              ORDER BY r.image_path LIMIT %(limit)s)
         ) AS f
         ORDER BY image_path LIMIT %(limit)s
