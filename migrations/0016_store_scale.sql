@@ -106,7 +106,6 @@ CREATE TABLE write_intents (
     key_prefix  text NOT NULL,
     written_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX write_intents_written_at_idx ON write_intents (written_at);
 
 -- The audit (`image-sidecar audit`): the paced walk of the whole store for files that no row
 -- names and no intent covers. One replica at a time (a lease), resumable.
