@@ -237,7 +237,7 @@ async def _recount(config: Config, database_url: str) -> dict[str, Any]:
 def recount(config: Config) -> None:
     """Rebuild the storage totals from the rows; print the figures before and after as JSON."""
     database_url = require_database(config, "recount", dev_fallback=True)
-    print(json.dumps(run(_recount(config, database_url), config), indent=2))
+    sys.stdout.write(json.dumps(run(_recount(config, database_url), config)) + "\n")
 
 
 async def _migrate_store(

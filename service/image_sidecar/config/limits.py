@@ -38,10 +38,11 @@ class Limits:
 
 def limits(root: Path = Path("/")) -> Limits:
     affinity = len(os.sched_getaffinity(0))
-    cpus = _cpu_quota(root)
+    cgroups = _cgroups(root)
+    cpus = _cpu_quota(root, cgroups)
     return Limits(
         cpus=max(1, min(affinity, math.ceil(cpus))) if cpus is not None else max(1, affinity),
-        memory_bytes=_memory_limit(root),
+        memory_bytes=_memory_limit(root, cgroups),
     )
 
 
@@ -79,40 +80,49 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _cpu_quota(root: Path) -> float | None:
-    cgroups = _cgroups(root)
+# Where each hierarchy is mounted: v2's unified one, and v1's controllers (either name).
+_V2 = ("sys/fs/cgroup",)
+_V1_CPU = ("sys/fs/cgroup/cpu,cpuacct", "sys/fs/cgroup/cpu")
+_V1_MEMORY = ("sys/fs/cgroup/memory",)
+
+
+def _directories(
+    root: Path, cgroups: dict[str, str], controller: str, mounts: tuple[str, ...]
+) -> list[Path]:
+    """Every level of the process's cgroup of `controller` ("" for v2), under the first of
+    `mounts` that exists."""
+    if controller not in cgroups:
+        return []
+    for mount in mounts:
+        if (root / mount).is_dir():
+            return _levels(root / mount, cgroups[controller])
+    return []
+
+
+def _cpu_quota(root: Path, cgroups: dict[str, str]) -> float | None:
     quotas: list[float] = []
-    if "" in cgroups:  # v2
-        for level in _levels(root / "sys/fs/cgroup", cgroups[""]):
-            value = _read(level / "cpu.max")
-            if value and not value.startswith("max"):
-                quota, period = value.split()
-                quotas.append(int(quota) / int(period))
-    for controller in ("cpu", "cpu,cpuacct"):
-        if controller not in cgroups:
-            continue
-        for mount in (root / "sys/fs/cgroup/cpu", root / "sys/fs/cgroup/cpu,cpuacct"):
-            for level in _levels(mount, cgroups[controller]) if mount.is_dir() else []:
-                cfs_quota = _read(level / "cpu.cfs_quota_us")
-                cfs_period = _read(level / "cpu.cfs_period_us")
-                if cfs_quota and cfs_period and int(cfs_quota) > 0:
-                    quotas.append(int(cfs_quota) / int(cfs_period))
+    for level in _directories(root, cgroups, "", _V2):
+        value = _read(level / "cpu.max")
+        if value and not value.startswith("max"):
+            quota, period = value.split()
+            quotas.append(int(quota) / int(period))
+    for level in _directories(root, cgroups, "cpu", _V1_CPU):
+        cfs_quota = _read(level / "cpu.cfs_quota_us")
+        cfs_period = _read(level / "cpu.cfs_period_us")
+        if cfs_quota and cfs_period and int(cfs_quota) > 0:
+            quotas.append(int(cfs_quota) / int(cfs_period))
     return min(quotas) if quotas else None
 
 
-def _memory_limit(root: Path) -> int | None:
-    cgroups = _cgroups(root)
+def _memory_limit(root: Path, cgroups: dict[str, str]) -> int | None:
     found: list[int] = []
-    if "" in cgroups:  # v2
-        for level in _levels(root / "sys/fs/cgroup", cgroups[""]):
-            value = _read(level / "memory.max")
-            if value and value.isdigit():
-                found.append(int(value))
-    if "memory" in cgroups:
-        mount = root / "sys/fs/cgroup/memory"
-        for level in _levels(mount, cgroups["memory"]) if mount.is_dir() else []:
-            value = _read(level / "memory.limit_in_bytes")
-            # v1 says "no limit" with a number near 2**63, rounded down to the page size.
-            if value and value.isdigit() and int(value) < 2**60:
-                found.append(int(value))
+    for level in _directories(root, cgroups, "", _V2):
+        value = _read(level / "memory.max")
+        if value and value.isdigit():
+            found.append(int(value))
+    for level in _directories(root, cgroups, "memory", _V1_MEMORY):
+        value = _read(level / "memory.limit_in_bytes")
+        # v1 says "no limit" with a number near 2**63, rounded down to the page size.
+        if value and value.isdigit() and int(value) < 2**60:
+            found.append(int(value))
     return min(found) if found else None

@@ -125,6 +125,18 @@ async def storage_totals(cur: aiopg.Cursor) -> StorageTotals:
     return StorageTotals(**row)
 
 
+# The totals of the rows as they are: what a recount fills (migrations/0016 fills the same).
+FILL_TOTALS = """
+INSERT INTO usage_totals
+SELECT date_trunc('minute', expires_at), count(*), sum(size_bytes), 0
+FROM generated_images GROUP BY 1;
+INSERT INTO usage_totals
+SELECT '-infinity', count(size_bytes), 0, coalesce(sum(size_bytes), 0) FROM image_renditions;
+INSERT INTO usage_totals
+SELECT 'infinity', sum(images), sum(original_bytes), sum(rendition_bytes) FROM usage_totals;
+"""
+
+
 async def recount_storage(cur: aiopg.Cursor) -> None:
     """Rebuild the totals from the rows themselves (`image-sidecar recount`), inside the
     caller's transaction. Writers wait while it counts (a full read of both tables): a repair
@@ -138,18 +150,6 @@ async def recount_storage(cur: aiopg.Cursor) -> None:
         """
         + FILL_TOTALS
     )
-
-
-# The totals of the rows as they are (the migration's first fill, and a recount's).
-FILL_TOTALS = """
-INSERT INTO usage_totals
-SELECT date_trunc('minute', expires_at), count(*), sum(size_bytes), 0
-FROM generated_images GROUP BY 1;
-INSERT INTO usage_totals
-SELECT '-infinity', count(size_bytes), 0, coalesce(sum(size_bytes), 0) FROM image_renditions;
-INSERT INTO usage_totals
-SELECT 'infinity', sum(images), sum(original_bytes), sum(rendition_bytes) FROM usage_totals;
-"""
 
 
 async def record_usage(

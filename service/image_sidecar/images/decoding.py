@@ -27,7 +27,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 import blurhash
 import structlog
@@ -38,7 +37,6 @@ from image_sidecar.images.formats import JPEG, PNG, WEBP, ImageType, sniff
 from image_sidecar.images.likeness import perceptual_hash, variant_hashes
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 _PILLOW_FORMATS = {JPEG: "JPEG", PNG: "PNG", WEBP: "WEBP"}
 # EXIF orientations that turn the picture by a quarter: its displayed width is its height.
