@@ -1,22 +1,36 @@
 # Image sidecar: python:3.11-slim. Build: docker build -t picture-this/image-sidecar .
 # (deploy/container-check builds it and checks the running container, with Docker or podman.)
 FROM python:3.11-slim AS build
+# binutils' strip, for the installed libraries below; only this stage has it.
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends binutils >/dev/null \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY migrations ./migrations
+# Installed here under /install, and left out of it what the service never loads: botocore's
+# models of every AWS service but S3 and the credential providers' (STS for assumed roles and
+# web identity, SSO, sign-in), test suites, C sources and headers, type stubs, and the symbol
+# tables of the extension modules (a fifth of their size; the libraries the wheels vendor in
+# *.libs stay whole: patchelf rewrote their load segments, and strip leaves those misaligned).
+# deploy/container-check measures the image and exercises pictures, look-alikes, S3 and
+# PostgreSQL in it.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
-    && sha256sum /wheels/*.whl > /wheels.sha256
+    && pip install --no-cache-dir --no-compile --prefix=/install /wheels/*.whl \
+    && cd /install/lib/python3.*/site-packages \
+    && find botocore/data -mindepth 1 -maxdepth 1 -type d \
+        ! -name s3 ! -name sts ! -name sso ! -name sso-oidc ! -name signin -exec rm -r {} + \
+    && find . -type d \( -name tests -o -name SelfTest \) -prune -exec rm -r {} + \
+    && find . -type f \( -name '*.pyi' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.c' \
+        -o -name '*.h' \) -delete \
+    && find . -name '*.libs' -prune -o -type f -name '*.so' -exec strip --strip-unneeded {} +
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin sidecar \
     && mkdir -p /data/images \
     && chown sidecar /data/images
-# The wheels are mounted from the build stage for this one step: no layer keeps them. Their
-# digests are copied first, since a build cache does not look into mounts: new wheels, new step.
-COPY --from=build /wheels.sha256 /usr/local/share/image-sidecar-wheels.sha256
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-compile /wheels/*.whl
+COPY --from=build /install /usr/local
 # Configuration comes only from the environment; listening beyond loopback requires
 # IMAGE_SIDECAR_API_TOKEN, so the container refuses to start without one.
 ENV PYTHONUNBUFFERED=1 \

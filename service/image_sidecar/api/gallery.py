@@ -21,7 +21,6 @@ from uuid import UUID
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from stream_zip import NO_COMPRESSION_32, async_stream_zip
 
 from image_sidecar.appkeys import blob_store_key, config_key, db_pool_key
 from image_sidecar.config import Config
@@ -231,11 +230,9 @@ async def download_zip(request: web.Request) -> web.StreamResponse:
 
     names = downloads.download_names(shown.images)
 
-    async def members() -> AsyncIterator[Any]:
+    async def members() -> AsyncIterator[tuple[str, datetime, bytes]]:
         async for image, data in downloads.originals(store, shown.images):
-            # Stored as they are: the pictures are compressed already (PNG, JPEG, WebP).
-            member = (names[image.image_id], image.created_at, 0o644, NO_COMPRESSION_32)
-            yield *member, _once(data)
+            yield names[image.image_id], image.created_at, data
 
     headers = _security_headers(request.app[config_key])
     name = f"picture-this-{shown.share.game_code}"
@@ -245,11 +242,7 @@ async def download_zip(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers=headers)
     response.content_type = "application/zip"
     await response.prepare(request)
-    async for chunk in async_stream_zip(members()):
+    async for chunk in downloads.zipped(members()):
         await response.write(chunk)
     await response.write_eof()
     return response
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data

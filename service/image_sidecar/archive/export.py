@@ -11,7 +11,7 @@ import hashlib
 import json
 import queue
 import time
-from collections.abc import Iterable, Iterator
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,6 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from stream_zip import NO_COMPRESSION_64, stream_zip
 
 from image_sidecar import db
 from image_sidecar.archive.manifest import FORMAT, MANIFEST, VERSION, Content, check
@@ -66,7 +65,7 @@ async def export(pool: db.Pool, store: BlobStore, selection: Selection, out: Pat
     )
 
     partial = out.with_name(f".{out.name}.partial")
-    # One thread writes the zip (stream_zip is synchronous: CRCs, headers, writes), fed whole
+    # One thread writes the zip (zipfile is synchronous: CRCs, headers, writes), fed whole
     # pictures through a queue of two, so the event loop hands over one picture at a time, not
     # each chunk, and memory holds at most three pictures.
     pictures: queue.Queue[tuple[Content, bytes] | None] = queue.Queue(maxsize=2)
@@ -139,11 +138,18 @@ def _write_zip(
     path: Path, manifest: bytes, pictures: queue.Queue[tuple[Content, bytes] | None]
 ) -> int:
     """Write the zip (blocking: run it in a thread); the bytes written. Each picture's bytes
-    are checked against their record first: an export never carries damaged bytes."""
-    now = datetime.now(UTC)
+    are checked against their record first: an export never carries damaged bytes. Members
+    are stored as they are (the pictures are compressed already), with ZIP64 records where an
+    export passes 4 GB."""
+    now = datetime.now(UTC).timetuple()[:6]
 
-    def members() -> Iterator[tuple[str, datetime, int, Any, Iterable[bytes]]]:
-        yield MANIFEST, now, 0o644, NO_COMPRESSION_64, (manifest,)
+    def member(name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=now)
+        info.external_attr = 0o644 << 16
+        return info
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr(member(MANIFEST), manifest)
         while (item := pictures.get()) is not None:
             content, data = item
             if len(data) != content.size_bytes or _sha256(data) != content.sha256:
@@ -151,14 +157,8 @@ def _write_zip(
                     f"the stored bytes of {content.image_paths[0]} do not match their record: "
                     "run `image-sidecar scrub`, then export again"
                 )
-            yield content.member, now, 0o644, NO_COMPRESSION_64, (data,)
-
-    written = 0
-    with path.open("wb") as file:
-        for chunk in stream_zip(members()):
-            file.write(chunk)
-            written += len(chunk)
-    return written
+            archive.writestr(member(content.member), data)
+    return path.stat().st_size
 
 
 def _drain(pictures: queue.Queue[tuple[Content, bytes] | None]) -> None:

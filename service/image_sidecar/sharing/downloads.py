@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import re
+import zipfile
 from collections.abc import AsyncIterator
+from datetime import datetime
 from uuid import UUID
 
 from image_sidecar import db
@@ -70,3 +74,39 @@ async def originals(
         except BlobNotFound:
             continue
         yield image, data
+
+
+async def zipped(members: AsyncIterator[tuple[str, datetime, bytes]]) -> AsyncIterator[bytes]:
+    """A zip of `(name, modified, data)` members, stored as they are (the pictures are
+    compressed already), in chunks as each member is added: the archive is never whole in
+    memory. The standard library's zipfile writes it, told it cannot seek, so each member's
+    sizes and CRC follow its data; the CRC is taken in a thread, off the event loop."""
+    sink = _Chunks()
+    archive = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED)
+    async for name, modified, data in members:
+        member = zipfile.ZipInfo(name, date_time=modified.timetuple()[:6])
+        member.external_attr = 0o644 << 16
+        await asyncio.to_thread(archive.writestr, member, data)
+        yield sink.take()
+    archive.close()  # the central directory
+    yield sink.take()
+
+
+class _Chunks(io.RawIOBase):
+    """A write-only stream that keeps what is written until it is taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        taken = b"".join(self._chunks)
+        self._chunks.clear()
+        return taken
