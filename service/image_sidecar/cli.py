@@ -32,6 +32,7 @@ from image_sidecar.commands import (
     scrub,
 )
 from image_sidecar.config import Config, ConfigError, load_config, load_environment
+from image_sidecar.config.limits import limits
 from image_sidecar.config.load import settings_from_dotenv
 from image_sidecar.config.table import SETTINGS
 from image_sidecar.db.embedded import ensure_database, start_embedded_postgres
@@ -52,7 +53,15 @@ def migrate(config: Config) -> None:
 
 def serve(config: Config, command: str = "serve") -> None:
     require_database(config, command)
-    log.info("starting", storage=str(config.storage.base_dir), workers=config.server.workers)
+    granted = limits()  # what `auto` counts from: in the log, so that an operator sees why
+    log.info(
+        "starting",
+        storage=str(config.storage.base_dir),
+        workers=config.server.workers,
+        picture_processes=config.storage.processing_workers,
+        cpus_granted=granted.cpus,
+        memory_limit_bytes=granted.memory_bytes,
+    )
     try:
         if config.server.workers > 1:
             assert config.database.url is not None  # _require_database
