@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 
 import aiohttp
 
+from bench.memory import RoleMemory
+
 PLAYERS = 6
 ROUNDS = 5
 REPEATED_SHARE = 0.3
@@ -70,6 +72,10 @@ class Night:
     paid: int = 0
     seconds: float = 0.0
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # by process tree
+    # the sidecar's RSS by role (bench.memory), before and after the night
+    memory_before: dict[str, RoleMemory] = field(default_factory=dict)
+    memory_after: dict[str, RoleMemory] = field(default_factory=dict)
+    again: bool = False  # a second night of the size that passed, played to watch memory
 
     def p(self, quantile: float, operation: str) -> float:
         values = sorted(self.latencies.get(operation, ()))
@@ -94,6 +100,9 @@ class Night:
             "distinct_prompts": len(self.prompts),
             "errors": dict(self.errors),
             "cpu_seconds": {k: round(v, 2) for k, v in self.cpu_seconds.items()},
+            "again": self.again,
+            "rss_mb_before": {k: round(v.rss_mb, 1) for k, v in self.memory_before.items()},
+            "rss_mb_after": {k: round(v.rss_mb, 1) for k, v in self.memory_after.items()},
             "operations": {
                 name: {
                     "count": len(values),

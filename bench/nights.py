@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import memory
 from bench.cpu import own_cpu_seconds, tree_cpu_seconds
 from bench.game_night import BURST, REAL, Night, Pacing, Stage, play_night
 from bench.measure import multipart
@@ -68,18 +69,37 @@ def play_ladders(
     pictures: list[bytes],
     log: Any,
 ) -> list[Night]:
+    """Each ladder's nights up to its first failure; then the largest real-pacing night that
+    passed as deployed, again: the sidecar's memory after it should be what it was after the
+    first (no growth per game)."""
     nights = []
+    largest_real: tuple[Pacing, int] | None = None  # deployed, at real pacing, that passed
     for ladder in ladders:
         for games in ladder.games:
-            log(f"game night: {games} games, {ladder.pacing.name} pacing, {ladder.topology}...")
-            before = processes.cpu()
-            night = asyncio.run(play_night(stages[ladder.topology], games, ladder.pacing, pictures))
-            after = processes.cpu()
-            night.cpu_seconds = {name: after[name] - before[name] for name in after}
+            night = _night(stages[ladder.topology], games, ladder.pacing, processes, pictures, log)
             nights.append(night)
             if not night.ok:
                 break
+            if ladder.topology == "deployed" and ladder.pacing.name.startswith(REAL.name):
+                largest_real = (ladder.pacing, games)
+    if largest_real is not None:
+        pacing, games = largest_real
+        again = _night(stages["deployed"], games, pacing, processes, pictures, log)
+        again.again = True
+        nights.append(again)
     return nights
+
+
+def _night(
+    stage: Stage, games: int, pacing: Pacing, processes: Processes, pictures: list[bytes], log: Any
+) -> Night:
+    log(f"game night: {games} games, {pacing.name} pacing, {stage.topology}...")
+    before, memory_before = processes.cpu(), memory.by_role(processes.sidecar)
+    night = asyncio.run(play_night(stage, games, pacing, pictures))
+    after = processes.cpu()
+    night.memory_before, night.memory_after = memory_before, memory.by_role(processes.sidecar)
+    night.cpu_seconds = {name: after[name] - before[name] for name in after}
+    return night
 
 
 # --- the CPU of each operation, measured alone ------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.game_night import P95_BOUND_MS, PLAYERS, ROUNDS, WAITED, Night
 from bench.measure import Scenario, Size
+from bench.memory import ROLES, RoleMemory, total_mb
 from bench.store_scale import ScaleRow, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -50,6 +51,7 @@ def report(
     print("\nlargest night that passed:")
     for (pacing, topology), games in best.items():
         print(f"- {pacing} pacing, {topology}: {games} games")
+    print("\n".join(_memory_rows(nights)))
     print("\nthe store at N and 10·N images (cost(10·N) / cost(N))\n")
     print("\n".join(table(scale, size.scale_images)))
     RESULTS.mkdir(exist_ok=True)
@@ -86,6 +88,46 @@ def _scenario_rows(scenarios: list[Scenario]) -> list[str]:
 
 
 _OPERATIONS = ("lookup", "upload", "listing", "picture", "replay")
+
+
+# A second night may leave the sidecar's RSS this much above the first's (allocator noise), and
+# no more: beyond it, memory grows with the games played.
+FLAT_WITHIN = 0.03
+
+
+def _memory_rows(nights: list[Night]) -> list[str]:
+    """The sidecar's RSS by role before and after each night (MB: processes x largest, then
+    all of them), and whether the second night of one size left it where the first did."""
+
+    def cell(memory: dict[str, RoleMemory], role: str) -> str:
+        got = memory.get(role)
+        return f"{got.processes} x {got.largest_mb:.0f}" if got else "-"
+
+    rows = [
+        "\nthe sidecar's memory (RSS, MB; shared pages counted in each process), "
+        "before -> after each night\n",
+        "| night | " + " | ".join(ROLES) + " | all |",
+        "|---" * (len(ROLES) + 2) + "|",
+    ]
+    for night in nights:
+        label = f"{night.pacing}, {night.topology}, {night.games}"
+        if night.again:
+            label += " (again)"
+        before, after = night.memory_before, night.memory_after
+        cells = [f"{cell(before, role)} -> {cell(after, role)}" for role in ROLES]
+        total = f"{total_mb(before):.0f} -> {total_mb(after):.0f}"
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {total} |")
+    again = next((n for n in nights if n.again), None)
+    if again is not None:
+        first, second = total_mb(again.memory_before), total_mb(again.memory_after)
+        growth = second - first
+        verdict = "flat" if growth <= first * FLAT_WITHIN else "GREW"
+        rows.append(
+            f"\nacross the second night of {again.games} games: {first:.0f} -> {second:.0f} MB "
+            f"({growth:+.0f} MB, {growth * 1024 / again.games:+.0f} KB a game): {verdict} "
+            f"(within {FLAT_WITHIN:.0%})"
+        )
+    return rows
 
 
 def _night_rows(nights: list[Night]) -> list[str]:
