@@ -284,7 +284,11 @@ SCENARIOS: tuple[Plan, ...] = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, one round (CI)")
-    parser.add_argument("--only", choices=["scale"], help="run only the store at N and 10·N images")
+    parser.add_argument(
+        "--only",
+        choices=["scale", "nights"],
+        help="run only the store at N and 10·N images, or only the game nights",
+    )
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     if args.only == "scale":
@@ -335,7 +339,7 @@ def main() -> None:
         os.sync()
         run = Run(size, work, storage, url, base, bare, stack, records, sidecar_pid, environ)
         scenarios = []
-        for plan in SCENARIOS:
+        for plan in SCENARIOS if args.only is None else ():
             name = plan.name.format(size=size, likeness=likeness)
             print(f"{name}...", file=sys.stderr)
             scenario = Scenario(name, plan.unit, plan.higher_is_better, plan.goal)
@@ -366,7 +370,7 @@ def main() -> None:
         played = nights.play_ladders(
             ladders, stages, processes, run.pictures, lambda line: print(line, file=sys.stderr)
         )
-    scale = store_scale.measure(work, size.scale_images)
+    scale = store_scale.measure(work, size.scale_images) if args.only is None else []
     shutil.rmtree(work, ignore_errors=True)
     report(scenarios, played, cpu, size, scale, quick=args.quick)
 

@@ -32,7 +32,8 @@ def report(
     print(
         f"\n{mode} run, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}, {size.rounds} round(s)"
     )
-    print("\n".join(_scenario_rows(scenarios)))
+    if scenarios:
+        print("\n".join(_scenario_rows(scenarios)))
     print("\nservice CPU per operation, each kind alone (ms)\n")
     print("| operation | CPU ms |\n|---|---|")
     for name, ms in cpu.items():
@@ -52,8 +53,9 @@ def report(
     for (pacing, topology), games in best.items():
         print(f"- {pacing} pacing, {topology}: {games} games")
     print("\n".join(_memory_rows(nights)))
-    print("\nthe store at N and 10·N images (cost(10·N) / cost(N))\n")
-    print("\n".join(table(scale, size.scale_images)))
+    if scale:
+        print("\nthe store at N and 10·N images (cost(10·N) / cost(N))\n")
+        print("\n".join(table(scale, size.scale_images)))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%S}{'-quick' if quick else ''}.json"
     path.write_text(
@@ -110,9 +112,9 @@ def _memory_rows(nights: list[Night]) -> list[str]:
         "|---" * (len(ROLES) + 2) + "|",
     ]
     for night in nights:
-        label = f"{night.pacing}, {night.topology}, {night.games}"
-        if night.again:
-            label += " (again)"
+        label = (
+            f"{night.pacing}, {night.topology}, {night.games}{' (again)' if night.again else ''}"
+        )
         before, after = night.memory_before, night.memory_after
         cells = [f"{cell(before, role)} -> {cell(after, role)}" for role in ROLES]
         total = f"{total_mb(before):.0f} -> {total_mb(after):.0f}"
@@ -153,8 +155,9 @@ def _night_rows(nights: list[Night]) -> list[str]:
             for k in ("sidecar", "postgres", "nginx", "load generator")
         )
         errors = sum(night.errors.values())
+        again = " (again)" if night.again else ""
         rows.append(
-            f"| {night.pacing} | {night.topology} | {night.games} | "
+            f"| {night.pacing} | {night.topology} | {night.games}{again} | "
             f"{'yes' if night.ok else 'no'} | {errors} | {night.paid} / {len(night.prompts)} | "
             + " | ".join(cell(op) for op in _OPERATIONS)
             + f" | {night.p(0.95, WAITED):.0f} ms | {per_game} |"

@@ -5,6 +5,7 @@ every setting."""
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from image_sidecar.config import SETTINGS
+from image_sidecar.config.limits import Limits
 from testkit.helpers import free_port, require_tool
 from testkit.images import png_bytes
 from testkit.nginx import NGINX_CONF, nginx_main_config, running_nginx
@@ -292,3 +294,24 @@ def test_every_container_is_locked_down(manifest):
         assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
         if container["name"] != "game-server":  # ours: nothing writes outside its volumes
             assert context["readOnlyRootFilesystem"] is True, container["name"]
+
+
+def test_the_sidecar_says_what_it_runs_and_it_fits_its_limits():
+    """Workers, picture processes and pool size are set, not found on the node; the workers fit
+    the CPU limit and the memory limit holds them as `auto` would count (config.limits)."""
+    (deployment, _service) = _k8s("deployment.yaml")
+    sidecar = next(
+        c
+        for c in deployment["spec"]["template"]["spec"]["initContainers"]
+        if c["name"] == "image-sidecar"
+    )
+    env = {e["name"]: e["value"] for e in sidecar["env"] if "value" in e}
+    workers = int(env["IMAGE_SIDECAR_WORKERS"])
+    assert int(env["IMAGE_PROCESSING_WORKERS"]) >= workers  # at least one each
+    assert int(env["DATABASE_POOL_SIZE"]) >= workers
+    limits = sidecar["resources"]["limits"]
+    assert workers <= math.ceil(float(limits["cpu"]))
+    memory = int(limits["memory"].removesuffix("Mi")) * 2**20
+    assert workers <= Limits(cpus=workers, memory_bytes=memory).workers()
+    requested = int(sidecar["resources"]["requests"]["memory"].removesuffix("Mi")) * 2**20
+    assert requested <= memory
