@@ -127,6 +127,7 @@ async def _opened(
             max_pixels=config.storage.max_pixels,
             workers=config.storage.processing_workers,
             formats=config.storage.rendition_formats,
+            web_ready_max_bytes=config.storage.web_ready_max_bytes,
         )
     try:
         async with open_blob_store(config.storage) as store:

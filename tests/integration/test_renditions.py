@@ -8,13 +8,14 @@ import json
 
 import blurhash
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from image_sidecar.config import RetentionSettings
 from image_sidecar.images.decoding import rendition_formats
 from image_sidecar.lifecycle.cleanup import run_cleanup
 from testkit.helpers import image_fields, path_of, run_sidecar, storage_files, uploader
 from testkit.images import DECODABLE, noise_png, save_as
+from testkit.lookalikes import photo_like
 
 FORMATS = rendition_formats()
 
@@ -180,3 +181,56 @@ async def test_the_rendition_formats_are_a_setting(make_client, setting, made):
     record = await (await uploader(client)(image=noise_png(64))).json()
     assert {r["format"] for r in record["renditions"]} == made
     assert (record["placeholder"] is None) == (not made)
+
+
+def _large_webp(record: dict) -> dict:
+    return next(r for r in record["renditions"] if (r["name"], r["format"]) == ("large", "webp"))
+
+
+async def test_a_web_ready_webp_original_is_its_own_large_webp(client, upload):
+    # Encoded as an AI service would (quality 90, its slowest method): a new encoding by the
+    # sidecar (quality 80, its fastest) could not give these bytes back.
+    original = save_as(photo_like(3, 768), "WEBP", quality=90, method=6)
+    record = await (await upload(image=original)).json()
+    large = _large_webp(record)
+    assert (large["width"], large["height"], large["size_bytes"]) == (768, 768, len(original))
+    served = await client.get(large["url"])
+    assert served.headers["Content-Type"] == "image/webp"
+    assert await served.read() == original
+
+
+@pytest.mark.parametrize(
+    ("why", "picture", "settings"),
+    [
+        ("a PNG", lambda: save_as(photo_like(4, 1024), "PNG"), {}),
+        ("larger than large", lambda: save_as(photo_like(5, 1280), "WEBP", quality=90), {}),
+        (
+            "over the byte budget",
+            lambda: save_as(photo_like(6, 768), "WEBP", quality=90),
+            {"IMAGE_WEB_READY_MAX_BYTES": "1000"},
+        ),
+        (
+            "with a colour profile",
+            lambda: save_as(
+                photo_like(7, 768),
+                "WEBP",
+                quality=90,
+                icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+            ),
+            {},
+        ),
+    ],
+)
+async def test_an_original_that_is_not_web_ready_gets_a_large_webp_of_its_own(
+    make_client, why, picture, settings
+):
+    client = await make_client(**settings)
+    original = picture()
+    record = await (await uploader(client)(image=original)).json()
+    large = _large_webp(record)
+    data = await (await client.get(large["url"])).read()
+    assert data != original, why
+    assert _opened(data).format == "WEBP"
+    assert max(large["width"], large["height"]) <= 1024
+    if why == "a PNG":  # the judge screen's byte ratio
+        assert len(data) <= len(original) / 5

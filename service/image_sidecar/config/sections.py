@@ -64,6 +64,7 @@ class StorageSettings:
     max_pixels: int = default("IMAGE_MAX_PIXELS")
     rendition_formats: tuple[str, ...] = default("IMAGE_RENDITION_FORMATS")
     renditions_at_upload: tuple[str, ...] = default("IMAGE_RENDITIONS_AT_UPLOAD")
+    web_ready_max_bytes: int = default("IMAGE_WEB_READY_MAX_BYTES")
     processing_workers: int = default("IMAGE_PROCESSING_WORKERS")
     processing_max_wait_seconds: float = default("IMAGE_PROCESSING_MAX_WAIT_SECONDS")
     min_free_bytes: int = default("IMAGE_MIN_FREE_BYTES")

@@ -110,6 +110,17 @@ SETTINGS: tuple[Setting, ...] = (
         "until made), once, and stored beside the original. Empty: all on demand.",
     ),
     Setting(
+        "IMAGE_WEB_READY_MAX_BYTES",
+        "storage.web_ready_max_bytes",
+        kinds.whole("bytes", low=0),
+        "300000",
+        "A WebP original no larger than the `large` size (1024 px), upright, without a colour "
+        "profile, and at most this many bytes is its own `large` WebP: the same bytes, never "
+        "re-encoded. 300 KB: above what the AI services' WebP output weighs at their default "
+        "compression (100-250 KB a 1024 px picture), at most a fifth of the PNG the same "
+        "picture would be. 0: every `large` is encoded.",
+    ),
+    Setting(
         "IMAGE_PROCESSING_WORKERS",
         "storage.processing_workers",
         kinds.whole("processes"),

@@ -28,13 +28,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-import blurhash
 import structlog
 from PIL import Image, ImageCms, ImageOps, features
 
 from image_sidecar.errors import CorruptImage, TooManyPixels
 from image_sidecar.images.formats import JPEG, PNG, WEBP, ImageType, sniff
 from image_sidecar.images.likeness import perceptual_hash, variant_hashes
+from image_sidecar.images.placeholder import blurhash
 
 log = structlog.get_logger(__name__)
 
@@ -54,8 +54,7 @@ _ENCODERS: dict[str, tuple[str, str, dict[str, object]]] = {
     "webp": ("WEBP", "image/webp", {"quality": 80, "method": 0}),
     "avif": ("AVIF", "image/avif", {"quality": 60, "speed": 10}),
 }
-# BlurHash keeps 4x3 components, which 16 samples a side resolve; its encoder is pure Python and
-# holds the GIL the event loop needs too (6 ms an upload at 32 px, 1.4 ms at 16).
+# BlurHash keeps 4x3 components, which 16 samples a side resolve.
 _PLACEHOLDER_SIDE = 16
 _SRGB = ImageCms.createProfile("sRGB")
 
@@ -129,18 +128,20 @@ def inspect(
     rendition_formats: tuple[str, ...] = (),
     made_now: tuple[tuple[str, str], ...] | None = None,
     looks: bool = True,
+    web_ready_max_bytes: int = 0,
 ) -> InspectedImage:
     """Sniff, bound, decode and hash `data` (its SHA-256 and its perceptual hash); with
     `rendition_formats`, make its placeholder and the renditions `made_now` names (all of them
     when None) from the same decode (blocking: run it in the pool); without `looks`, no
-    perceptual hash (the benchmark's baseline). Raises NotAnImage, TooManyPixels or
-    CorruptImage; nothing else escapes whatever the bytes are."""
+    perceptual hash (the benchmark's baseline). A web-ready WebP original of at most
+    `web_ready_max_bytes` is its own large WebP (`_web_ready`). Raises NotAnImage,
+    TooManyPixels or CorruptImage; nothing else escapes whatever the bytes are."""
     image_type = sniff(data)
     with _decoded(data, image_type, max_pixels) as image:
         width, height = image.size
         orientation = image.getexif().get(_ORIENTATION_TAG)
         # Decoded fine: what fails from here on is a bug of ours (500).
-        web_image = _for_the_web(image)
+        web_image = _for_the_web(image, orientation)
         looked = perceptual_hash(web_image) if looks else None
         renditions: tuple[Rendition, ...] = ()
         placeholder = None
@@ -150,7 +151,8 @@ def inspect(
                 for planned in planned_renditions(*web_image.size, rendition_formats)
                 if made_now is None or (planned.name, planned.format) in made_now
             ]
-            renditions = tuple(_render(web_image, wanted))
+            ready = _web_ready(data, image_type, image, orientation, web_ready_max_bytes)
+            renditions = tuple(_render(web_image, wanted, data if ready else None))
             placeholder = _placeholder(web_image)
     if orientation in _QUARTER_TURNS:
         width, height = height, width
@@ -162,30 +164,41 @@ def lookalike_hashes(data: bytes, max_pixels: int, crops: bool = True) -> list[b
     """What a takedown of these bytes blocks, `likeness.variant_hashes`; without `crops`, only
     the picture's own hash (blocking: run it in the pool)."""
     with _decoded(data, sniff(data), max_pixels) as image:
-        web_image = _for_the_web(image)
+        web_image = _for_the_web(image, image.getexif().get(_ORIENTATION_TAG))
         if crops:
             return variant_hashes(web_image)
         looks = perceptual_hash(web_image)
         return [] if looks is None else [looks]
 
 
-def render(data: bytes, max_pixels: int, name: str, image_format: str) -> Rendition:
+def render(
+    data: bytes, max_pixels: int, name: str, image_format: str, web_ready_max_bytes: int = 0
+) -> Rendition:
     """One rendition of a stored original, made when it is first asked for (blocking: run it in
-    the pool)."""
-    with _decoded(data, sniff(data), max_pixels) as image:
-        web_image = _for_the_web(image)
+    the pool). A JPEG is decoded at the smallest scale its DCT offers that still covers the
+    rendition (draft mode: a quarter of the work for a thumb of a 1024 px JPEG)."""
+    image_type = sniff(data)
+    side = RENDITION_SIDES[name]
+    with _decoded(data, image_type, max_pixels, draft_side=side) as image:
+        orientation = image.getexif().get(_ORIENTATION_TAG)
+        web_image = _for_the_web(image, orientation)
         (planned,) = (
             planned
             for planned in planned_renditions(*web_image.size, (image_format,))
             if planned.name == name
         )
-        (made,) = _render(web_image, [planned])
+        ready = _web_ready(data, image_type, image, orientation, web_ready_max_bytes)
+        (made,) = _render(web_image, [planned], data if ready else None)
     return made
 
 
 @contextmanager
-def _decoded(data: bytes, image_type: ImageType, max_pixels: int) -> Iterator[Image.Image]:
-    """The first frame, decoded in full; TooManyPixels (from the header) or CorruptImage."""
+def _decoded(
+    data: bytes, image_type: ImageType, max_pixels: int, draft_side: int | None = None
+) -> Iterator[Image.Image]:
+    """The first frame, decoded in full (a JPEG, with `draft_side`, at the smallest DCT scale
+    whose longest side is still at least that); TooManyPixels (from the header) or
+    CorruptImage."""
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb guard warns, then fails; either way it is too many pixels.
@@ -197,6 +210,10 @@ def _decoded(data: bytes, image_type: ImageType, max_pixels: int) -> Iterator[Im
                     f"the image is {width}x{height}: more than IMAGE_MAX_PIXELS "
                     f"({max_pixels}) pixels"
                 )
+            if draft_side is not None and image_type is JPEG:
+                # A box around the wanted size, turned as the picture is stored: the scale
+                # keeps both sides of the rendition covered whatever the orientation.
+                image.draft(image.mode, (draft_side, draft_side))
             image.load()  # the whole first frame: a truncated or garbled file fails here
     except TooManyPixels:
         raise
@@ -213,9 +230,10 @@ def _decoded(data: bytes, image_type: ImageType, max_pixels: int) -> Iterator[Im
         yield image
 
 
-def _for_the_web(image: Image.Image) -> Image.Image:
-    """Upright, in sRGB, 8 bits per channel, RGB or (with any transparency) RGBA."""
-    upright = ImageOps.exif_transpose(image)
+def _for_the_web(image: Image.Image, orientation: int | None) -> Image.Image:
+    """Upright, in sRGB, 8 bits per channel, RGB or (with any transparency) RGBA: `image`
+    itself when it is all of these already (no copy)."""
+    upright = image if orientation in (None, 1) else ImageOps.exif_transpose(image)
     if upright.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale, do not clip
         upright = upright.point(lambda value: value * (1 / 256)).convert("L")
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
@@ -229,12 +247,43 @@ def _for_the_web(image: Image.Image) -> Image.Image:
                 return converted
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # an unreadable profile: take the pixels as sRGB
-    return upright.convert(target)
+    return upright if upright.mode == target else upright.convert(target)
 
 
-def _render(image: Image.Image, wanted: list[PlannedRendition]) -> list[Rendition]:
+def _web_ready(
+    data: bytes, image_type: ImageType, image: Image.Image, orientation: int | None, max_bytes: int
+) -> bool:
+    """Whether the original is already what `large` would be, so that its bytes are served as
+    its large WebP: a WebP of one frame, no larger than the large size, upright, without a
+    colour profile to convert from, and at most `max_bytes` (IMAGE_WEB_READY_MAX_BYTES)."""
+    return (
+        image_type is WEBP
+        and len(data) <= max_bytes
+        and max(image.size) <= RENDITION_SIDES["large"]
+        and getattr(image, "n_frames", 1) == 1
+        and orientation in (None, 1)
+        and not image.info.get("icc_profile")
+        and image.mode in ("RGB", "RGBA")
+    )
+
+
+def _render(
+    image: Image.Image, wanted: list[PlannedRendition], web_ready: bytes | None = None
+) -> list[Rendition]:
+    """The `wanted` renditions of `image`; the large WebP is `web_ready`'s bytes when given
+    (a web-ready original: `_web_ready`), not a new encoding."""
     renditions: list[Rendition] = []
     encoded: dict[tuple[int, int, str], Rendition] = {}
+    if web_ready is not None:
+        encoded[image.width, image.height, "webp"] = Rendition(
+            "large",
+            "webp",
+            _ENCODERS["webp"][1],
+            image.width,
+            image.height,
+            web_ready,
+            hashlib.sha256(web_ready).hexdigest(),
+        )
     for planned in wanted:
         # A picture no larger than the thumbnail is never upscaled: its renditions are the
         # same pixels, encoded once.
@@ -272,8 +321,5 @@ def _placeholder(image: Image.Image) -> str:
     """A BlurHash (about 30 characters) of the picture, for the grid before its bytes arrive."""
     small = image.convert("RGB")
     small.thumbnail((_PLACEHOLDER_SIDE, _PLACEHOLDER_SIDE), Image.Resampling.BILINEAR)
-    raw = small.tobytes()
-    pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
-    rows = [pixels[y * small.width : (y + 1) * small.width] for y in range(small.height)]
     x_components, y_components = (4, 3) if small.width >= small.height else (3, 4)
-    return str(blurhash.encode(rows, x_components, y_components))
+    return blurhash(small, x_components, y_components)

@@ -66,8 +66,10 @@ class ImageProcessor:
         formats: tuple[str, ...] = ("webp", "avif"),
         made_at_upload: tuple[tuple[str, str], ...] | None = None,
         max_wait_seconds: float = 10.0,
+        web_ready_max_bytes: int = 0,
     ) -> None:
         self.max_pixels = max_pixels
+        self.web_ready_max_bytes = web_ready_max_bytes
         self.rendition_formats = rendition_formats(formats)
         self.made_at_upload = made_at_upload
         self.workers = workers
@@ -106,11 +108,19 @@ class ImageProcessor:
     async def inspect(self, data: bytes) -> InspectedImage:
         """Decode an upload; its placeholder and the renditions made at upload come with it."""
         return await self._run(
-            inspect, data, self.max_pixels, self.rendition_formats, self.made_at_upload
+            inspect,
+            data,
+            self.max_pixels,
+            self.rendition_formats,
+            self.made_at_upload,
+            True,
+            self.web_ready_max_bytes,
         )
 
     async def render(self, data: bytes, name: str, image_format: str) -> Rendition:
-        return await self._run(render, data, self.max_pixels, name, image_format)
+        return await self._run(
+            render, data, self.max_pixels, name, image_format, self.web_ready_max_bytes
+        )
 
     async def lookalike_hashes(self, data: bytes, crops: bool = True) -> list[bytes]:
         return await self._run(lookalike_hashes, data, self.max_pixels, crops)
@@ -141,6 +151,7 @@ async def imaging_context(app: web.Application) -> AsyncIterator[None]:
         formats=storage.rendition_formats,
         made_at_upload=made_at_upload(storage.renditions_at_upload),
         max_wait_seconds=storage.processing_max_wait_seconds,
+        web_ready_max_bytes=storage.web_ready_max_bytes,
     )
     log.info(
         "renditions",

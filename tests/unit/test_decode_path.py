@@ -1,0 +1,58 @@
+"""The upload's one decode gives the same perceptual hash and placeholder as the decode path it
+replaced (a copy for the upright picture, a copy for the conversion to RGB, and the `blurhash`
+package's pure-Python encoder), on the benchmark's pictures as PNG, WebP and JPEG originals."""
+
+from __future__ import annotations
+
+import io
+
+import blurhash as reference_blurhash
+import pytest
+from PIL import Image, ImageOps
+
+from image_sidecar.images.decoding import inspect
+from image_sidecar.images.likeness import perceptual_hash
+from image_sidecar.images.placeholder import blurhash
+from testkit.images import ai_picture, save_as
+from testkit.lookalikes import photo_like
+
+MAX_PIXELS = 50_000_000
+
+
+def _as_before(data: bytes) -> tuple[bytes | None, str]:
+    """The perceptual hash and placeholder as the sidecar computed them before."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    web = ImageOps.exif_transpose(image).convert("RGB")
+    small = web.convert("RGB")
+    small.thumbnail((16, 16), Image.Resampling.BILINEAR)
+    raw = small.tobytes()
+    pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
+    rows = [pixels[y * small.width : (y + 1) * small.width] for y in range(small.height)]
+    components = (4, 3) if small.width >= small.height else (3, 4)
+    return perceptual_hash(web), reference_blurhash.encode(rows, *components)
+
+
+def _originals(image_format: str) -> list[bytes]:
+    pictures = [Image.open(io.BytesIO(ai_picture(seed))) for seed in range(6)]
+    pictures += [photo_like(seed, 512) for seed in range(20)]
+    if image_format == "PNG":
+        return [save_as(picture, "PNG") for picture in pictures]
+    return [save_as(picture.convert("RGB"), image_format, quality=85) for picture in pictures]
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "WEBP", "JPEG"])
+def test_the_one_decode_hashes_and_paints_each_picture_as_before(image_format):
+    for data in _originals(image_format):
+        inspected = inspect(data, MAX_PIXELS, ("webp",), (("large", "webp"),))
+        assert (inspected.perceptual_hash, inspected.placeholder) == _as_before(data)
+
+
+def test_the_numpy_blurhash_is_the_reference_encoders():
+    for seed in range(200):
+        small = photo_like(seed, 64).resize((16, 9 + seed % 8))
+        raw = small.tobytes()
+        pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
+        rows = [pixels[y * small.width : (y + 1) * small.width] for y in range(small.height)]
+        for components in ((4, 3), (3, 4), (1, 1), (9, 9)):
+            assert blurhash(small, *components) == reference_blurhash.encode(rows, *components)
