@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from bench import data_safety, likeness, nights, store_scale, workloads
+from bench import data_safety, likeness, nights, store_scale, upload_profile, workloads
 from bench.game_night import Stage
 from bench.measure import FULL, POST_BODY, QUICK, RANDOM_PATHS, Measure, Scenario, Size, alternate
 from bench.measure import wrk as wrk_load
 from bench.report import report
 from testkit.database import bench_database, postmaster_pid
 from testkit.helpers import free_port
-from testkit.images import ai_pictures, noise_png
+from testkit.images import ORIGINAL_FORMATS, ai_pictures, as_originals, noise_png
 
 CONNECTIONS = 32
 
@@ -111,6 +111,11 @@ class Run:
     @cached_property
     def pictures(self) -> list[bytes]:
         return ai_pictures(12 if self.size.rounds == 1 else 24)
+
+    @cached_property
+    def originals(self) -> dict[str, list[bytes]]:
+        """The pictures as the AI services return them in each format."""
+        return {fmt: as_originals(self.pictures, fmt) for fmt in ORIGINAL_FORMATS}
 
     @cached_property
     def blocklist(self) -> likeness.LookalikeBlocklist:
@@ -351,9 +356,11 @@ def main() -> None:
                     lambda p=plan: p.baseline(run),
                 )
             )
+        print("the upload's picture work, step by step...", file=sys.stderr)
+        steps = upload_profile.profile(run.originals)
         print("CPU per operation...", file=sys.stderr)
         count = 10 if args.quick else 60
-        cpu = asyncio.run(nights.cpu_per_operation(base, sidecar_pid, run.pictures, count))
+        cpu = asyncio.run(nights.cpu_per_operation(base, sidecar_pid, run.originals, count))
         (work / "nights").mkdir()
         nginx_port = free_port()
         nginx_pid = stack.enter_context(
@@ -368,11 +375,11 @@ def main() -> None:
         processes = nights.Processes(night_pid, postmaster_pid(url), nginx_pid)
         ladders = nights.QUICK_LADDERS if args.quick else nights.FULL_LADDERS
         played = nights.play_ladders(
-            ladders, stages, processes, run.pictures, lambda line: print(line, file=sys.stderr)
+            ladders, stages, processes, run.originals, lambda line: print(line, file=sys.stderr)
         )
     scale = store_scale.measure(work, size.scale_images) if args.only is None else []
     shutil.rmtree(work, ignore_errors=True)
-    report(scenarios, played, cpu, size, scale, quick=args.quick)
+    report(scenarios, played, cpu, steps, size, scale, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ class Night:
     memory_before: dict[str, RoleMemory] = field(default_factory=dict)
     memory_after: dict[str, RoleMemory] = field(default_factory=dict)
     again: bool = False  # a second night of the size that passed, played to watch memory
+    originals: str = "PNG"  # the format of the pictures uploaded
 
     def p(self, quantile: float, operation: str) -> float:
         values = sorted(self.latencies.get(operation, ()))
@@ -94,6 +95,7 @@ class Night:
             "games": self.games,
             "pacing": self.pacing,
             "topology": self.topology,
+            "originals": self.originals,
             "ok": self.ok,
             "seconds": round(self.seconds, 1),
             "paid_generations": self.paid,

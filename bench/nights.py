@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -29,6 +29,7 @@ class Ladder:
     pacing: Pacing
     topology: str
     games: tuple[int, ...]
+    originals: str = "PNG"  # the format the AI service returns (testkit.images.as_originals)
 
 
 QUICK_LADDERS = (
@@ -36,12 +37,16 @@ QUICK_LADDERS = (
     Ladder(BURST, "deployed", (2,)),
     Ladder(REAL.scaled(0.05), "embedded", (4,)),
     Ladder(REAL.scaled(0.05), "deployed", (4,)),
+    Ladder(REAL.scaled(0.05), "deployed", (4,), "WEBP"),
+    Ladder(REAL.scaled(0.05), "deployed", (4,), "JPEG"),
 )
 FULL_LADDERS = (
     Ladder(BURST, "embedded", (40, 120)),
     Ladder(BURST, "deployed", (40, 120)),
     Ladder(REAL, "embedded", (120, 250)),
-    Ladder(REAL, "deployed", (120, 250, 500)),
+    Ladder(REAL, "deployed", (120, 170, 250, 500)),
+    Ladder(REAL, "deployed", (250, 350, 500), "WEBP"),
+    Ladder(REAL, "deployed", (250, 350, 500), "JPEG"),
 )
 
 
@@ -66,36 +71,48 @@ def play_ladders(
     ladders: tuple[Ladder, ...],
     stages: dict[str, Stage],
     processes: Processes,
-    pictures: list[bytes],
+    originals: dict[str, list[bytes]],
     log: Any,
 ) -> list[Night]:
-    """Each ladder's nights up to its first failure; then the largest real-pacing night that
-    passed as deployed, again: the sidecar's memory after it should be what it was after the
-    first (no growth per game)."""
+    """Each ladder's nights up to its first failure; then the largest real-pacing night with
+    PNG originals that passed as deployed, again: the sidecar's memory after it should be what
+    it was after the first (no growth per game)."""
     nights = []
-    largest_real: tuple[Pacing, int] | None = None  # deployed, at real pacing, that passed
+    largest_real: Ladder | None = None  # deployed, at real pacing, PNG, that passed
     for ladder in ladders:
         for games in ladder.games:
-            night = _night(stages[ladder.topology], games, ladder.pacing, processes, pictures, log)
+            night = _night(ladder, games, stages, processes, originals, log)
             nights.append(night)
             if not night.ok:
                 break
-            if ladder.topology == "deployed" and ladder.pacing.name.startswith(REAL.name):
-                largest_real = (ladder.pacing, games)
+            if (ladder.topology, ladder.originals) == ("deployed", "PNG") and (
+                ladder.pacing.name.startswith(REAL.name)
+            ):
+                largest_real = replace(ladder, games=(games,))
     if largest_real is not None:
-        pacing, games = largest_real
-        again = _night(stages["deployed"], games, pacing, processes, pictures, log)
+        again = _night(largest_real, largest_real.games[0], stages, processes, originals, log)
         again.again = True
         nights.append(again)
     return nights
 
 
 def _night(
-    stage: Stage, games: int, pacing: Pacing, processes: Processes, pictures: list[bytes], log: Any
+    ladder: Ladder,
+    games: int,
+    stages: dict[str, Stage],
+    processes: Processes,
+    originals: dict[str, list[bytes]],
+    log: Any,
 ) -> Night:
-    log(f"game night: {games} games, {pacing.name} pacing, {stage.topology}...")
+    log(
+        f"game night: {games} games, {ladder.pacing.name} pacing, {ladder.topology}, "
+        f"{ladder.originals} originals..."
+    )
     before, memory_before = processes.cpu(), memory.by_role(processes.sidecar)
-    night = asyncio.run(play_night(stage, games, pacing, pictures))
+    night = asyncio.run(
+        play_night(stages[ladder.topology], games, ladder.pacing, originals[ladder.originals])
+    )
+    night.originals = ladder.originals
     after = processes.cpu()
     night.memory_before, night.memory_after = memory_before, memory.by_role(processes.sidecar)
     night.cpu_seconds = {name: after[name] - before[name] for name in after}
@@ -106,7 +123,7 @@ def _night(
 
 
 async def cpu_per_operation(
-    api: str, sidecar: int, pictures: list[bytes], count: int
+    api: str, sidecar: int, originals: dict[str, list[bytes]], count: int
 ) -> dict[str, float]:
     """The sidecar's CPU milliseconds per operation, each kind run `count` times alone (two at a
     time), as the service's CPU seconds over the operations."""
@@ -122,7 +139,7 @@ async def cpu_per_operation(
             costs[name] = (tree_cpu_seconds(sidecar) - started) / len(calls) * 1000
             return results
 
-        async def upload(n: int) -> dict:
+        async def upload(n: int, pictures: list[bytes]) -> dict:
             fields = image_fields(
                 game_code=f"CPU{n}", completed_sentence=f"A cpu picture {n} {time.time()}"
             )
@@ -146,9 +163,13 @@ async def cpu_per_operation(
                 r["url"] for r in record["renditions"] if (r["name"], r["format"]) == (name, "webp")
             )
 
-        records = await measured(
-            "upload of an AI-sized picture", [lambda n=n: upload(n) for n in range(count)]
-        )
+        for image_format, pictures in originals.items():
+            uploaded = await measured(
+                f"upload of an AI-sized {image_format} original",
+                [lambda n=n, p=pictures: upload(n, p) for n in range(count)],
+            )
+            if image_format == "PNG":
+                records = uploaded
         await measured(
             "thumb made on its first GET", [lambda r=r: get(rendition(r, "thumb")) for r in records]
         )

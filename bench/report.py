@@ -14,6 +14,7 @@ from bench.game_night import P95_BOUND_MS, PLAYERS, ROUNDS, WAITED, Night
 from bench.measure import Scenario, Size
 from bench.memory import ROLES, RoleMemory, total_mb
 from bench.store_scale import ScaleRow, table
+from bench.upload_profile import rows as upload_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -22,6 +23,7 @@ def report(
     scenarios: list[Scenario],
     nights: list[Night],
     cpu: dict[str, float],
+    steps: dict[str, dict[str, float | None]],
     size: Size,
     scale: list[ScaleRow],
     *,
@@ -34,6 +36,8 @@ def report(
     )
     if scenarios:
         print("\n".join(_scenario_rows(scenarios)))
+    print("\nan upload's picture work, step by step, in one process (bench/upload_profile.py)\n")
+    print("\n".join(upload_rows(steps)))
     print("\nservice CPU per operation, each kind alone (ms)\n")
     print("| operation | CPU ms |\n|---|---|")
     for name, ms in cpu.items():
@@ -43,15 +47,17 @@ def report(
         f"and every operation's p95 <= {P95_BOUND_MS} ms; long-poll waits reported apart)\n"
     )
     print("\n".join(_night_rows(nights)))
-    best: dict[tuple[str, str], int] = {}
+    best: dict[tuple[str, str, str], int] = {}
     for night in nights:
-        key = (night.pacing, night.topology)
+        key = (night.pacing, night.topology, night.originals)
         best.setdefault(key, 0)
         if night.ok:
             best[key] = max(best[key], night.games)
-    print("\nlargest night that passed:")
-    for (pacing, topology), games in best.items():
-        print(f"- {pacing} pacing, {topology}: {games} games")
+    print("\nlargest night that passed (and the service's CPU per upload of such an original):")
+    for (pacing, topology, originals), games in best.items():
+        upload = cpu.get(f"upload of an AI-sized {originals} original")
+        per_upload = f" ({upload:.0f} ms an upload)" if upload is not None else ""
+        print(f"- {pacing} pacing, {topology}, {originals} originals: {games} games{per_upload}")
     print("\n".join(_memory_rows(nights)))
     if scale:
         print("\nthe store at N and 10·N images (cost(10·N) / cost(N))\n")
@@ -65,6 +71,7 @@ def report(
                 "size": asdict(size),
                 "scenarios": [asdict(s) | {"ratio": s.ratio, "met": s.met} for s in scenarios],
                 "cpu_ms_per_operation": cpu,
+                "upload_steps_cpu_ms": steps,
                 "game_nights": [night.summary() for night in nights],
                 "store_scale": [asdict(row) | {"ratio": row.ratio} for row in scale],
             },
@@ -112,9 +119,8 @@ def _memory_rows(nights: list[Night]) -> list[str]:
         "|---" * (len(ROLES) + 2) + "|",
     ]
     for night in nights:
-        label = (
-            f"{night.pacing}, {night.topology}, {night.games}{' (again)' if night.again else ''}"
-        )
+        label = f"{night.pacing}, {night.topology}, {night.originals}, {night.games}"
+        label += " (again)" if night.again else ""
         before, after = night.memory_before, night.memory_after
         cells = [f"{cell(before, role)} -> {cell(after, role)}" for role in ROLES]
         total = f"{total_mb(before):.0f} -> {total_mb(after):.0f}"
@@ -134,10 +140,10 @@ def _memory_rows(nights: list[Night]) -> list[str]:
 
 def _night_rows(nights: list[Night]) -> list[str]:
     rows = [
-        "| pacing | topology | games | passed | errors | paid / prompts | "
+        "| pacing | topology | originals | games | passed | errors | paid / prompts | "
         + " | ".join(f"{op} p50/p95/p99 ms" for op in _OPERATIONS)
         + f" | {WAITED} p95 | CPU s per game: sidecar, PostgreSQL, nginx, load |",
-        "|---|---|---|---|---|---|" + "---|" * (len(_OPERATIONS) + 2),
+        "|---|---|---|---|---|---|---|" + "---|" * (len(_OPERATIONS) + 2),
     ]
     for night in nights:
         ops = night.summary()["operations"]
@@ -157,7 +163,7 @@ def _night_rows(nights: list[Night]) -> list[str]:
         errors = sum(night.errors.values())
         again = " (again)" if night.again else ""
         rows.append(
-            f"| {night.pacing} | {night.topology} | {night.games}{again} | "
+            f"| {night.pacing} | {night.topology} | {night.originals} | {night.games}{again} | "
             f"{'yes' if night.ok else 'no'} | {errors} | {night.paid} / {len(night.prompts)} | "
             + " | ".join(cell(op) for op in _OPERATIONS)
             + f" | {night.p(0.95, WAITED):.0f} ms | {per_game} |"

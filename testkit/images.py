@@ -138,3 +138,18 @@ def ai_pictures(count: int, seed: int = 0) -> list[bytes]:
         else ai_picture(seed + n, 512 + 64 * (n % 3), 32)
         for n in range(count)
     ]
+
+
+ORIGINAL_FORMATS = ("PNG", "WEBP", "JPEG")
+
+
+def as_originals(pictures: list[bytes], image_format: str) -> list[bytes]:
+    """The pictures as an AI service returns them in `image_format`: PNG as they are, WebP and
+    JPEG at quality 90 (100-250 KB a 1024 px picture, what the services' WebP and JPEG outputs
+    weigh)."""
+    if image_format == "PNG":
+        return pictures
+    return [
+        save_as(Image.open(io.BytesIO(data)).convert("RGB"), image_format, quality=90)
+        for data in pictures
+    ]
