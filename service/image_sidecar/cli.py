@@ -37,7 +37,11 @@ from image_sidecar.config.load import settings_from_dotenv
 from image_sidecar.config.table import SETTINGS
 from image_sidecar.db.embedded import ensure_database, start_embedded_postgres
 from image_sidecar.log import configure_logging
-from image_sidecar.server import serve_until_stopped, serve_workers
+from image_sidecar.server import (
+    return_large_buffers_to_the_system,
+    serve_until_stopped,
+    serve_workers,
+)
 
 log = structlog.get_logger("image_sidecar.cli")
 T = TypeVar("T")
@@ -53,6 +57,7 @@ def migrate(config: Config) -> None:
 
 def serve(config: Config, command: str = "serve") -> None:
     require_database(config, command)
+    return_large_buffers_to_the_system()
     granted = limits()  # what `auto` counts from: in the log, so that an operator sees why
     log.info(
         "starting",
