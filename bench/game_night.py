@@ -35,6 +35,11 @@ ROUNDS = 5
 REPEATED_SHARE = 0.3
 POPULAR_PROMPTS = 40
 P95_BOUND_MS = 250
+# The game server's upload timeout (the Node client's uploadTimeoutMs): a burst's uploads may
+# queue for the picture processes up to it, the sidecar refusing past IMAGE_PROCESSING_MAX_WAIT_
+# SECONDS (25 s); at burst pacing the other operations keep their p95 within 100 ms.
+UPLOAD_TIMEOUT_S = 30
+BURST_OTHERS_P95_MS = 100
 WAITED = "long-poll"  # design-imposed waits: reported, not judged
 
 
@@ -44,6 +49,9 @@ class Pacing:
     start_within: float  # seconds over which the games start
     ai_seconds: tuple[float, float]  # a paid AI call
     submit_within: float  # a player's typing before the turn
+    # a night passes with every operation's p95 within these (uploads, and the others)
+    upload_p95_ms: float = P95_BOUND_MS
+    others_p95_ms: float = P95_BOUND_MS
 
     def scaled(self, factor: float) -> Pacing:
         """The same night, its waits `factor` times as long (quick runs)."""
@@ -57,7 +65,14 @@ class Pacing:
         )
 
 
-BURST = Pacing("burst", start_within=5, ai_seconds=(0.5, 1.5), submit_within=1)
+BURST = Pacing(
+    "burst",
+    start_within=5,
+    ai_seconds=(0.5, 1.5),
+    submit_within=1,
+    upload_p95_ms=UPLOAD_TIMEOUT_S * 1000,
+    others_p95_ms=BURST_OTHERS_P95_MS,
+)
 REAL = Pacing("real", start_within=60, ai_seconds=(8, 20), submit_within=30)
 
 
@@ -77,6 +92,8 @@ class Night:
     memory_after: dict[str, RoleMemory] = field(default_factory=dict)
     again: bool = False  # a second night of the size that passed, played to watch memory
     originals: str = "PNG"  # the format of the pictures uploaded
+    upload_p95_ms: float = P95_BOUND_MS
+    others_p95_ms: float = P95_BOUND_MS
 
     def p(self, quantile: float, operation: str) -> float:
         values = sorted(self.latencies.get(operation, ()))
@@ -86,9 +103,12 @@ class Night:
     def judged(self) -> list[str]:
         return [name for name in sorted(self.latencies) if name != WAITED]
 
+    def bound_ms(self, operation: str) -> float:
+        return self.upload_p95_ms if operation == "upload" else self.others_p95_ms
+
     @property
     def ok(self) -> bool:
-        return not self.errors and all(self.p(0.95, op) <= P95_BOUND_MS for op in self.judged)
+        return not self.errors and all(self.p(0.95, op) <= self.bound_ms(op) for op in self.judged)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -130,7 +150,13 @@ class Stage:
 async def play_night(
     stage: Stage, games: int, pacing: Pacing, pictures: list[bytes], seed: int = 1
 ) -> Night:
-    night = Night(games, pacing.name, stage.topology)
+    night = Night(
+        games,
+        pacing.name,
+        stage.topology,
+        upload_p95_ms=pacing.upload_p95_ms,
+        others_p95_ms=pacing.others_p95_ms,
+    )
     rnd = random.Random(seed)
     night_id = uuid.uuid4().hex[:6]
     connector = aiohttp.TCPConnector(limit=0)
@@ -236,7 +262,12 @@ class _Game:
         picture = self.pictures[self.rnd.randrange(len(self.pictures))]
         form.add_field("image", picture, filename="p.png", content_type="image/png")
         uploaded = await self.timed(
-            "upload", self.session.post(f"{self.stage.api}/api/images", data=form)
+            "upload",
+            self.session.post(
+                f"{self.stage.api}/api/images",
+                data=form,
+                timeout=aiohttp.ClientTimeout(total=UPLOAD_TIMEOUT_S),
+            ),
         )
         if uploaded is None:
             # as the game server does: give the claim back, the next player need not wait

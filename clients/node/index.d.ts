@@ -191,6 +191,11 @@ export interface ServiceOptions {
   /** Bound on each request in ms (10000); a long-poll gets its wait on top. */
   timeoutMs?: number;
   /**
+   * Bound on each upload in ms (30000): a round's uploads queue for the sidecar's picture
+   * processes; keep IMAGE_PROCESSING_MAX_WAIT_SECONDS under it.
+   */
+  uploadTimeoutMs?: number;
+  /**
    * For the story's calls, which name a round by its id alone: the game and round number from
    * the game server's own tables. Without it they are asked of the sidecar.
    */

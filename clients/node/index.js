@@ -64,6 +64,10 @@ export class ImageStorageService {
    * @param {number} [options.retries] further tries after a refused connection, a reset, a
    *   timeout or a 502/503/504 (honouring Retry-After), with backoff and jitter; never a 4xx
    * @param {number} [options.timeoutMs] bound on each request (a long-poll gets its wait on top)
+   * @param {number} [options.uploadTimeoutMs] bound on each upload: longer, since a round's
+   *   uploads arrive together and queue for the sidecar's picture processes (which refuse, 503
+   *   busy, a picture that would wait past IMAGE_PROCESSING_MAX_WAIT_SECONDS: keep that under
+   *   this)
    * @param {(gameCode: string, roundId: string) => Promise<{gameId: string, roundNumber: number}>}
    *   [options.resolveRound] for the story's calls, which name a round by its id alone: the
    *   game and round number from the game server's own tables (recommended when room codes
@@ -74,12 +78,14 @@ export class ImageStorageService {
     token = process.env.IMAGE_SIDECAR_API_TOKEN,
     retries = 3,
     timeoutMs = 10000,
+    uploadTimeoutMs = 30000,
     resolveRound,
   } = {}) {
     this.baseUrl = baseUrl.replace(/\/$/, '');
     this.token = token;
     this.retries = retries;
     this.timeoutMs = timeoutMs;
+    this.uploadTimeoutMs = uploadTimeoutMs;
     this.resolveRound = resolveRound;
   }
 
@@ -160,7 +166,8 @@ export class ImageStorageService {
         form.append(name, String(value));
       }
       form.append('image', new Blob([image]), 'image');
-      return this.#request('POST', '/api/images', { form, signal });
+      const extraMs = Math.max(0, this.uploadTimeoutMs - this.timeoutMs);
+      return this.#request('POST', '/api/images', { form, signal, extraMs });
     }
     const [roundId, playerId, options = {}] = rest;
     const { signal, gameId: _gameId, roundNumber: _roundNumber, ...fields } = options;

@@ -133,9 +133,12 @@ SETTINGS: tuple[Setting, ...] = (
         "IMAGE_PROCESSING_MAX_WAIT_SECONDS",
         "storage.processing_max_wait_seconds",
         kinds.seconds(),
-        "10",
+        "25",
         "When the picture work already queued would keep an upload or a rendition waiting "
-        "longer than this, it is answered 503 `busy` with Retry-After at once, nothing written.",
+        "longer than this, it is answered 503 `busy` with Retry-After at once, nothing written. "
+        "Keep it under the game server's upload timeout (the Node client's `uploadTimeoutMs`, "
+        "30 s), less the upload's own second or two: a round's uploads arrive together, and "
+        "waiting a few seconds is better than a 503 the game server retries.",
     ),
     Setting(
         "IMAGE_MIN_FREE_BYTES",
