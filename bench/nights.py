@@ -75,20 +75,22 @@ def play_ladders(
     log: Any,
 ) -> list[Night]:
     """Each ladder's nights up to its first failure; then the largest real-pacing night with
-    PNG originals that passed as deployed, again: the sidecar's memory after it should be what
-    it was after the first (no growth per game)."""
+    PNG originals that passed as deployed (the first played, if none passed: memory does not
+    need the latencies to pass), again: the sidecar's memory after it should be what it was
+    after the first (no growth per game)."""
     nights = []
-    largest_real: Ladder | None = None  # deployed, at real pacing, PNG, that passed
+    largest_real: Ladder | None = None  # deployed, at real pacing, PNG: passed, else the first
     for ladder in ladders:
         for games in ladder.games:
             night = _night(ladder, games, stages, processes, originals, log)
             nights.append(night)
+            real_png = (ladder.topology, ladder.originals) == ("deployed", "PNG") and (
+                ladder.pacing.name.startswith(REAL.name)
+            )
+            if real_png and (night.ok or largest_real is None):
+                largest_real = replace(ladder, games=(games,))
             if not night.ok:
                 break
-            if (ladder.topology, ladder.originals) == ("deployed", "PNG") and (
-                ladder.pacing.name.startswith(REAL.name)
-            ):
-                largest_real = replace(ladder, games=(games,))
     if largest_real is not None:
         again = _night(largest_real, largest_real.games[0], stages, processes, originals, log)
         again.again = True
