@@ -47,11 +47,10 @@ def _steps(data: bytes) -> dict[str, float]:
     opened = decoding._decoded(data, image_type, MAX_PIXELS)
     image = step("decode", opened.__enter__)
     try:
-        orientation = image.getexif().get(decoding._ORIENTATION_TAG)
-        web = step("upright, sRGB, RGB(A)", lambda: decoding._for_the_web(image, orientation))
+        web = step("upright, sRGB, RGB(A)", lambda: decoding._for_the_web(image))
         step("perceptual hash", lambda: perceptual_hash(web))
         step("placeholder", lambda: decoding._placeholder(web))
-        ready = decoding._web_ready(data, image_type, image, orientation, WEB_READY_MAX_BYTES)
+        ready = decoding._web_ready(data, image_type, image, WEB_READY_MAX_BYTES)
         (planned,) = (
             p for p in decoding.planned_renditions(*web.size, ("webp",)) if p.name == "large"
         )

@@ -141,7 +141,7 @@ def inspect(
         width, height = image.size
         orientation = image.getexif().get(_ORIENTATION_TAG)
         # Decoded fine: what fails from here on is a bug of ours (500).
-        web_image = _for_the_web(image, orientation)
+        web_image = _for_the_web(image)
         looked = perceptual_hash(web_image) if looks else None
         renditions: tuple[Rendition, ...] = ()
         placeholder = None
@@ -151,7 +151,7 @@ def inspect(
                 for planned in planned_renditions(*web_image.size, rendition_formats)
                 if made_now is None or (planned.name, planned.format) in made_now
             ]
-            ready = _web_ready(data, image_type, image, orientation, web_ready_max_bytes)
+            ready = _web_ready(data, image_type, image, web_ready_max_bytes)
             renditions = tuple(_render(web_image, wanted, data if ready else None))
             placeholder = _placeholder(web_image)
     if orientation in _QUARTER_TURNS:
@@ -164,7 +164,7 @@ def lookalike_hashes(data: bytes, max_pixels: int, crops: bool = True) -> list[b
     """What a takedown of these bytes blocks, `likeness.variant_hashes`; without `crops`, only
     the picture's own hash (blocking: run it in the pool)."""
     with _decoded(data, sniff(data), max_pixels) as image:
-        web_image = _for_the_web(image, image.getexif().get(_ORIENTATION_TAG))
+        web_image = _for_the_web(image)
         if crops:
             return variant_hashes(web_image)
         looks = perceptual_hash(web_image)
@@ -178,16 +178,14 @@ def render(
     the pool). A JPEG is decoded at the smallest scale its DCT offers that still covers the
     rendition (draft mode: a quarter of the work for a thumb of a 1024 px JPEG)."""
     image_type = sniff(data)
-    side = RENDITION_SIDES[name]
-    with _decoded(data, image_type, max_pixels, draft_side=side) as image:
-        orientation = image.getexif().get(_ORIENTATION_TAG)
-        web_image = _for_the_web(image, orientation)
+    with _decoded(data, image_type, max_pixels, draft_side=RENDITION_SIDES[name]) as image:
+        web_image = _for_the_web(image)
         (planned,) = (
             planned
             for planned in planned_renditions(*web_image.size, (image_format,))
             if planned.name == name
         )
-        ready = _web_ready(data, image_type, image, orientation, web_ready_max_bytes)
+        ready = _web_ready(data, image_type, image, web_ready_max_bytes)
         (made,) = _render(web_image, [planned], data if ready else None)
     return made
 
@@ -230,10 +228,15 @@ def _decoded(
         yield image
 
 
-def _for_the_web(image: Image.Image, orientation: int | None) -> Image.Image:
+def _upright(image: Image.Image) -> bool:
+    """Whether the picture needs no EXIF turn (Pillow parses the EXIF once per image)."""
+    return image.getexif().get(_ORIENTATION_TAG) in (None, 1)
+
+
+def _for_the_web(image: Image.Image) -> Image.Image:
     """Upright, in sRGB, 8 bits per channel, RGB or (with any transparency) RGBA: `image`
     itself when it is all of these already (no copy)."""
-    upright = image if orientation in (None, 1) else ImageOps.exif_transpose(image)
+    upright = image if _upright(image) else ImageOps.exif_transpose(image)
     if upright.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale, do not clip
         upright = upright.point(lambda value: value * (1 / 256)).convert("L")
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
@@ -250,9 +253,7 @@ def _for_the_web(image: Image.Image, orientation: int | None) -> Image.Image:
     return upright if upright.mode == target else upright.convert(target)
 
 
-def _web_ready(
-    data: bytes, image_type: ImageType, image: Image.Image, orientation: int | None, max_bytes: int
-) -> bool:
+def _web_ready(data: bytes, image_type: ImageType, image: Image.Image, max_bytes: int) -> bool:
     """Whether the original is already what `large` would be, so that its bytes are served as
     its large WebP: a WebP of one frame, no larger than the large size, upright, without a
     colour profile to convert from, and at most `max_bytes` (IMAGE_WEB_READY_MAX_BYTES)."""
@@ -261,7 +262,7 @@ def _web_ready(
         and len(data) <= max_bytes
         and max(image.size) <= RENDITION_SIDES["large"]
         and getattr(image, "n_frames", 1) == 1
-        and orientation in (None, 1)
+        and _upright(image)
         and not image.info.get("icc_profile")
         and image.mode in ("RGB", "RGBA")
     )

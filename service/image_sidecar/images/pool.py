@@ -35,10 +35,12 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-def _timed(work: Callable[..., T], *args: object) -> tuple[T, float]:
+def _timed(
+    work: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, object]
+) -> tuple[T, float]:
     """Run `work` in a pool process; its result and the seconds it took there."""
     started = time.perf_counter()
-    return work(*args), time.perf_counter() - started
+    return work(*args, **kwargs), time.perf_counter() - started
 
 
 def _start_picture_process(json_lines: bool) -> None:
@@ -89,7 +91,7 @@ class ImageProcessor:
         """How long a job submitted now would wait for a free process, by the recent jobs."""
         return self.queued / self.workers * self._typical_seconds
 
-    async def _run(self, work: Callable[..., T], *args: object) -> T:
+    async def _run(self, work: Callable[..., T], *args: object, **kwargs: object) -> T:
         wait = self.predicted_wait()
         if self.queued >= self.workers and wait > self.max_wait_seconds:
             raise ServiceBusy(
@@ -101,7 +103,9 @@ class ImageProcessor:
         try:
             with span(f"image.{work.__name__}", **{"image.queued": self.queued}):
                 loop = asyncio.get_running_loop()
-                result, seconds = await loop.run_in_executor(self._executor, _timed, work, *args)
+                result, seconds = await loop.run_in_executor(
+                    self._executor, _timed, work, args, kwargs
+                )
         finally:
             self.queued -= 1
         self._typical_seconds = 0.8 * self._typical_seconds + 0.2 * seconds
@@ -115,13 +119,17 @@ class ImageProcessor:
             self.max_pixels,
             self.rendition_formats,
             self.made_at_upload,
-            True,
-            self.web_ready_max_bytes,
+            web_ready_max_bytes=self.web_ready_max_bytes,
         )
 
     async def render(self, data: bytes, name: str, image_format: str) -> Rendition:
         return await self._run(
-            render, data, self.max_pixels, name, image_format, self.web_ready_max_bytes
+            render,
+            data,
+            self.max_pixels,
+            name,
+            image_format,
+            web_ready_max_bytes=self.web_ready_max_bytes,
         )
 
     async def lookalike_hashes(self, data: bytes, crops: bool = True) -> list[bytes]:
