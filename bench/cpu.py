@@ -21,24 +21,29 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return ppid, (utime + stime + cutime + cstime) / _TICKS
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds used so far by `root` and every process under it (the forkserver's picture
-    processes included: they descend from the worker that started the forkserver)."""
-    stats = {
-        int(entry.name): stat
+def tree(root: int) -> list[int]:
+    """`root` and every process under it (the forkserver's picture processes included: they
+    descend from the worker that started the forkserver), as they are now."""
+    parents = {
+        int(entry.name): stat[0]
         for entry in Path("/proc").iterdir()
         if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None
     }
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in stats.items():
+    for pid, ppid in parents.items():
         children.setdefault(ppid, []).append(pid)
-    total, stack = 0.0, [root]
+    found, stack = [], [root]
     while stack:
         pid = stack.pop()
-        if pid in stats:
-            total += stats[pid][1]
-        stack.extend(children.get(pid, ()))
-    return total
+        if pid in parents:
+            found.append(pid)
+            stack.extend(children.get(pid, ()))
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by `root` and every process under it."""
+    return sum(stat[1] for pid in tree(root) if (stat := _stat(pid)) is not None)
 
 
 def own_cpu_seconds() -> float:

@@ -8,6 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cpu import tree
+
 ROLES = ("supervisor", "worker", "picture process", "forkserver", "resource tracker")
 
 
@@ -49,21 +51,10 @@ def _role(pid: int, root: int, table: dict[int, tuple[int, str, int]]) -> str:
 
 def by_role(root: int) -> dict[str, RoleMemory]:
     """The RSS of `root` (a sidecar's `serve`) and every process under it, by role."""
-    table = {
-        int(entry.name): read
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and (read := _read(int(entry.name))) is not None
-    }
-    children: dict[int, list[int]] = defaultdict(list)
-    for pid, (ppid, _, _) in table.items():
-        children[ppid].append(pid)
+    table = {pid: read for pid in tree(root) if (read := _read(pid)) is not None}
     sizes: dict[str, list[int]] = defaultdict(list)
-    stack = [root]
-    while stack:
-        pid = stack.pop()
-        if pid in table:
-            sizes[_role(pid, root, table)].append(table[pid][2])
-            stack.extend(children.get(pid, ()))
+    for pid in table:
+        sizes[_role(pid, root, table)].append(table[pid][2])
     return {
         role: RoleMemory(len(sizes[role]), sum(sizes[role]) / 2**20, max(sizes[role]) / 2**20)
         for role in ROLES

@@ -19,6 +19,14 @@ from testkit.lookalikes import photo_like
 MAX_PIXELS = 50_000_000
 
 
+def _reference_blurhash(small: Image.Image, components: tuple[int, int]) -> str:
+    """The `blurhash` package's string for an RGB picture, as the sidecar passed it pixels."""
+    raw = small.tobytes()
+    pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
+    rows = [pixels[y * small.width : (y + 1) * small.width] for y in range(small.height)]
+    return reference_blurhash.encode(rows, *components)
+
+
 def _as_before(data: bytes) -> tuple[bytes | None, str]:
     """The perceptual hash and placeholder as the sidecar computed them before."""
     image = Image.open(io.BytesIO(data))
@@ -26,11 +34,8 @@ def _as_before(data: bytes) -> tuple[bytes | None, str]:
     web = ImageOps.exif_transpose(image).convert("RGB")
     small = web.convert("RGB")
     small.thumbnail((16, 16), Image.Resampling.BILINEAR)
-    raw = small.tobytes()
-    pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
-    rows = [pixels[y * small.width : (y + 1) * small.width] for y in range(small.height)]
     components = (4, 3) if small.width >= small.height else (3, 4)
-    return perceptual_hash(web), reference_blurhash.encode(rows, *components)
+    return perceptual_hash(web), _reference_blurhash(small, components)
 
 
 def _originals(image_format: str) -> list[bytes]:
@@ -51,8 +56,5 @@ def test_the_one_decode_hashes_and_paints_each_picture_as_before(image_format):
 def test_the_numpy_blurhash_is_the_reference_encoders():
     for seed in range(200):
         small = photo_like(seed, 64).resize((16, 9 + seed % 8))
-        raw = small.tobytes()
-        pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
-        rows = [pixels[y * small.width : (y + 1) * small.width] for y in range(small.height)]
         for components in ((4, 3), (3, 4), (1, 1), (9, 9)):
-            assert blurhash(small, *components) == reference_blurhash.encode(rows, *components)
+            assert blurhash(small, *components) == _reference_blurhash(small, components)
