@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from image_sidecar import db
 from image_sidecar.app import create_app
@@ -26,6 +27,7 @@ from image_sidecar.db.embedded import (
     ensure_database,
     start_embedded_postgres,
 )
+from image_sidecar.server import SidecarRunner
 from image_sidecar.storage.filesystem import FilesystemBlobStore
 from testkit.contract import ResponseChecker
 from testkit.database import Database
@@ -160,6 +162,31 @@ def make_app(make_config: Callable[..., Config]) -> Iterator[Callable[..., web.A
         pytest.fail("responses that break openapi.json:\n" + "\n".join(checker.violations))
 
 
+class SidecarTestServer(TestServer):
+    """aiohttp's test server, serving as `image-sidecar serve` does: its connection handler,
+    and no cancelling of a handler whose client left (aiohttp's test server cancels them,
+    production does not: a test of a client that leaves must meet what production meets)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return SidecarRunner(self.app, shutdown_seconds=5)
+
+
+@pytest.fixture
+async def sidecar_server() -> AsyncIterator[Callable[..., Any]]:
+    """`await sidecar_server(app)`: a started SidecarTestServer on 127.0.0.1, closed after."""
+    servers: list[SidecarTestServer] = []
+
+    async def start(app: web.Application) -> SidecarTestServer:
+        server = SidecarTestServer(app, host="127.0.0.1")
+        servers.append(server)
+        await server.start_server()
+        return server
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
 @pytest.fixture
 def make_client(
     aiohttp_client: Any, make_app: Callable[..., web.Application]
@@ -168,7 +195,7 @@ def make_client(
     loopback. Each call is another app instance (a second replica on the same database)."""
 
     async def make(**environ: str) -> Any:
-        return await aiohttp_client(make_app(**environ))
+        return await aiohttp_client(SidecarTestServer(make_app(**environ)))
 
     return make
 

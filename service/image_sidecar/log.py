@@ -69,6 +69,13 @@ def configure_logging(*, json_lines: bool | None = None, level: int = logging.IN
 
 STATIC_ROUTE = "/generated-images/{key}"
 REQUEST_ID = web.RequestKey("request_id", str)  # the id the request log gave the request
+# Set when the client went away while its answer was being written (`client_went_away`).
+CLIENT_CLOSED = web.RequestKey("client_closed", bool)
+
+
+def client_went_away(request: web.BaseRequest) -> bool:
+    """Whether the client's connection is gone (closed, or closing after a reset)."""
+    return request.transport is None or request.transport.is_closing()
 
 
 async def tag_response(request: web.BaseRequest, response: web.StreamResponse) -> None:
@@ -82,8 +89,9 @@ async def tag_response(request: web.BaseRequest, response: web.StreamResponse) -
 @web.middleware
 async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Tag the request with an id (the caller's X-Request-ID or a new one) and log its outcome.
-    A client that goes away before its answer (aiohttp cancels the handler) is not the server's
-    failure: logged at info as `client_closed` and counted apart from the responses."""
+    A client that goes away before or during its answer (aiohttp cancels the handler, or a
+    write finds the connection gone: `CLIENT_CLOSED`) is not the server's failure: logged at
+    info as `client_closed` and counted apart from the responses."""
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
     if len(request_id) > 128 or not request_id.isprintable():
         request_id = uuid.uuid4().hex
@@ -93,14 +101,14 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     status: int | None = 500
     try:
         response = await handler(request)
-        status = response.status
+        status = None if request.get(CLIENT_CLOSED) else response.status
         return response
     except web.HTTPException as exc:  # redirects; errors are JSON responses by now
         status = exc.status
         raise
     except asyncio.CancelledError:
-        if request.transport is None or request.transport.is_closing():
-            status = None  # the client closed the connection
+        if client_went_away(request):
+            status = None
         raise
     finally:
         seconds = time.perf_counter() - started

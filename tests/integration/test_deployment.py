@@ -225,9 +225,9 @@ async def test_nginx_lists_nothing_and_serves_nothing_outside_the_images(
 
 
 @pytest.fixture
-async def nginx_before_the_sidecar(tmp_path, storage_dir, aiohttp_server, make_app):
+async def nginx_before_the_sidecar(tmp_path, storage_dir, sidecar_server, make_app):
     """The shipped nginx config in front of a sidecar on loopback: (nginx base, access log)."""
-    server = await aiohttp_server(make_app(), host="127.0.0.1")
+    server = await sidecar_server(make_app())
     async with running_nginx(tmp_path, storage_dir, server.port) as base:
         yield base, tmp_path / "access.log"
 

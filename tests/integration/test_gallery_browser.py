@@ -57,10 +57,10 @@ async def browser() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def shared_game(aiohttp_server, make_app) -> dict[str, Any]:
+async def shared_game(sidecar_server, make_app) -> dict[str, Any]:
     """A sidecar on loopback holding a game of 3 rounds x 4 players with a winner per round,
     shared: its URL, the uploads' bytes by download name, the winners' image ids."""
-    server = await aiohttp_server(make_app(), host="127.0.0.1")
+    server = await sidecar_server(make_app())
     base = f"http://127.0.0.1:{server.port}"
     import aiohttp
 

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from image_sidecar.prompt_cache.prompts import prompt_hash
 from testkit.helpers import image_fields, sidecar_process, users_environ
+from testkit.images import ai_picture
 
 KEY = prompt_hash("A cat riding a skateboard", "watercolor")
 
@@ -341,6 +343,33 @@ async def test_a_client_that_drops_its_upload_is_client_closed_not_a_server_erro
     assert closed in text
     assert database.count("generated_images") == 0
     assert [p for p in storage_dir.rglob("*") if p.is_file()] == []
+    logged = capsys.readouterr()
+    assert "client_closed" in logged.out + logged.err
+    assert "Traceback" not in logged.out + logged.err
+
+
+async def test_a_client_that_leaves_a_zip_download_midway_is_client_closed_not_a_server_error(
+    client, upload, capsys
+):
+    for seed in range(4):  # ~6 MB of zip: more than the sockets hold for a client not reading
+        response = await upload(
+            image=ai_picture(seed), game_code="LEFT", player_id=str(uuid.uuid4())
+        )
+        assert response.status == 201, await response.text()
+    share = await (await client.post("/api/shares", json={"game_code": "LEFT"})).json()
+    capsys.readouterr()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((client.server.host, client.server.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(f"GET /s/{share['share_id']}/images.zip HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    writer.close()
+    await asyncio.sleep(0.5)
+    text = await (await client.get("/metrics")).text()
+    assert 'route="/s/{share_id}/images.zip",status="500"' not in text
+    closed = 'sidecar_http_client_closed_total{method="GET",route="/s/{share_id}/images.zip"} 1.0'
+    assert closed in text
     logged = capsys.readouterr()
     assert "client_closed" in logged.out + logged.err
     assert "Traceback" not in logged.out + logged.err

@@ -23,9 +23,9 @@ from testkit.images import noise_png
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "node"
 
 
-async def test_node_client_against_a_running_sidecar(aiohttp_server, make_app):
+async def test_node_client_against_a_running_sidecar(sidecar_server, make_app):
     node = require_tool("node")
-    server = await aiohttp_server(make_app(), host="127.0.0.1")
+    server = await sidecar_server(make_app())
     process = await asyncio.create_subprocess_exec(
         node,
         "--test",

@@ -41,10 +41,10 @@ def alert_rules() -> dict[str, str]:
 
 
 @pytest.fixture
-async def scraped_sidecar(tmp_path, aiohttp_server, aiohttp_client, make_app):
+async def scraped_sidecar(tmp_path, sidecar_server, aiohttp_client, make_app):
     """A client of the sidecar on a loopback port, and a Prometheus scraping it every second."""
     binary = require_tool("prometheus")
-    server = await aiohttp_server(make_app(IMAGE_METRICS_REFRESH_SECONDS="0.5"), host="127.0.0.1")
+    server = await sidecar_server(make_app(IMAGE_METRICS_REFRESH_SECONDS="0.5"))
     shutil.copy(ALERTS, tmp_path / "alerts.yml")
     (tmp_path / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"

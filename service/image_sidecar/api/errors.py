@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from image_sidecar.errors import SidecarError
+from image_sidecar.log import CLIENT_CLOSED, client_went_away
 from image_sidecar.tracing import route_name
 
 log = structlog.get_logger(__name__)
@@ -52,10 +53,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response(
             error_body(code, exc.reason), status=exc.status, headers=_allow_header(exc)
         )
+    except ConnectionResetError:
+        if not client_went_away(request):  # another connection's reset (S3): our failure
+            return _internal_error(request)
+        # The client left while its answer was written (a zip, a picture): nothing can reach
+        # it, and the answer aiohttp tries to send in its place fails quietly on the closed
+        # connection.
+        request[CLIENT_CLOSED] = True
+        return web.Response(status=499)
     except Exception:
-        # The route, not the path: a path may hold a share id, which logs never show in full.
-        log.exception("unhandled_error", route=route_name(request), method=request.method)
-        return web.json_response(error_body("internal_error", "internal server error"), status=500)
+        return _internal_error(request)
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    # The route, not the path: a path may hold a share id, which logs never show in full.
+    log.exception("unhandled_error", route=route_name(request), method=request.method)
+    return web.json_response(error_body("internal_error", "internal server error"), status=500)
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str]:
