@@ -41,6 +41,12 @@ def tree(root: int) -> list[int]:
     return found
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by one process (and its reaped children); 0 for one gone."""
+    stat = _stat(pid)
+    return 0.0 if stat is None else stat[1]
+
+
 def tree_cpu_seconds(root: int) -> float:
     """CPU seconds used so far by `root` and every process under it."""
     return sum(stat[1] for pid in tree(root) if (stat := _stat(pid)) is not None)

@@ -1,6 +1,6 @@
-"""The resident memory of a sidecar's processes, by role, read from /proc: the supervisor, its
-workers, each worker's forkserver and picture processes, the resource trackers. What a pod's
-memory limit has to hold, before and after game nights."""
+"""A sidecar's processes by role, read from /proc: the supervisor, its workers, each worker's
+forkserver and picture processes, the resource trackers. Their resident memory (what a pod's
+memory limit has to hold, before and after game nights) and their CPU (where an upload's goes)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cpu import tree
+from bench.cpu import process_cpu_seconds, tree
 
 ROLES = ("supervisor", "worker", "picture process", "forkserver", "resource tracker")
 
@@ -49,9 +49,13 @@ def _role(pid: int, root: int, table: dict[int, tuple[int, str, int]]) -> str:
     return "worker"
 
 
+def _processes(root: int) -> dict[int, tuple[int, str, int]]:
+    return {pid: read for pid in tree(root) if (read := _read(pid)) is not None}
+
+
 def by_role(root: int) -> dict[str, RoleMemory]:
     """The RSS of `root` (a sidecar's `serve`) and every process under it, by role."""
-    table = {pid: read for pid in tree(root) if (read := _read(pid)) is not None}
+    table = _processes(root)
     sizes: dict[str, list[int]] = defaultdict(list)
     for pid in table:
         sizes[_role(pid, root, table)].append(table[pid][2])
@@ -64,3 +68,12 @@ def by_role(root: int) -> dict[str, RoleMemory]:
 
 def total_mb(memory: dict[str, RoleMemory]) -> float:
     return sum(role.rss_mb for role in memory.values())
+
+
+def cpu_seconds_by_role(root: int) -> dict[str, float]:
+    """The CPU seconds used so far by `root` and every process under it, by role."""
+    table = _processes(root)
+    seconds: dict[str, float] = defaultdict(float)
+    for pid in table:
+        seconds[_role(pid, root, table)] += process_cpu_seconds(pid)
+    return dict(seconds)

@@ -128,17 +128,23 @@ async def cpu_per_operation(
     api: str, sidecar: int, originals: dict[str, list[bytes]], count: int
 ) -> dict[str, float]:
     """The sidecar's CPU milliseconds per operation, each kind run `count` times alone (two at a
-    time), as the service's CPU seconds over the operations."""
+    time), as the service's CPU seconds over the operations; for uploads, also split between
+    the serving worker and the picture processes."""
     costs: dict[str, float] = {}
     records: list[dict] = []
     async with aiohttp.ClientSession(api) as session:
 
-        async def measured(name: str, calls: list[Any]) -> list[Any]:
-            started = tree_cpu_seconds(sidecar)
+        async def measured(name: str, calls: list[Any], split: bool = False) -> list[Any]:
+            started = memory.cpu_seconds_by_role(sidecar)
             results = []
             for pair in range(0, len(calls), 2):
                 results += await asyncio.gather(*(call() for call in calls[pair : pair + 2]))
-            costs[name] = (tree_cpu_seconds(sidecar) - started) / len(calls) * 1000
+            ended = memory.cpu_seconds_by_role(sidecar)
+            used = {role: ended[role] - started.get(role, 0.0) for role in ended}
+            costs[name] = sum(used.values()) / len(calls) * 1000
+            if split:
+                for role, label in (("worker", "serving worker"), ("picture process", "pool")):
+                    costs[f"{name}, in the {label}"] = used.get(role, 0.0) / len(calls) * 1000
             return results
 
         async def upload(n: int, pictures: list[bytes]) -> dict:
@@ -175,6 +181,7 @@ async def cpu_per_operation(
             uploaded = await measured(
                 f"upload of an AI-sized {image_format} original",
                 [lambda n=n, p=pictures: upload(n, p) for n in range(count)],
+                split=True,
             )
             if image_format == "PNG":
                 records = uploaded

@@ -26,6 +26,7 @@ from image_sidecar.images.decoding import (
     lookalike_hashes,
     render,
     rendition_formats,
+    reuse_image_memory,
 )
 from image_sidecar.log import configure_logging, logs_json_lines
 from image_sidecar.tracing import span
@@ -47,8 +48,10 @@ def _start_picture_process(json_lines: bool) -> None:
     """Pool processes log as the replica does (one JSON object a line) and yield the CPU to the
     processes that answer requests. They keep malloc's own mmap threshold: their RSS stays at
     60-70 MB across nights without it (Pillow keeps image memory in its own arena), and holding
-    it low cost them 5 ms of CPU an upload in page faults."""
+    it low cost them 5 ms of CPU an upload in page faults; Pillow keeps freed image memory
+    (`reuse_image_memory`) for the same reason."""
     configure_logging(json_lines=json_lines)
+    reuse_image_memory()
     with contextlib.suppress(OSError):
         os.nice(10)
 
