@@ -4,7 +4,8 @@ median over the pictures); and the whole of it done by pyvips instead of Pillow,
 is installed (the `dev` extra brings it), to say whether another library would pay.
 
 The steps are the functions `inspect` itself calls, run one after another on the one decode,
-so their sum is the upload's picture work; the service adds the pool's hand-over and the
+so their sum is the upload's picture work (the thumb, made when a gallery first asks for it
+from a decode of its own, is shown apart); the service adds the pool's hand-over and the
 serving worker's own work (HTTP, SQL, writes), which `bench.nights.cpu_per_operation` measures
 black-box.
 """
@@ -57,6 +58,13 @@ def _steps(data: bytes) -> dict[str, float]:
         name = "large WebP (the original's bytes)" if ready else "large WebP (encoded)"
         step(name, lambda: decoding._render(web, [planned], data if ready else None))
         step("SHA-256 of the original", lambda: hashlib.sha256(data).hexdigest())
+        (thumb,) = (
+            p for p in decoding.planned_renditions(*web.size, ("webp",)) if p.name == "thumb"
+        )
+        step(
+            "thumb WebP: resize and encode (made on its first GET)",
+            lambda: decoding._render(web, [thumb]),
+        )
     finally:
         opened.__exit__(None, None, None)
     return times
