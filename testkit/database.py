@@ -82,9 +82,10 @@ def postmaster_pid(url: str) -> int:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_backend_pid()")
             backend = cur.fetchone()[0]
+        # Read while connected: the backend exits with its connection.
+        stat = Path(f"/proc/{backend}/stat").read_text()
     finally:
         conn.close()
-    stat = Path(f"/proc/{backend}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 

@@ -187,7 +187,7 @@ def _large_webp(record: dict) -> dict:
     return next(r for r in record["renditions"] if (r["name"], r["format"]) == ("large", "webp"))
 
 
-async def test_a_web_ready_webp_original_is_its_own_large_webp(client, upload):
+async def test_a_web_ready_webp_original_is_its_own_large_webp(client, upload, storage_dir):
     # Encoded as an AI service would (quality 90, its slowest method): a new encoding by the
     # sidecar (quality 80, its fastest) could not give these bytes back.
     original = save_as(photo_like(3, 768), "WEBP", quality=90, method=6)
@@ -197,6 +197,23 @@ async def test_a_web_ready_webp_original_is_its_own_large_webp(client, upload):
     served = await client.get(large["url"])
     assert served.headers["Content-Type"] == "image/webp"
     assert await served.read() == original
+    # The same file: a hard link of the original, not its bytes written again.
+    linked = path_of(storage_dir, {"image_url": large["url"]}).stat()
+    assert linked.st_ino == path_of(storage_dir, record).stat().st_ino
+
+
+async def test_a_web_ready_large_made_on_demand_is_a_link_of_the_original(make_client, storage_dir):
+    client = await make_client(IMAGE_RENDITIONS_AT_UPLOAD="")
+    original = save_as(photo_like(8, 640), "WEBP", quality=90, method=6)
+    record = await (await uploader(client)(image=original)).json()
+    large = _large_webp(record)
+    assert large["size_bytes"] is None  # not made yet
+    assert await (await client.get(large["url"])).read() == original
+    linked = path_of(storage_dir, {"image_url": large["url"]}).stat()
+    assert linked.st_ino == path_of(storage_dir, record).stat().st_ino
+    path = f"/api/games/{record['game_code']}/rounds/{record['round_number']}/images"
+    (listed,) = (await (await client.get(path)).json())["images"]
+    assert _large_webp(listed)["size_bytes"] == len(original)
 
 
 @pytest.mark.parametrize(

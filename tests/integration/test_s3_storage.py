@@ -11,7 +11,8 @@ from image_sidecar.prompt_cache.prompts import prompt_hash
 from image_sidecar.storage.base import BlobRef, RemoteBlob
 from image_sidecar.storage.s3 import S3BlobStore
 from testkit.helpers import image_fields, stored_bytes, uploader
-from testkit.images import png_bytes
+from testkit.images import png_bytes, save_as
+from testkit.lookalikes import photo_like
 
 KEY = "game-ABCD/round-1/player-1.png"
 
@@ -135,3 +136,15 @@ async def test_the_redirect_is_logged_and_tagged_like_any_response(s3_client):
     assert redirect.status == 307
     assert redirect.headers["X-Request-ID"] == "r-307"
     assert redirect.headers["Cache-Control"] == "private, max-age=300"
+
+
+async def test_a_web_ready_large_is_a_server_side_copy_of_the_original(s3_client, s3_environ):
+    original = save_as(photo_like(3, 768), "WEBP", quality=90)
+    record = await (await uploader(s3_client)(image=original)).json()
+    (large,) = (r for r in record["renditions"] if (r["name"], r["format"]) == ("large", "webp"))
+    stored = objects(s3_environ)
+    assert stored[large["url"].removeprefix("/generated-images/")] == original
+    head = s3(s3_environ).head_object(
+        Bucket=s3_environ["IMAGE_S3_BUCKET"], Key=large["url"].removeprefix("/generated-images/")
+    )
+    assert head["ContentType"] == "image/webp"

@@ -18,12 +18,14 @@ class Wanted:
     content_type: str
     size_bytes: int | None
     original_path: str
+    original_sha256: str
 
 
 async def wanted(cur: aiopg.Cursor, key: str) -> Wanted | None:
     await cur.execute(
         """
-        SELECT r.name, r.format, r.content_type, r.size_bytes, g.image_path AS original_path
+        SELECT r.name, r.format, r.content_type, r.size_bytes, g.image_path AS original_path,
+            g.sha256 AS original_sha256
         FROM image_renditions r JOIN generated_images g USING (image_id)
         WHERE r.image_path = %s AND g.expires_at > now()
         """,

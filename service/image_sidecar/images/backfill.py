@@ -160,7 +160,11 @@ async def _backfill_one(
                 rendered.width, rendered.height, processor.rendition_formats
             )
             renditions = stored_renditions(image.image_path, planned, rendered.renditions)
-            await staged.put_many(rendition_blobs(renditions, rendered.renditions))
+            blobs, links = rendition_blobs(
+                image.image_path, image.sha256, renditions, rendered.renditions
+            )
+            await staged.put_many(blobs)
+            await staged.link_many(links)
             facts = (rendered.width, rendered.height, rendered.placeholder)
         await image_rows.insert_renditions(cur, image.image_id, renditions)
         await image_rows.set_decoded_facts(cur, image.image_id, *facts)

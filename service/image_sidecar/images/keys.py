@@ -82,11 +82,22 @@ def stored_renditions(
 
 
 def rendition_blobs(
-    stored: tuple[StoredRendition, ...], made: tuple[Rendition, ...]
-) -> list[NewBlob]:
-    """The renditions `made`, as the bytes to write where `stored_renditions` put them."""
+    key: str, sha256: str, stored: tuple[StoredRendition, ...], made: tuple[Rendition, ...]
+) -> tuple[list[NewBlob], list[tuple[str, str, int]]]:
+    """The renditions `made` of the original under `key`, as the bytes to write where
+    `stored_renditions` put them, and as (source key, target key, size) links of the original
+    for those that are its own bytes (`sha256`: a web-ready original's large): a hard link on
+    disk, a server-side copy on S3, never the bytes written twice. The links are made once the
+    original is published."""
     where = {(r.name, r.format): r.image_path for r in stored}
-    return [NewBlob(where[r.name, r.format], r.data, r.content_type, r.sha256) for r in made]
+    blobs, links = [], []
+    for rendition in made:
+        target = where[rendition.name, rendition.format]
+        if rendition.sha256 == sha256:
+            links.append((key, target, len(rendition.data)))
+        else:
+            blobs.append(NewBlob(target, rendition.data, rendition.content_type, rendition.sha256))
+    return blobs, links
 
 
 def made_links(

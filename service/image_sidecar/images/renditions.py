@@ -73,7 +73,10 @@ class RenditionMaker:
             if not await self._store.exists(key):
                 original = await self._store.read(wanted.original_path)
                 made = await self._processor.render(original, wanted.name, wanted.format)
-                await self._store.put(key, made.data, made.content_type, made.sha256)
+                if made.sha256 == wanted.original_sha256:  # a web-ready original's large
+                    await self._store.link_many([(wanted.original_path, key)])
+                else:
+                    await self._store.put(key, made.data, made.content_type, made.sha256)
                 size, sha256 = len(made.data), made.sha256
                 log.info("rendition_made", key=key, size_bytes=size)
         finally:

@@ -81,6 +81,7 @@ class NewImage:
         self.text_fields = text_fields or {}
         self._blob: StoredBytes | None = None
         self._renditions: tuple[StoredRendition, ...] = ()
+        self._links: list[tuple[str, str, int]] = []  # renditions that are the original's bytes
 
     async def prepare(self, meta: ImageMetadata) -> list[NewBlob]:
         """Decode (and make the renditions made at upload) while the hook reviews the bytes;
@@ -99,7 +100,10 @@ class NewImage:
         planned = planned_renditions(image.width, image.height, self.processor.rendition_formats)
         self._renditions = stored_renditions(blob.image_path, planned, image.renditions)
         original = NewBlob(blob.image_path, self.data, blob.content_type, blob.sha256)
-        return [original, *rendition_blobs(self._renditions, image.renditions)]
+        blobs, self._links = rendition_blobs(
+            blob.image_path, blob.sha256, self._renditions, image.renditions
+        )
+        return [original, *blobs]
 
     async def plan(self, cur: db.Cursor, meta: ImageMetadata) -> PlannedRecord:
         blob, renditions = self._blob, self._renditions
@@ -133,6 +137,7 @@ class NewImage:
                 cur, plan.prompt_hash, record.image_id, record.prompt, self.claim_token
             )
         await staged.publish_pending()
+        await staged.link_many(self._links)
         cost = record.generation_cost_usd
         await stats_rows.record_usage(
             cur,
