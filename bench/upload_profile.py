@@ -22,7 +22,7 @@ from PIL import Image
 
 from image_sidecar.images import decoding
 from image_sidecar.images.formats import sniff
-from image_sidecar.images.likeness import perceptual_hash
+from image_sidecar.images.likeness import perceptual_hash, reduced_for_looks
 from image_sidecar.images.placeholder import blurhash
 
 MAX_PIXELS = 50_000_000
@@ -49,8 +49,9 @@ def _steps(data: bytes) -> dict[str, float]:
     image = step("decode", opened.__enter__)
     try:
         web = step("upright, sRGB, RGB(A)", lambda: decoding._for_the_web(image))
-        step("perceptual hash", lambda: perceptual_hash(web))
-        step("placeholder", lambda: decoding._placeholder(web))
+        small = step("one 256 px reduction for the looks", lambda: reduced_for_looks(web))
+        step("perceptual hash", lambda: perceptual_hash(small))
+        step("placeholder", lambda: decoding._placeholder(small))
         ready = decoding._web_ready(data, image_type, image, WEB_READY_MAX_BYTES)
         (planned,) = (
             p for p in decoding.planned_renditions(*web.size, ("webp",)) if p.name == "large"

@@ -33,7 +33,7 @@ from PIL import Image, ImageCms, ImageOps, features
 
 from image_sidecar.errors import CorruptImage, TooManyPixels
 from image_sidecar.images.formats import JPEG, PNG, WEBP, ImageType, sniff
-from image_sidecar.images.likeness import perceptual_hash, variant_hashes
+from image_sidecar.images.likeness import perceptual_hash, reduced_for_looks, variant_hashes
 from image_sidecar.images.placeholder import blurhash
 
 log = structlog.get_logger(__name__)
@@ -156,7 +156,8 @@ def inspect(
         orientation = image.getexif().get(_ORIENTATION_TAG)
         # Decoded fine: what fails from here on is a bug of ours (500).
         web_image = _for_the_web(image)
-        looked = perceptual_hash(web_image) if looks else None
+        small = reduced_for_looks(web_image)
+        looked = perceptual_hash(small) if looks else None
         renditions: tuple[Rendition, ...] = ()
         placeholder = None
         if rendition_formats:
@@ -167,7 +168,7 @@ def inspect(
             ]
             ready = _web_ready(data, image_type, image, web_ready_max_bytes)
             renditions = tuple(_render(web_image, wanted, data if ready else None))
-            placeholder = _placeholder(web_image)
+            placeholder = _placeholder(small)
     if orientation in _QUARTER_TURNS:
         width, height = height, width
     digest = hashlib.sha256(data).hexdigest()
@@ -178,7 +179,7 @@ def lookalike_hashes(data: bytes, max_pixels: int, crops: bool = True) -> list[b
     """What a takedown of these bytes blocks, `likeness.variant_hashes`; without `crops`, only
     the picture's own hash (blocking: run it in the pool)."""
     with _decoded(data, sniff(data), max_pixels) as image:
-        web_image = _for_the_web(image)
+        web_image = reduced_for_looks(_for_the_web(image))  # as `inspect` hashes an upload
         if crops:
             return variant_hashes(web_image)
         looks = perceptual_hash(web_image)
