@@ -62,7 +62,7 @@ _SRGB = ImageCms.createProfile("sRGB")
 # Pillow's block allocator (https://pillow.readthedocs.io/en/stable/reference/block_allocator.html)
 # keeps no freed block by default: each upload's pictures (4 MB for a 1024 px one) come fresh
 # from the kernel, page by page. Keeping 16 freed blocks of 2 MB (at most 32 MB a process) saved
-# 5-7 ms of a PNG or WebP upload's 30-55 ms in the picture processes (`bench/upload_profile`).
+# 5-7 ms of a PNG or WebP upload's 30-55 ms in the picture processes (docs/benchmarks.md).
 _KEPT_BLOCKS = 16
 _BLOCK_BYTES = 2 << 20
 

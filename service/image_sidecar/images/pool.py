@@ -46,10 +46,9 @@ def _timed(
 
 def _start_picture_process(json_lines: bool) -> None:
     """Pool processes log as the replica does (one JSON object a line) and yield the CPU to the
-    processes that answer requests. They keep malloc's own mmap threshold: their RSS stays at
-    60-70 MB across nights without it (Pillow keeps image memory in its own arena), and holding
-    it low cost them 5 ms of CPU an upload in page faults; Pillow keeps freed image memory
-    (`reuse_image_memory`) for the same reason."""
+    processes that answer requests. They keep malloc's own mmap threshold (holding it low cost
+    them 5 ms of CPU an upload in page faults) and Pillow keeps their freed image memory
+    (`reuse_image_memory`) for the same reason: 83-99 MB each across twelve nights in a row."""
     configure_logging(json_lines=json_lines)
     reuse_image_memory()
     with contextlib.suppress(OSError):
