@@ -115,10 +115,14 @@ SETTINGS: tuple[Setting, ...] = (
         kinds.whole("bytes", low=0),
         "300000",
         "A WebP original no larger than the `large` size (1024 px), upright, without a colour "
-        "profile, and at most this many bytes is its own `large` WebP: the same bytes, never "
-        "re-encoded. 300 KB: above what the AI services' WebP output weighs at their default "
-        "compression (100-250 KB a 1024 px picture), at most a fifth of the PNG the same "
-        "picture would be. 0: every `large` is encoded.",
+        "profile, and at most this many bytes is its own `large` WebP: a link of the original "
+        "(a hard link on disk, a server-side copy on S3), never re-encoded. 300 KB: above what "
+        "the AI services' WebP output weighs at quality 90 (100-250 KB a 1024 px picture), at "
+        "most a fifth of the PNG the same picture would be. Above about 100 KB a web-ready "
+        "original is served at more bytes than an encoding at the sidecar's quality 80 would "
+        "give (72 KB on the benchmark's 1024 px pictures): lower the budget where players' "
+        "bytes cost more than the encoding's CPU (20 ms an upload), or ask the AI service for "
+        "quality 80 (docs/node-client.md). 0: every `large` is encoded.",
     ),
     Setting(
         "IMAGE_PROCESSING_WORKERS",
