@@ -49,7 +49,7 @@ def process_cpu_seconds(pid: int) -> float:
 
 def tree_cpu_seconds(root: int) -> float:
     """CPU seconds used so far by `root` and every process under it."""
-    return sum(stat[1] for pid in tree(root) if (stat := _stat(pid)) is not None)
+    return sum(process_cpu_seconds(pid) for pid in tree(root))
 
 
 def own_cpu_seconds() -> float:

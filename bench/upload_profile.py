@@ -57,7 +57,8 @@ def _steps(data: bytes) -> dict[str, float]:
             p for p in decoding.planned_renditions(*web.size, ("webp",)) if p.name == "large"
         )
         name = "large WebP (the original's bytes)" if ready else "large WebP (encoded)"
-        step(name, lambda: decoding._render(web, [planned], data if ready else None))
+        large = decoding._as_large(data, image, ready)
+        step(name, lambda: decoding._render(web, [planned], large))
         step("SHA-256 of the original", lambda: hashlib.sha256(data).hexdigest())
         (thumb,) = (
             p for p in decoding.planned_renditions(*web.size, ("webp",)) if p.name == "thumb"

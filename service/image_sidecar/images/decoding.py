@@ -151,6 +151,7 @@ def inspect(
     `web_ready_max_bytes` is its own large WebP (`_web_ready`). Raises NotAnImage,
     TooManyPixels or CorruptImage; nothing else escapes whatever the bytes are."""
     image_type = sniff(data)
+    digest = hashlib.sha256(data).hexdigest()
     with _decoded(data, image_type, max_pixels) as image:
         width, height = image.size
         orientation = image.getexif().get(_ORIENTATION_TAG)
@@ -167,11 +168,10 @@ def inspect(
                 if made_now is None or (planned.name, planned.format) in made_now
             ]
             ready = _web_ready(data, image_type, image, web_ready_max_bytes)
-            renditions = tuple(_render(web_image, wanted, data if ready else None))
+            renditions = tuple(_render(web_image, wanted, _as_large(data, image, ready, digest)))
             placeholder = _placeholder(small)
     if orientation in _QUARTER_TURNS:
         width, height = height, width
-    digest = hashlib.sha256(data).hexdigest()
     return InspectedImage(image_type, width, height, digest, looked, renditions, placeholder)
 
 
@@ -201,7 +201,7 @@ def render(
             if planned.name == name
         )
         ready = _web_ready(data, image_type, image, web_ready_max_bytes)
-        (made,) = _render(web_image, [planned], data if ready else None)
+        (made,) = _render(web_image, [planned], _as_large(data, image, ready))
     return made
 
 
@@ -283,23 +283,26 @@ def _web_ready(data: bytes, image_type: ImageType, image: Image.Image, max_bytes
     )
 
 
+def _as_large(
+    data: bytes, image: Image.Image, ready: bool, sha256: str | None = None
+) -> Rendition | None:
+    """A web-ready original (`_web_ready`) as its own large WebP (`sha256`, the original's
+    digest, when the caller took it already); None for any other."""
+    if not ready:
+        return None
+    digest = sha256 or hashlib.sha256(data).hexdigest()
+    return Rendition("large", "webp", _ENCODERS["webp"][1], *image.size, data, digest)
+
+
 def _render(
-    image: Image.Image, wanted: list[PlannedRendition], web_ready: bytes | None = None
+    image: Image.Image, wanted: list[PlannedRendition], web_ready: Rendition | None = None
 ) -> list[Rendition]:
-    """The `wanted` renditions of `image`; the large WebP is `web_ready`'s bytes when given
-    (a web-ready original: `_web_ready`), not a new encoding."""
+    """The `wanted` renditions of `image`; the large WebP is `web_ready` when given (the
+    original's own bytes: `_as_large`), not a new encoding."""
     renditions: list[Rendition] = []
     encoded: dict[tuple[int, int, str], Rendition] = {}
     if web_ready is not None:
-        encoded[image.width, image.height, "webp"] = Rendition(
-            "large",
-            "webp",
-            _ENCODERS["webp"][1],
-            image.width,
-            image.height,
-            web_ready,
-            hashlib.sha256(web_ready).hexdigest(),
-        )
+        encoded[web_ready.width, web_ready.height, web_ready.format] = web_ready
     for planned in wanted:
         # A picture no larger than the thumbnail is never upscaled: its renditions are the
         # same pixels, encoded once.
