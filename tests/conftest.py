@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -52,7 +51,7 @@ def _docker_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url() -> Iterator[str]:
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL server we may create databases on, found as DESIGN.md says:
     TEST_DATABASE_URL, else testcontainers when a Docker engine answers, else an embedded
     cluster (pgserver, or the machine's PostgreSQL binaries where pgserver has no build).
@@ -66,7 +65,7 @@ def postgres_admin_url() -> Iterator[str]:
             yield container.get_connection_url()
     else:
         server = start_embedded_postgres(
-            Path(tempfile.mkdtemp(prefix="sidecar-pg-")) / "data", delete_on_stop=True
+            tmp_path_factory.mktemp("postgres") / "data", delete_on_stop=True
         )
         yield server.get_uri()
         server.cleanup()
