@@ -10,7 +10,9 @@ import blurhash
 import pytest
 from PIL import Image, ImageCms
 
+from image_sidecar import db
 from image_sidecar.config import RetentionSettings
+from image_sidecar.db import images as image_rows
 from image_sidecar.images.decoding import rendition_formats
 from image_sidecar.lifecycle.cleanup import run_cleanup
 from testkit.helpers import image_fields, path_of, run_sidecar, storage_files, uploader
@@ -139,6 +141,28 @@ def _as_before_renditions(database, storage_dir, record) -> None:
         "WHERE image_id = %s",
         record["image_id"],
     )
+
+
+async def test_the_backfills_walk_finds_each_unrendered_image_once_batch_after_batch(
+    upload, database, storage_dir, pool
+):
+    records = [
+        await (await upload(image=noise_png(40, seed=seed), game_code=f"W{seed}")).json()
+        for seed in range(7)
+    ]
+    unrendered = sorted(record["image_id"] for record in records[::2])
+    for record in records[::2]:
+        _as_before_renditions(database, storage_dir, record)
+
+    walked, after = [], None
+    while True:
+        async with db.cursor(pool) as cur:
+            batch = await image_rows.without_renditions(cur, after, 1)
+        if not batch:
+            break
+        walked += [str(image.image_id) for image in batch]
+        after = batch[-1].image_id
+    assert walked == unrendered
 
 
 async def test_the_backfill_gives_older_images_renditions_and_can_run_again(
