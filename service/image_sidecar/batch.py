@@ -42,6 +42,25 @@ Progress = Callable[[BatchReport], None]
 """Called after each batch with the report so far (the commands print a progress line)."""
 
 
+def time_left(done_share: float, elapsed_seconds: float) -> str:
+    """`, ~N s left` (or min) at the pace so far, for a progress line; nothing until there is a
+    pace, or once the work is done."""
+    if not 0 < done_share < 1:
+        return ""
+    seconds = elapsed_seconds * (1 - done_share) / done_share
+    return f", ~{seconds / 60:.0f} min left" if seconds >= 120 else f", ~{seconds:.0f} s left"
+
+
+def key_share(position: object) -> float:
+    """How far a walk in key order has come, for keys spread evenly over their space (random
+    UUIDs, SHA-256 digests): its position's leading hex digits as a share of that space. Known
+    at once, where counting what is left would read it all."""
+    if not position:  # not begun (None, or the empty key before every digest)
+        return 0.0
+    digits = str(position).replace("-", "")[:12]
+    return int(digits, 16) / 16 ** len(digits)
+
+
 class Pace:
     """Keeps a batch job under `per_second` units (bytes read, files walked; 0: no limit) by
     sleeping as far as it is ahead, so that it never starves serving."""

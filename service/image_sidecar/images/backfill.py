@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
 from image_sidecar import db
-from image_sidecar.batch import BatchReport, Progress
+from image_sidecar.batch import BatchReport, Progress, key_share, time_left
 from image_sidecar.db import images as image_rows
 from image_sidecar.db.images import Unrendered
 from image_sidecar.errors import SidecarError
@@ -52,8 +53,24 @@ class BackfillReport(BatchReport):
     failed: int = 0
     seconds: float = 0.0
 
+    # Where the walk stands, for the progress line only: its phase (renditions, in image_id
+    # order, then perceptual hashes, in sha256 order) and the share of that phase's keys behind
+    # it (`batch.key_share`: both keys are spread evenly).
+    phase: str = "renditions"
+    walked: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        summary = super().as_dict()
+        del summary["phase"], summary["walked"]
+        return summary
+
     def progress_line(self, elapsed_seconds: float) -> str:
-        return f"renditions: {self.images} images, {self.hashed} hashed ({self.failed} failed)"
+        # Counting each phase as half of the work: a rough time left, but one known at once.
+        whole = (self.walked + (self.phase == "hashes")) / 2
+        return (
+            f"renditions: {self.images} images, {self.hashed} hashed ({self.failed} failed); "
+            f"{self.phase}: {self.walked:.0%} walked{time_left(whole, elapsed_seconds)}"
+        )
 
 
 @traced("backfill.run", job=True)
@@ -76,6 +93,7 @@ async def backfill_renditions(
                 break
             for image in batch:
                 after = image.image_id
+                report.walked = key_share(after)
                 try:
                     linked = await _backfill_one(pool, store, processor, image)
                 except SidecarError as exc:
@@ -105,6 +123,7 @@ async def _backfill_perceptual_hashes(
     on_progress: Progress | None,
 ) -> None:
     after = ""
+    report.phase, report.walked = "hashes", 0.0
     while True:
         with span("backfill.hashes_batch"):
             async with db.cursor(pool) as cur:
@@ -113,6 +132,7 @@ async def _backfill_perceptual_hashes(
                 return
             for unhashed in batch:
                 after = unhashed.sha256
+                report.walked = key_share(after)
                 if unhashed.image_path in unreadable:
                     continue
                 try:

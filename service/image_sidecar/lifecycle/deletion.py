@@ -19,7 +19,7 @@ from uuid import UUID
 import structlog
 
 from image_sidecar import db
-from image_sidecar.batch import BatchReport, Progress
+from image_sidecar.batch import BatchReport, Progress, time_left
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.db.retention import DoomedImage
 from image_sidecar.db.scrub import QUARANTINE
@@ -52,8 +52,7 @@ class DeletionTally(BatchReport):
         left = ""
         if self.images_expected:
             done += f" of {self.images_expected}"
-            remaining = max(self.images_expected - self.images_deleted, 0)
-            left = f", ~{remaining / rate:.0f} s left" if rate > 0 else ""
+            left = time_left(self.images_deleted / self.images_expected, elapsed_seconds)
         return (
             f"cleanup: {done} images, {self.bytes_freed / 1e6:.1f} MB freed, "
             f"{rate:.0f} images/s{left}"

@@ -33,7 +33,7 @@ from typing import Literal
 import structlog
 
 from image_sidecar import db
-from image_sidecar.batch import BatchReport, Pace, Progress
+from image_sidecar.batch import BatchReport, Pace, Progress, time_left
 from image_sidecar.db import renditions as rendition_rows
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.db import scrub as scrub_rows
@@ -80,10 +80,9 @@ class ScrubReport(BatchReport):
             f"{self.missing} missing, {self.damaged} damaged, {self.repaired} repaired, "
             f"{len(self.unrecoverable)} unrecoverable"
         )
-        if self.slice_bytes and rate > 0:
-            left = max(self.slice_bytes - self.bytes_checked, 0) / 2**20
+        if self.slice_bytes:
             done = min(self.bytes_checked / self.slice_bytes, 1)
-            line += f"; slice {done:.0%}, ~{left / rate:.0f} s left"
+            line += f"; slice {done:.0%}{time_left(done, elapsed_seconds)}"
         return line
 
 

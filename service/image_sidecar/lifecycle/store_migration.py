@@ -18,8 +18,9 @@ from typing import Literal
 import structlog
 
 from image_sidecar import db
-from image_sidecar.batch import BatchReport, Progress
+from image_sidecar.batch import BatchReport, Progress, time_left
 from image_sidecar.config import StorageSettings
+from image_sidecar.db import stats as stats_rows
 from image_sidecar.db import store_copies as copy_rows
 from image_sidecar.db.store_copies import StoredFile
 from image_sidecar.errors import SidecarError
@@ -38,7 +39,8 @@ class MigrationReport(BatchReport):
     to: str
     target: str
     dry_run: bool = False
-    files: int = 0  # live files the target should hold
+    files: int = 0  # live files the target should hold, as far as the walk has come
+    files_expected: int | None = None  # the store's files by the database's totals
     already_copied: int = 0  # by an earlier run
     copied: int = 0
     bytes_copied: int = 0
@@ -47,10 +49,15 @@ class MigrationReport(BatchReport):
 
     def progress_line(self, elapsed_seconds: float) -> str:
         done = self.already_copied + self.copied
-        return (
+        line = (
             f"migrate-store: {done}/{self.files} files, "
             f"{self.bytes_copied / 1e6:.1f} MB copied ({self.failed} failed)"
         )
+        if self.files_expected:
+            walked = self.files - self.already_copied  # this run's share of the walk so far
+            rest = max(self.files_expected - self.files, 0)
+            line += time_left(walked / max(walked + rest, 1), elapsed_seconds)
+        return line
 
 
 def target_settings(settings: StorageSettings, to: StoreType) -> StorageSettings:
@@ -87,6 +94,7 @@ async def migrate_store(
     report = MigrationReport(to=to, target=target_label, dry_run=dry_run)
     async with db.cursor(pool) as cur:
         report.already_copied = await copy_rows.already_copied(cur, target_label)
+        report.files_expected = (await stats_rows.storage_totals(cur)).stored_files
     report.files = report.already_copied
     limit = asyncio.Semaphore(_CONCURRENT_COPIES)
 
