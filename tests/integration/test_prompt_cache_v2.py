@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 
+from image_sidecar.config import RetentionSettings
+from image_sidecar.lifecycle.cleanup import run_cleanup
 from image_sidecar.prompt_cache.prompts import prompt_hash
 from testkit.cache import SENTENCE, CountingGenerator, hit, lookup, until_waiting
 from testkit.helpers import image_fields, storage_files
@@ -212,3 +214,21 @@ async def test_a_released_claim_goes_to_exactly_one_of_the_waiting_lookups(clien
     assert len(still_waiting) == 2  # they wait on the new holder's claim
     for answer in await asyncio.gather(*still_waiting):
         assert answer["status"] == "pending"
+
+
+async def test_a_claim_whose_holder_never_came_back_is_forgotten_by_the_cleanup(
+    client, database, pool, store
+):
+    gone = await lookup(client, prompt="A claim nobody comes back for")
+    live = await lookup(client, prompt="A claim still in flight")
+    assert (gone["status"], live["status"]) == ("miss", "miss")
+    database.rows(
+        "UPDATE cache_claims SET expires_at = now() - interval '2 hours' WHERE prompt_hash = %s",
+        gone["prompt_hash"],
+    )
+
+    await run_cleanup(pool, store, RetentionSettings())
+
+    held = {row["prompt_hash"] for row in database.rows("SELECT prompt_hash FROM cache_claims")}
+    assert held == {live["prompt_hash"]}
+    assert (await lookup(client, prompt="A claim nobody comes back for"))["status"] == "miss"

@@ -88,6 +88,15 @@ async def take_claim(
     return await cur.fetchone() is not None
 
 
+async def forget_lapsed_claims(cur: aiopg.Cursor) -> int:
+    """Claims whose holder never uploaded nor released (a game server that went away), an hour
+    after they lapsed (once a cleanup). A lapsed claim already counts as none; left, they would
+    pile up for good. The table holds only claims in flight and these: a scan of it is the
+    day's, not the store's."""
+    await cur.execute("DELETE FROM cache_claims WHERE expires_at < now() - interval '1 hour'")
+    return cur.rowcount
+
+
 async def release_claim(cur: aiopg.Cursor, claim_token: UUID) -> str | None:
     """Drop a live claim; the prompt hash it held, or None for an unknown or lapsed token."""
     await cur.execute(

@@ -19,6 +19,7 @@ import structlog
 from image_sidecar import db
 from image_sidecar.batch import Progress
 from image_sidecar.config import RetentionSettings
+from image_sidecar.db import cache as cache_rows
 from image_sidecar.db import intents as intent_rows
 from image_sidecar.db import retention as retention_rows
 from image_sidecar.errors import SidecarError
@@ -164,6 +165,7 @@ async def _run_locked(
     else:
         async with db.cursor(pool) as cur:
             await retention_rows.forget_emptied_games(cur)  # those purges emptied young
+            await cache_rows.forget_lapsed_claims(cur)
     report.orphans_swept = await sweep_orphans(
         pool, store, now=time.time(), grace_seconds=settings.orphan_grace_seconds, dry_run=dry_run
     )
