@@ -13,6 +13,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 # Failed keys named in a summary; the count covers them all.
 FAILED_KEYS_SHOWN = 20
 
@@ -40,6 +44,22 @@ class BatchReport:
 
 Progress = Callable[[BatchReport], None]
 """Called after each batch with the report so far (the commands print a progress line)."""
+
+
+def progress_in_log(job: str, every_seconds: float = 60.0) -> Progress:
+    """A scheduled run's progress line in the log, at most once every `every_seconds`: the runs
+    a replica starts by itself have no terminal, and an operator watching a long one (a scrub
+    slice, an audit's walk, a large expiry) wants to know how far it has come."""
+    started = last = time.monotonic()
+
+    def show(report: BatchReport) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every_seconds:
+            last = now
+            log.info("job_progress", job=job, progress=report.progress_line(now - started))
+
+    return show
 
 
 def time_left(done_share: float, elapsed_seconds: float) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from image_sidecar.batch import key_share, time_left
+import structlog
+
+from image_sidecar.batch import key_share, progress_in_log, time_left
 from image_sidecar.images.backfill import BackfillReport
 from image_sidecar.lifecycle.deletion import DeletionTally
 from image_sidecar.lifecycle.store_migration import MigrationReport
@@ -60,3 +62,15 @@ def test_migrate_store_counts_its_time_left_from_this_runs_pace():
 def test_the_cleanup_counts_its_time_left_from_its_backlog():
     tally = DeletionTally(images_expected=1_000, images_deleted=250)
     assert tally.progress_line(10).endswith("25 images/s, ~30 s left")
+
+
+def test_a_scheduled_run_logs_its_progress_at_most_once_a_period():
+    tally = DeletionTally(images_expected=1_000, images_deleted=250)
+    every_call, once_an_hour = progress_in_log("cleanup", 0), progress_in_log("cleanup", 3600)
+    with structlog.testing.capture_logs() as logged:
+        for _ in range(3):
+            every_call(tally)
+            once_an_hour(tally)
+    assert [entry["event"] for entry in logged] == ["job_progress"] * 3
+    assert logged[0]["job"] == "cleanup"
+    assert logged[0]["progress"].startswith("cleanup: 250 of 1000 images")

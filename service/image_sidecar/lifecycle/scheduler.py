@@ -22,6 +22,7 @@ from image_sidecar.appkeys import (
     image_processor_key,
     metrics_key,
 )
+from image_sidecar.batch import progress_in_log
 from image_sidecar.lifecycle.audit import run_audit
 from image_sidecar.lifecycle.cleanup import run_cleanup
 from image_sidecar.lifecycle.cron import CronSchedule
@@ -89,7 +90,9 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[config_key].retention
 
     async def cleanup() -> object:
-        report = await run_cleanup(app[db_pool_key], app[blob_store_key], settings)
+        report = await run_cleanup(
+            app[db_pool_key], app[blob_store_key], settings, on_batch=progress_in_log("cleanup")
+        )
         app[metrics_key].cleanup_finished(report)
         return report
 
@@ -100,6 +103,7 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
             app[image_processor_key],
             max_bytes_per_second=settings.scrub_max_bytes_per_second,
             cycle_days=settings.scrub_cycle_days,
+            on_progress=progress_in_log("scrub"),
         )
         app[metrics_key].scrub_finished(report)
         return report
@@ -110,6 +114,7 @@ async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
             app[blob_store_key],
             grace_seconds=settings.orphan_grace_seconds,
             files_per_second=settings.audit_files_per_second,
+            on_progress=progress_in_log("audit"),
         )
         app[metrics_key].audit_finished(report.outcome, report.orphans_found)
         return report
