@@ -15,6 +15,7 @@ from image_sidecar.appkeys import (
     image_processor_key,
     metrics_key,
 )
+from image_sidecar.batch import progress_in_log
 from image_sidecar.lifecycle import cleanup, purge, scrub
 from image_sidecar.safety import takedown
 
@@ -22,7 +23,10 @@ from image_sidecar.safety import takedown
 async def run_cleanup(request: web.Request) -> web.Response:
     app = request.app
     report = await cleanup.run_cleanup(
-        app[db_pool_key], app[blob_store_key], app[config_key].retention
+        app[db_pool_key],
+        app[blob_store_key],
+        app[config_key].retention,
+        on_batch=progress_in_log("cleanup"),
     )
     app[metrics_key].cleanup_finished(report)
     report.raise_if_failed()
@@ -38,6 +42,7 @@ async def run_scrub(request: web.Request) -> web.Response:
         app[blob_store_key],
         app[image_processor_key],
         max_bytes_per_second=app[config_key].retention.scrub_max_bytes_per_second,
+        on_progress=progress_in_log("scrub"),
     )
     app[metrics_key].scrub_finished(report)
     return web.json_response(report.as_dict())
