@@ -52,12 +52,11 @@ def _steps(data: bytes) -> dict[str, float]:
         small = step("one 256 px reduction for the looks", lambda: reduced_for_looks(web))
         step("perceptual hash", lambda: perceptual_hash(small))
         step("placeholder", lambda: decoding._placeholder(small))
-        ready = decoding._web_ready(data, image_type, image, WEB_READY_MAX_BYTES)
         (planned,) = (
             p for p in decoding.planned_renditions(*web.size, ("webp",)) if p.name == "large"
         )
-        name = "large WebP (the original's bytes)" if ready else "large WebP (encoded)"
-        large = decoding._as_large(data, image, ready)
+        large = decoding._as_large(data, image_type, image, WEB_READY_MAX_BYTES)
+        name = "large WebP (encoded)" if large is None else "large WebP (the original's bytes)"
         step(name, lambda: decoding._render(web, [planned], large))
         step("SHA-256 of the original", lambda: hashlib.sha256(data).hexdigest())
         (thumb,) = (

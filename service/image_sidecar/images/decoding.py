@@ -167,8 +167,8 @@ def inspect(
                 for planned in planned_renditions(*web_image.size, rendition_formats)
                 if made_now is None or (planned.name, planned.format) in made_now
             ]
-            ready = _web_ready(data, image_type, image, web_ready_max_bytes)
-            renditions = tuple(_render(web_image, wanted, _as_large(data, image, ready, digest)))
+            large = _as_large(data, image_type, image, web_ready_max_bytes, digest)
+            renditions = tuple(_render(web_image, wanted, large))
             placeholder = _placeholder(small)
     if orientation in _QUARTER_TURNS:
         width, height = height, width
@@ -200,8 +200,8 @@ def render(
             for planned in planned_renditions(*web_image.size, (image_format,))
             if planned.name == name
         )
-        ready = _web_ready(data, image_type, image, web_ready_max_bytes)
-        (made,) = _render(web_image, [planned], _as_large(data, image, ready))
+        large = _as_large(data, image_type, image, web_ready_max_bytes)
+        (made,) = _render(web_image, [planned], large)
     return made
 
 
@@ -284,11 +284,15 @@ def _web_ready(data: bytes, image_type: ImageType, image: Image.Image, max_bytes
 
 
 def _as_large(
-    data: bytes, image: Image.Image, ready: bool, sha256: str | None = None
+    data: bytes,
+    image_type: ImageType,
+    image: Image.Image,
+    max_bytes: int,
+    sha256: str | None = None,
 ) -> Rendition | None:
     """A web-ready original (`_web_ready`) as its own large WebP (`sha256`, the original's
     digest, when the caller took it already); None for any other."""
-    if not ready:
+    if not _web_ready(data, image_type, image, max_bytes):
         return None
     digest = sha256 or hashlib.sha256(data).hexdigest()
     return Rendition("large", "webp", _ENCODERS["webp"][1], *image.size, data, digest)
